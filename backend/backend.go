@@ -1,0 +1,275 @@
+// Package backend is the contract between the model code and the compute
+// backends (the pure-Go CPU backend in cpu_fallback/ and the CUDA backend in
+// gpu/). It is deliberately small: memory, copies, sync, and the coarse ops a
+// post-LN BERT encoder with bottleneck adapters needs, forward and backward.
+//
+// Dimension letters used throughout:
+//
+//	B  batch size            T  sequence length        C  hidden size (d)
+//	NH attention heads       HS head size (C/NH)       M  adapter bottleneck (m)
+//	N  rows (usually B*T)    V  classes / vocabulary
+//
+// Layouts are row-major. Linear weights use the Hugging Face layout
+// (out_features, in_features), so a linear layer is Y = X·Wᵀ + b.
+//
+// Gradient rule (stated once, here, for every op):
+//   - parameter gradients ACCUMULATE (+=), so one buffer can collect a
+//     gradient over several uses and micro-batches;
+//   - activation (input) gradients OVERWRITE (=); the model adds residual
+//     branches explicitly with Add;
+//   - a nil parameter-gradient argument means "frozen": the backend must not
+//     compute it (no weight-gradient GEMM) and must not touch any buffer for it;
+//   - a nil input-gradient argument means "nothing below needs it": skip it.
+package backend
+
+import (
+	"errors"
+	"fmt"
+)
+
+// DType is the element type of a tensor.
+type DType int
+
+// Element types. The CPU backend stores everything but I32 as float32; the
+// GPU backend stores BF16 natively.
+const (
+	F32 DType = iota
+	BF16
+	F16
+	I32
+)
+
+// Size is the size of one element in bytes.
+func (d DType) Size() int {
+	switch d {
+	case F32, I32:
+		return 4
+	case BF16, F16:
+		return 2
+	}
+	panic(fmt.Sprintf("backend: unknown dtype %d", int(d)))
+}
+
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "F32"
+	case BF16:
+		return "BF16"
+	case F16:
+		return "F16"
+	case I32:
+		return "I32"
+	}
+	return fmt.Sprintf("DType(%d)", int(d))
+}
+
+// Tensor is a backend-owned buffer with a shape. Views (see Backend.View)
+// share memory with their parent and must not outlive it.
+type Tensor interface {
+	Shape() []int
+	DType() DType
+	// Len is the number of elements (the product of the shape).
+	Len() int
+}
+
+// Act names a pointwise nonlinearity used inside the fused adapter.
+type Act int
+
+// Adapter nonlinearities. GELU is the exact erf form (as BERT's FFN).
+const (
+	ReLU Act = iota
+	GELU
+	Swish
+)
+
+func (a Act) String() string {
+	switch a {
+	case ReLU:
+		return "relu"
+	case GELU:
+		return "gelu"
+	case Swish:
+		return "swish"
+	}
+	return fmt.Sprintf("Act(%d)", int(a))
+}
+
+// ParseAct maps a config name to an Act.
+func ParseAct(s string) (Act, error) {
+	switch s {
+	case "relu", "":
+		return ReLU, nil
+	case "gelu":
+		return GELU, nil
+	case "swish", "silu":
+		return Swish, nil
+	}
+	return 0, fmt.Errorf("unknown nonlinearity %q (want relu, gelu or swish)", s)
+}
+
+// MatMul describes C = Alpha·op(A)·op(B) + Beta·C, op(X) = X or Xᵀ, for
+// Batch independent problems (Batch <= 1 means one). op(A) is M×K, op(B) is
+// K×N, C is M×N, all row-major. Ld* are leading dimensions (elements between
+// rows as stored); 0 means tightly packed. Stride* are the element distances
+// between consecutive problems of a batch.
+type MatMul struct {
+	TransA, TransB            bool
+	M, N, K                   int
+	Alpha, Beta               float32
+	LdA, LdB, LdC             int
+	Batch                     int
+	StrideA, StrideB, StrideC int
+}
+
+// AdamW holds the hyper-parameters of one decoupled-weight-decay Adam step
+// (Loshchilov & Hutter). Step counts from 1 and drives bias correction.
+type AdamW struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float32
+	Step                               int
+}
+
+// Backend is the contract. Every method returns an error for bad arguments
+// (shape or dtype mismatch, nil required tensor) instead of panicking;
+// asynchronous backends may report a device fault at the next Sync.
+type Backend interface {
+	// Name identifies the backend ("cpu", "cuda:0 NVIDIA H100 ...").
+	Name() string
+	// FrozenDType is the element type the backend wants for frozen weights
+	// and activations (F32 on the CPU, BF16 on the GPU by default).
+	FrozenDType() DType
+
+	// Alloc returns a zeroed tensor.
+	Alloc(dt DType, shape ...int) (Tensor, error)
+	// View returns a tensor aliasing t's elements [offset, offset+prod(shape)).
+	View(t Tensor, offset int, shape ...int) (Tensor, error)
+	// Free releases t (a no-op for views).
+	Free(t Tensor)
+	// Upload copies host floats into t, converting to t's dtype.
+	Upload(t Tensor, src []float32) error
+	// UploadInt32 copies host ints into an I32 tensor.
+	UploadInt32(t Tensor, src []int32) error
+	// Download copies t into dst, converting to float32.
+	Download(dst []float32, t Tensor) error
+	// DownloadInt32 copies an I32 tensor to the host.
+	DownloadInt32(dst []int32, t Tensor) error
+	// Copy copies src into dst (same length; dtypes may differ).
+	Copy(dst, src Tensor) error
+	// Zero sets every element of t to 0.
+	Zero(t Tensor) error
+	// Sync waits for all queued work and reports any deferred error.
+	Sync() error
+
+	// Gemm computes c = alpha·op(a)·op(b) + beta·c as described by p.
+	Gemm(c, a, b Tensor, p MatMul) error
+	// AddBias adds bias (C) to every row of x (N, C) in place.
+	AddBias(x, bias Tensor, N, C int) error
+	// BiasGrad accumulates the column sums of dout (N, C) into dbias (C).
+	BiasGrad(dbias, dout Tensor, N, C int) error
+	// Add sets out = a + b elementwise over n elements (out may alias a or b).
+	Add(out, a, b Tensor, n int) error
+	// Scale multiplies n elements of x by alpha in place.
+	Scale(x Tensor, alpha float32, n int) error
+	// SumSquares sets out[0] = Σ x[i]² over n elements (fp32 accumulation),
+	// the reduction behind gradient-norm clipping.
+	SumSquares(out, x Tensor, n int) error
+
+	// LayerNormForward: out = (inp-mean)·rstd·w + b over rows of inp (N, C);
+	// saves mean and rstd (N) for the backward pass.
+	LayerNormForward(out, mean, rstd, inp, w, b Tensor, N, C int, eps float32) error
+	// LayerNormBackward: dinp (=), dw and db (+=; nil when frozen).
+	LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd Tensor, N, C int) error
+
+	// GeluForward: out = x·Φ(x) (exact erf GELU) over n elements.
+	GeluForward(out, inp Tensor, n int) error
+	// GeluBackward: dinp = dout·GELU'(inp).
+	GeluBackward(dinp, dout, inp Tensor, n int) error
+	// TanhForward and TanhBackward serve the BERT pooler. The backward uses
+	// the forward output: dinp = dout·(1-out²).
+	TanhForward(out, inp Tensor, n int) error
+	TanhBackward(dinp, dout, out Tensor, n int) error
+
+	// Dropout: out = inp·keep/(1-p), keep drawn by DropoutKeep(seed, i, p).
+	// p = 0 copies. Backward recomputes the same mask from the seed.
+	DropoutForward(out, inp Tensor, n int, p float32, seed uint64) error
+	DropoutBackward(dinp, dout Tensor, n int, p float32, seed uint64) error
+
+	// AttentionForward: multi-head scaled-dot-product self-attention.
+	// qkv (B, T, 3C) holds Q, K, V side by side (head h uses columns
+	// h·HS..(h+1)·HS of each third); mask (B, T) I32 is 1 for real tokens and
+	// 0 for padding (keys with 0 get -inf before the softmax). out (B, T, C).
+	// probs (B, NH, T, T) saves the softmax (before dropout) for the backward.
+	// Dropout on the probabilities uses DropoutKeep(seed, flat index of probs, p).
+	AttentionForward(out, probs, qkv, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
+	// AttentionBackward: dqkv (B, T, 3C) (=) from dout (B, T, C).
+	AttentionBackward(dqkv, dout, qkv, probs, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
+
+	// EmbeddingForward gathers rows of table (V, C) by ids (N) into out (N, C);
+	// with accumulate it adds to out instead (word + position + type).
+	EmbeddingForward(out, ids, table Tensor, N, C int, accumulate bool) error
+	// EmbeddingBackward scatter-adds dout (N, C) into dtable (V, C) (+=),
+	// deterministically.
+	EmbeddingBackward(dtable, dout, ids Tensor, N, C int) error
+
+	// AdapterForward is the fused Houlsby bottleneck on inp (N, C):
+	//   z   = inp·wDownᵀ + bDown        (N, M)  saved for the backward
+	//   out = inp + act(z)·wUpᵀ + bUp   (N, C)
+	// wDown (M, C), bDown (M), wUp (C, M), bUp (C).
+	AdapterForward(out, z, inp, wDown, bDown, wUp, bUp Tensor, N, C, M int, act Act) error
+	// AdapterBackward: dinp (=) = dout + (dout·wUp ⊙ act'(z))·wDown;
+	// dWDown, dBDown, dWUp, dBUp (+=), each nil when frozen.
+	AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp Tensor, N, C, M int, act Act) error
+
+	// SoftmaxCrossEntropy over logits (N, V) and labels (N, I32): loss (N)
+	// gets each row's loss; dlogits (=, may be nil) gets
+	// scale·(softmax - onehot). Rows whose label is negative are ignored
+	// (zero loss, zero gradient).
+	SoftmaxCrossEntropy(loss, dlogits, logits, labels Tensor, N, V int, scale float32) error
+	// MSE over pred and target (N): loss (N) = (pred-target)²,
+	// dpred (=, may be nil) = scale·2·(pred-target).
+	MSE(loss, dpred, pred, target Tensor, N int, scale float32) error
+
+	// AdamWStep updates n elements of param from grad with moments m and v
+	// (all F32). Weight decay is decoupled: param -= LR·WD·param.
+	AdamWStep(param, grad, m, v Tensor, n int, h AdamW) error
+}
+
+// ErrNoCUDA is returned when the CUDA backend is requested from a binary
+// built without the cuda tag.
+var ErrNoCUDA = errors.New("this binary was built without CUDA support (rebuild with -tags cuda)")
+
+// splitmix64 is Steele et al.'s SplitMix64 finaliser: a stateless,
+// counter-based hash, so every backend draws the same dropout mask for the
+// same (seed, index) in any order, and backward passes recompute it.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// DropoutKeep reports whether element i survives dropout with probability p
+// under seed. It compares the top 24 bits of the hash with p·2²⁴, which a
+// CUDA kernel reproduces exactly with 64-bit integer arithmetic.
+func DropoutKeep(seed uint64, i int, p float32) bool {
+	if p <= 0 {
+		return true
+	}
+	h := splitmix64(seed ^ splitmix64(uint64(i)))
+	return uint32(h>>40) >= uint32(p*(1<<24))
+}
+
+// CheckLen returns an error unless t holds at least n elements of dtype dt.
+// Backends use it to validate arguments; name is the argument's name.
+func CheckLen(op, name string, t Tensor, n int, dt DType) error {
+	if t == nil {
+		return fmt.Errorf("%s: %s is nil", op, name)
+	}
+	if t.DType() != dt {
+		return fmt.Errorf("%s: %s has dtype %v, want %v", op, name, t.DType(), dt)
+	}
+	if t.Len() < n {
+		return fmt.Errorf("%s: %s has %d elements, need %d", op, name, t.Len(), n)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/houlsby/adapters
+
+go 1.26

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "scripts/cuda-check.sh: not written yet"

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "scripts/fuzz.sh: not written yet"

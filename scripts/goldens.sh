@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "scripts/goldens.sh: not written yet"

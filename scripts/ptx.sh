@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "scripts/ptx.sh: not written yet"

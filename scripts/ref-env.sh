@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "scripts/ref-env.sh: not written yet"
