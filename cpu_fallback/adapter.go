@@ -1,0 +1,249 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// actForward returns f(z) for the adapter nonlinearity.
+func actForward(act backend.Act, z float32) float32 {
+	switch act {
+	case backend.ReLU:
+		if z > 0 {
+			return z
+		}
+		return 0
+	case backend.GELU:
+		return gelu(z)
+	case backend.Swish:
+		return z / (1 + float32(math.Exp(-float64(z))))
+	}
+	panic(fmt.Sprintf("cpu: unknown activation %v", act))
+}
+
+// actGrad returns f'(z). ReLU'(0) is 0, as in PyTorch.
+func actGrad(act backend.Act, z float32) float32 {
+	switch act {
+	case backend.ReLU:
+		if z > 0 {
+			return 1
+		}
+		return 0
+	case backend.GELU:
+		return geluGrad(z)
+	case backend.Swish:
+		s := 1 / (1 + float32(math.Exp(-float64(z))))
+		return s + z*s*(1-s)
+	}
+	panic(fmt.Sprintf("cpu: unknown activation %v", act))
+}
+
+func checkAct(op string, act backend.Act) error {
+	switch act {
+	case backend.ReLU, backend.GELU, backend.Swish:
+		return nil
+	}
+	return fmt.Errorf("%s: unknown activation %v", op, act)
+}
+
+// AdapterForward is the fused Houlsby bottleneck on inp (N, C):
+//
+//	z   = inp·wDownᵀ + bDown        (N, M), saved for the backward
+//	out = inp + act(z)·wUpᵀ + bUp   (N, C)
+//
+// out may alias inp.
+func (be *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Tensor, N, C, M int, act backend.Act) error {
+	const op = "cpu.AdapterForward"
+	if err := nonneg(op, "N,C,M", N, C, M); err != nil {
+		return err
+	}
+	if err := checkAct(op, act); err != nil {
+		return err
+	}
+	nc, err := mul(op, N, C)
+	if err != nil {
+		return err
+	}
+	nm, err := mul(op, N, M)
+	if err != nil {
+		return err
+	}
+	cm, err := mul(op, C, M)
+	if err != nil {
+		return err
+	}
+	ov, err := f32(op, "out", out, nc)
+	if err != nil {
+		return err
+	}
+	zv, err := f32(op, "z", z, nm)
+	if err != nil {
+		return err
+	}
+	iv, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	wdv, err := f32(op, "wDown", wDown, cm)
+	if err != nil {
+		return err
+	}
+	bdv, err := f32(op, "bDown", bDown, M)
+	if err != nil {
+		return err
+	}
+	wuv, err := f32(op, "wUp", wUp, cm)
+	if err != nil {
+		return err
+	}
+	buv, err := f32(op, "bUp", bUp, C)
+	if err != nil {
+		return err
+	}
+	if nc == 0 {
+		return nil
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if M == 0 {
+		copy(ov, iv)
+		addBiasRows(ov, buv, N, C)
+		return nil
+	}
+	// z = inp·wDownᵀ + bDown; h = act(z).
+	sgemm(false, true, N, M, C, 1, iv, C, wdv, C, 0, zv, M)
+	hv := be.buf(scrA, nm)
+	parallelFor(N, grainRows, func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			zr, hr := zv[n*M:n*M+M], hv[n*M:n*M+M]
+			for j := range zr {
+				zr[j] += bdv[j]
+				hr[j] = actForward(act, zr[j])
+			}
+		}
+	})
+	// out = inp + bUp + h·wUpᵀ.
+	parallelFor(N, grainRows, func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			o, x := ov[n*C:n*C+C], iv[n*C:n*C+C]
+			for j := range o {
+				o[j] = x[j] + buv[j]
+			}
+		}
+	})
+	sgemm(false, true, N, C, M, 1, hv, M, wuv, M, 1, ov, C)
+	return nil
+}
+
+// AdapterBackward computes, from dout (N, C) and the forward's inp and z:
+//
+//	dh = dout·wUp (N, M),  dz = dh ⊙ act'(z)
+//	dWUp += doutᵀ·act(z),  dBUp += Σ dout,  dWDown += dzᵀ·inp,  dBDown += Σ dz
+//	dinp = dout + dz·wDown  (=)
+//
+// Each parameter gradient is skipped when nil (frozen); dinp is skipped when
+// nil. dinp may alias dout.
+func (be *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp backend.Tensor, N, C, M int, act backend.Act) error {
+	const op = "cpu.AdapterBackward"
+	if err := nonneg(op, "N,C,M", N, C, M); err != nil {
+		return err
+	}
+	if err := checkAct(op, act); err != nil {
+		return err
+	}
+	nc, err := mul(op, N, C)
+	if err != nil {
+		return err
+	}
+	nm, err := mul(op, N, M)
+	if err != nil {
+		return err
+	}
+	cm, err := mul(op, C, M)
+	if err != nil {
+		return err
+	}
+	div, err := optF32(op, "dinp", dinp, nc)
+	if err != nil {
+		return err
+	}
+	dwdv, err := optF32(op, "dWDown", dWDown, cm)
+	if err != nil {
+		return err
+	}
+	dbdv, err := optF32(op, "dBDown", dBDown, M)
+	if err != nil {
+		return err
+	}
+	dwuv, err := optF32(op, "dWUp", dWUp, cm)
+	if err != nil {
+		return err
+	}
+	dbuv, err := optF32(op, "dBUp", dBUp, C)
+	if err != nil {
+		return err
+	}
+	gv, err := f32(op, "dout", dout, nc)
+	if err != nil {
+		return err
+	}
+	iv, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	zv, err := f32(op, "z", z, nm)
+	if err != nil {
+		return err
+	}
+	wdv, err := f32(op, "wDown", wDown, cm)
+	if err != nil {
+		return err
+	}
+	wuv, err := f32(op, "wUp", wUp, cm)
+	if err != nil {
+		return err
+	}
+	if nc == 0 {
+		return nil
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if dbuv != nil {
+		colSumsAdd(dbuv, gv, N, C)
+	}
+	if M > 0 && dwuv != nil {
+		hv := be.buf(scrA, nm)
+		parallelFor(nm, grainElems/4, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				hv[i] = actForward(act, zv[i])
+			}
+		})
+		sgemm(true, false, C, M, N, 1, gv, C, hv, M, 1, dwuv, M)
+	}
+	needDz := M > 0 && (div != nil || dwdv != nil || dbdv != nil)
+	var dz []float32
+	if needDz {
+		dz = be.buf(scrB, nm)
+		sgemm(false, false, N, M, C, 1, gv, C, wuv, M, 0, dz, M)
+		parallelFor(nm, grainElems/4, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dz[i] *= actGrad(act, zv[i])
+			}
+		})
+		if dbdv != nil {
+			colSumsAdd(dbdv, dz, N, M)
+		}
+		if dwdv != nil {
+			sgemm(true, false, M, C, N, 1, dz, M, iv, C, 1, dwdv, C)
+		}
+	}
+	if div != nil {
+		copy(div, gv)
+		if M > 0 {
+			sgemm(false, false, N, C, M, 1, dz, M, wdv, C, 1, div, C)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// attnSizes validates the attention sizes and returns C = NH·HS.
+func attnSizes(op string, B, T, NH, HS int, p float32) (int, error) {
+	if err := nonneg(op, "B,T,NH,HS", B, T, NH, HS); err != nil {
+		return 0, err
+	}
+	if err := checkP(op, p); err != nil {
+		return 0, err
+	}
+	if _, err := mul(op, B, NH, T, T); err != nil {
+		return 0, err
+	}
+	if _, err := mul(op, B, T, 3, NH, HS); err != nil {
+		return 0, err
+	}
+	return NH * HS, nil
+}
+
+// AttentionForward computes multi-head scaled-dot-product self-attention
+// over qkv (B, T, 3C) with the key padding mask (B, T), writing out (B, T, C)
+// and the softmax probabilities probs (B, NH, T, T), saved before dropout.
+// A query whose keys are all padding gets all-zero probabilities (and a zero
+// output) instead of NaN.
+//
+// Per (b, h): S = Q·Kᵀ/√HS (sgemm), masked keys -inf, row softmax into
+// probs, P̃ = dropout(probs), out = P̃·V (sgemm). Q, K and V are read in
+// place through the leading dimension 3C.
+func (be *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
+	const op = "cpu.AttentionForward"
+	C, err := attnSizes(op, B, T, NH, HS, p)
+	if err != nil {
+		return err
+	}
+	ov, err := f32(op, "out", out, B*T*C)
+	if err != nil {
+		return err
+	}
+	pv, err := f32(op, "probs", probs, B*NH*T*T)
+	if err != nil {
+		return err
+	}
+	qv, err := f32(op, "qkv", qkv, B*T*3*C)
+	if err != nil {
+		return err
+	}
+	mk, err := i32(op, "mask", mask, B*T)
+	if err != nil {
+		return err
+	}
+	if B*T*C == 0 {
+		return nil
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	var drop []float32
+	if p > 0 {
+		drop = be.buf(scrA, maxWorkers()*T*T)
+	}
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	C3 := 3 * C
+	parallelForW(B*NH, 1, func(w, lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/NH, bh%NH
+			q := qv[b*T*C3+h*HS:]
+			k := qv[b*T*C3+C+h*HS:]
+			v := qv[b*T*C3+2*C+h*HS:]
+			P := pv[bh*T*T : bh*T*T+T*T]
+			sgemm(false, true, T, T, HS, scale, q, C3, k, C3, 0, P, T)
+			softmaxMasked(P, mk[b*T:b*T+T], T)
+			pd := P
+			if p > 0 {
+				pd = drop[w*T*T : w*T*T+T*T]
+				dropoutApply(pd, P, bh*T*T, p, seed)
+			}
+			sgemm(false, false, T, HS, T, 1, pd, T, v, C3, 0, ov[b*T*C+h*HS:], C)
+		}
+	})
+	return nil
+}
+
+// softmaxMasked replaces each row of S (T, T) by its softmax over the keys
+// whose mask is nonzero; masked keys get probability 0, and a row with no
+// unmasked key becomes all zeros.
+func softmaxMasked(S []float32, mask []int32, T int) {
+	for t := 0; t < T; t++ {
+		row := S[t*T : t*T+T]
+		mx := float32(math.Inf(-1))
+		for s, v := range row {
+			if mask[s] != 0 && v > mx {
+				mx = v
+			}
+		}
+		if math.IsInf(float64(mx), -1) {
+			clear(row)
+			continue
+		}
+		var sum float32
+		for s, v := range row {
+			if mask[s] != 0 {
+				e := float32(math.Exp(float64(v - mx)))
+				row[s] = e
+				sum += e
+			} else {
+				row[s] = 0
+			}
+		}
+		inv := 1 / sum
+		for s := range row {
+			row[s] *= inv
+		}
+	}
+}
+
+// AttentionBackward computes dqkv (B, T, 3C) (=) from dout (B, T, C), the
+// forward's qkv and probs, and the same dropout seed. Per (b, h), with P̃ the
+// dropped-out probabilities:
+//
+//	dV = P̃ᵀ·dout,  dP̃ = dout·Vᵀ,  dP = dP̃·keep/(1-p),
+//	dS = P ⊙ (dP - rowsum(P ⊙ dP)),  dQ = dS·K/√HS,  dK = dSᵀ·Q/√HS.
+func (be *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
+	const op = "cpu.AttentionBackward"
+	C, err := attnSizes(op, B, T, NH, HS, p)
+	if err != nil {
+		return err
+	}
+	dv, err := f32(op, "dqkv", dqkv, B*T*3*C)
+	if err != nil {
+		return err
+	}
+	gv, err := f32(op, "dout", dout, B*T*C)
+	if err != nil {
+		return err
+	}
+	qv, err := f32(op, "qkv", qkv, B*T*3*C)
+	if err != nil {
+		return err
+	}
+	pv, err := f32(op, "probs", probs, B*NH*T*T)
+	if err != nil {
+		return err
+	}
+	if _, err := i32(op, "mask", mask, B*T); err != nil {
+		return err
+	}
+	if B*T*C == 0 {
+		return nil
+	}
+	if &dv[0] == &qv[0] {
+		return fmt.Errorf("%s: dqkv must not alias qkv", op)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	ws := maxWorkers() * T * T
+	all := be.buf(scrA, 2*ws)
+	pdBuf, dsBuf := all[:ws], all[ws:]
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	C3 := 3 * C
+	parallelForW(B*NH, 1, func(w, lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/NH, bh%NH
+			off := b*T*C3 + h*HS
+			q, k, v := qv[off:], qv[off+C:], qv[off+2*C:]
+			dq, dk, dvv := dv[off:], dv[off+C:], dv[off+2*C:]
+			g := gv[b*T*C+h*HS:]
+			P := pv[bh*T*T : bh*T*T+T*T]
+			pd := P
+			if p > 0 {
+				pd = pdBuf[w*T*T : w*T*T+T*T]
+				dropoutApply(pd, P, bh*T*T, p, seed)
+			}
+			dS := dsBuf[w*T*T : w*T*T+T*T]
+			// dV = P̃ᵀ·dout (T×HS), dP̃ = dout·Vᵀ (T×T).
+			sgemm(true, false, T, HS, T, 1, pd, T, g, C, 0, dvv, C3)
+			sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
+			if p > 0 {
+				dropoutApply(dS, dS, bh*T*T, p, seed)
+			}
+			for t := 0; t < T; t++ {
+				pr, dr := P[t*T:t*T+T], dS[t*T:t*T+T]
+				var dot float32
+				for s, x := range pr {
+					dot += x * dr[s]
+				}
+				for s, x := range pr {
+					dr[s] = x * (dr[s] - dot)
+				}
+			}
+			sgemm(false, false, T, HS, T, scale, dS, T, k, C3, 0, dq, C3)
+			sgemm(true, false, T, HS, T, scale, dS, T, q, C3, 0, dk, C3)
+		}
+	})
+	return nil
+}

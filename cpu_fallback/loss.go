@@ -1,0 +1,158 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// SoftmaxCrossEntropy writes each row's loss (N) for logits (N, V) and
+// labels (N, I32), and, when dlogits is not nil, dlogits = scale·(softmax -
+// onehot) (=). Rows with a negative label get zero loss and zero gradient; a
+// label >= V is an error. The log-sum-exp is shifted by the row maximum and
+// accumulated in float64.
+func (be *Backend) SoftmaxCrossEntropy(loss, dlogits, logits, labels backend.Tensor, N, V int, scale float32) error {
+	const op = "cpu.SoftmaxCrossEntropy"
+	if err := nonneg(op, "N,V", N, V); err != nil {
+		return err
+	}
+	nv, err := mul(op, N, V)
+	if err != nil {
+		return err
+	}
+	lv, err := f32(op, "loss", loss, N)
+	if err != nil {
+		return err
+	}
+	dv, err := optF32(op, "dlogits", dlogits, nv)
+	if err != nil {
+		return err
+	}
+	xv, err := f32(op, "logits", logits, nv)
+	if err != nil {
+		return err
+	}
+	yv, err := i32(op, "labels", labels, N)
+	if err != nil {
+		return err
+	}
+	for i, y := range yv {
+		if int(y) >= V {
+			return fmt.Errorf("%s: labels[%d] = %d is not below V = %d", op, i, y, V)
+		}
+	}
+	parallelFor(N, grainRows, func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			y := yv[n]
+			var d []float32
+			if dv != nil {
+				d = dv[n*V : n*V+V]
+			}
+			if y < 0 {
+				lv[n] = 0
+				clear(d)
+				continue
+			}
+			x := xv[n*V : n*V+V]
+			mx := x[0]
+			for _, v := range x {
+				mx = max(mx, v)
+			}
+			var s float64
+			for _, v := range x {
+				s += math.Exp(float64(v - mx))
+			}
+			lse := float64(mx) + math.Log(s)
+			lv[n] = float32(lse - float64(x[y]))
+			if d != nil {
+				for j, v := range x {
+					d[j] = scale * float32(math.Exp(float64(v)-lse))
+				}
+				d[y] -= scale
+			}
+		}
+	})
+	return nil
+}
+
+// MSE sets loss = (pred-target)² and, when dpred is not nil,
+// dpred = scale·2·(pred-target) (=), over N elements.
+func (be *Backend) MSE(loss, dpred, pred, target backend.Tensor, N int, scale float32) error {
+	const op = "cpu.MSE"
+	if err := nonneg(op, "N", N); err != nil {
+		return err
+	}
+	lv, err := f32(op, "loss", loss, N)
+	if err != nil {
+		return err
+	}
+	dv, err := optF32(op, "dpred", dpred, N)
+	if err != nil {
+		return err
+	}
+	pv, err := f32(op, "pred", pred, N)
+	if err != nil {
+		return err
+	}
+	tv, err := f32(op, "target", target, N)
+	if err != nil {
+		return err
+	}
+	for i := range lv {
+		d := pv[i] - tv[i]
+		lv[i] = d * d
+		if dv != nil {
+			dv[i] = scale * 2 * d
+		}
+	}
+	return nil
+}
+
+// AdamWStep updates n elements of param from grad with moments m and v
+// (Loshchilov & Hutter, decoupled weight decay, as torch.optim.AdamW):
+//
+//	m = β1·m + (1-β1)·g,  v = β2·v + (1-β2)·g²
+//	param -= LR·(WD·param + (m/(1-β1ᵗ)) / (√(v/(1-β2ᵗ)) + ε))
+func (be *Backend) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.AdamW) error {
+	const op = "cpu.AdamWStep"
+	if err := nonneg(op, "n", n); err != nil {
+		return err
+	}
+	if h.Step < 1 {
+		return fmt.Errorf("%s: Step = %d, want >= 1 (it counts from 1)", op, h.Step)
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1 && h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%s: betas (%v, %v) must lie in [0, 1)", op, h.Beta1, h.Beta2)
+	}
+	pv, err := f32(op, "param", param, n)
+	if err != nil {
+		return err
+	}
+	gv, err := f32(op, "grad", grad, n)
+	if err != nil {
+		return err
+	}
+	mv, err := f32(op, "m", m, n)
+	if err != nil {
+		return err
+	}
+	vv, err := f32(op, "v", v, n)
+	if err != nil {
+		return err
+	}
+	bc1 := float32(1 - math.Pow(float64(h.Beta1), float64(h.Step)))
+	bc2 := float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))
+	parallelFor(n, grainElems, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := gv[i]
+			mi := h.Beta1*mv[i] + (1-h.Beta1)*g
+			vi := h.Beta2*vv[i] + (1-h.Beta2)*g*g
+			mv[i], vv[i] = mi, vi
+			mhat := mi / bc1
+			vhat := vi / bc2
+			pv[i] -= h.LR * (h.WeightDecay*pv[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
+		}
+	})
+	return nil
+}
