@@ -25,7 +25,9 @@ func loadBase(t *testing.T, path string) Base {
 	return b
 }
 
-func bertBase(t *testing.T) Base { return loadBase(t, filepath.Join("testdata", "bert-base-uncased-config.json")) }
+func bertBase(t *testing.T) Base {
+	return loadBase(t, filepath.Join("testdata", "bert-base-uncased-config.json"))
+}
 
 // The adapter parameter counts of BERT-base (d = 768, 12 layers, two
 // adapters per layer). The expected values were produced by AdapterHub's
