@@ -1,14 +1,23 @@
 package cpu
 
+import "fmt"
+
 // sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
 // matrices: op(A) is m×k, op(B) is k×n, C is m×n, with leading dimensions
 // lda, ldb, ldc (elements between stored rows). When beta == 0, C is not read
-// (NaNs in C do not propagate), as in reference BLAS.
+// (NaNs in C do not propagate), as in reference BLAS. When alpha == 0 or
+// k == 0, A and B are not read and C = beta·C.
 //
-// This is the plain-Go path; the packed, cache-blocked SIMD kernels dispatch
-// from here and are tested against it.
+// It runs the packed, cache-blocked path (gemm_blocked.go) with the fastest
+// micro-kernel this CPU supports (AVX-512, AVX2+FMA, or plain Go; see
+// bestGemmKernel) on all cores. Results are deterministic: every C element is
+// reduced in an order fixed by (m, n, k) and the kernel alone, never by thread
+// scheduling or GOMAXPROCS. sgemm does not allocate after warm-up.
+//
+// Bad sizes or slices too short for them are programmer bugs and panic.
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmRef(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	sgemmBlocked(bestGemmKernel, gemmWorkers(bestGemmKernel, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // sgemmRef is the straightforward triple loop, kept as the oracle for every
@@ -38,4 +47,37 @@ func sgemmRef(transA, transB bool, m, n, k int, alpha float32, a []float32, lda 
 			}
 		}
 	}
+}
+
+// checkGemmArgs panics when sizes are negative, a leading dimension is
+// smaller than the stored row, or a slice is too short for its matrix. The
+// assembly kernels index through raw pointers, so this check is what keeps
+// them inside the slices.
+func checkGemmArgs(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("cpu: sgemm: negative size m=%d n=%d k=%d", m, n, k))
+	}
+	// check verifies one stored matrix of rows×cols with leading dimension ld.
+	check := func(name string, s []float32, rows, cols, ld int) {
+		if rows == 0 || cols == 0 {
+			return
+		}
+		if ld < cols {
+			panic(fmt.Sprintf("cpu: sgemm: ld%s=%d < %d stored columns", name, ld, cols))
+		}
+		if need := (rows-1)*ld + cols; len(s) < need {
+			panic(fmt.Sprintf("cpu: sgemm: len(%s)=%d < %d needed for %d×%d with ld=%d", name, len(s), need, rows, cols, ld))
+		}
+	}
+	if transA {
+		check("a", a, k, m, lda)
+	} else {
+		check("a", a, m, k, lda)
+	}
+	if transB {
+		check("b", b, n, k, ldb)
+	} else {
+		check("b", b, k, n, ldb)
+	}
+	check("c", c, m, n, ldc)
 }

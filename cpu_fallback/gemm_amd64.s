@@ -1,0 +1,312 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// SGEMM micro-kernels (contract: gemmKernel.fn in gemm_blocked.go).
+// Packed A panel: mr floats per k step; packed B panel: nr floats per k step.
+// Go operand order: VFMADD231PS src2, src1, dst computes dst += src1*src2.
+
+// ---------------------------------------------------------------- AVX2 6×16
+// Registers: CX k counter, SI A panel, DI B panel, DX C, R8 ldc in bytes,
+// Y0-Y1 one row of B (16 floats), Y2-Y3 broadcasts of A, Y4-Y15 the 6×16
+// accumulator tile (row r in Y(4+2r), Y(5+2r)).
+
+#define AVX2_STEP(ao, bo) \
+	VMOVUPS      bo(DI), Y0;          \
+	VMOVUPS      bo+32(DI), Y1;       \
+	VBROADCASTSS ao(SI), Y2;          \
+	VFMADD231PS  Y0, Y2, Y4;          \
+	VFMADD231PS  Y1, Y2, Y5;          \
+	VBROADCASTSS ao+4(SI), Y3;        \
+	VFMADD231PS  Y0, Y3, Y6;          \
+	VFMADD231PS  Y1, Y3, Y7;          \
+	VBROADCASTSS ao+8(SI), Y2;        \
+	VFMADD231PS  Y0, Y2, Y8;          \
+	VFMADD231PS  Y1, Y2, Y9;          \
+	VBROADCASTSS ao+12(SI), Y3;       \
+	VFMADD231PS  Y0, Y3, Y10;         \
+	VFMADD231PS  Y1, Y3, Y11;         \
+	VBROADCASTSS ao+16(SI), Y2;       \
+	VFMADD231PS  Y0, Y2, Y12;         \
+	VFMADD231PS  Y1, Y2, Y13;         \
+	VBROADCASTSS ao+20(SI), Y3;       \
+	VFMADD231PS  Y0, Y3, Y14;         \
+	VFMADD231PS  Y1, Y3, Y15
+
+#define AVX2_ROW_BETA(r0, r1) \
+	VFMADD231PS (R9), Y1, r0;   \
+	VFMADD231PS 32(R9), Y1, r1; \
+	VMOVUPS     r0, (R9);       \
+	VMOVUPS     r1, 32(R9);     \
+	ADDQ        R8, R9
+
+#define AVX2_ROW_STORE(r0, r1) \
+	VMOVUPS r0, (R9);   \
+	VMOVUPS r1, 32(R9); \
+	ADDQ    R8, R9
+
+// func sgemmKernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+
+	// Bring the C tile towards L1 while the k loop runs.
+	MOVQ DX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+
+	MOVQ CX, BX
+	SHRQ $2, BX
+	ANDQ $3, CX
+	TESTQ BX, BX
+	JZ   avx2_tail
+
+avx2_loop4:
+	AVX2_STEP(0, 0)
+	AVX2_STEP(24, 64)
+	AVX2_STEP(48, 128)
+	AVX2_STEP(72, 192)
+	ADDQ $96, SI
+	ADDQ $256, DI
+	DECQ BX
+	JNZ  avx2_loop4
+
+avx2_tail:
+	TESTQ CX, CX
+	JZ    avx2_epilogue
+
+avx2_loop1:
+	AVX2_STEP(0, 0)
+	ADDQ $24, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  avx2_loop1
+
+avx2_epilogue:
+	VBROADCASTSS alpha+40(FP), Y0
+	VMULPS Y0, Y4, Y4
+	VMULPS Y0, Y5, Y5
+	VMULPS Y0, Y6, Y6
+	VMULPS Y0, Y7, Y7
+	VMULPS Y0, Y8, Y8
+	VMULPS Y0, Y9, Y9
+	VMULPS Y0, Y10, Y10
+	VMULPS Y0, Y11, Y11
+	VMULPS Y0, Y12, Y12
+	VMULPS Y0, Y13, Y13
+	VMULPS Y0, Y14, Y14
+	VMULPS Y0, Y15, Y15
+	MOVQ DX, R9
+
+	// beta == ±0: C is not read (BLAS rule; NaNs in C must not leak).
+	MOVL  beta+44(FP), AX
+	TESTL $0x7fffffff, AX
+	JZ    avx2_store
+
+	VBROADCASTSS beta+44(FP), Y1
+	AVX2_ROW_BETA(Y4, Y5)
+	AVX2_ROW_BETA(Y6, Y7)
+	AVX2_ROW_BETA(Y8, Y9)
+	AVX2_ROW_BETA(Y10, Y11)
+	AVX2_ROW_BETA(Y12, Y13)
+	AVX2_ROW_BETA(Y14, Y15)
+	VZEROUPPER
+	RET
+
+avx2_store:
+	AVX2_ROW_STORE(Y4, Y5)
+	AVX2_ROW_STORE(Y6, Y7)
+	AVX2_ROW_STORE(Y8, Y9)
+	AVX2_ROW_STORE(Y10, Y11)
+	AVX2_ROW_STORE(Y12, Y13)
+	AVX2_ROW_STORE(Y14, Y15)
+	VZEROUPPER
+	RET
+
+// -------------------------------------------------------------- AVX-512 12×32
+// UNTESTED ON HARDWARE (written on an AVX2-only machine); selected only when
+// x/sys/cpu reports AVX-512F. Registers: CX k counter, SI A panel, DI B
+// panel, DX C, R8 ldc in bytes, Z0-Z1 one row of B (32 floats), Z2-Z3
+// broadcasts of A, Z8-Z31 the 12×32 tile (row r in Z(8+2r), Z(9+2r)).
+// Only AVX-512F instructions are used (VPXORD, not VXORPS, to clear zmm).
+
+#define AVX512_ROW(ao, r0, r1, bc) \
+	VBROADCASTSS ao(SI), bc;   \
+	VFMADD231PS  Z0, bc, r0;   \
+	VFMADD231PS  Z1, bc, r1
+
+#define AVX512_STEP(ao, bo) \
+	VMOVUPS bo(DI), Z0;                   \
+	VMOVUPS bo+64(DI), Z1;                \
+	AVX512_ROW(ao, Z8, Z9, Z2);           \
+	AVX512_ROW(ao+4, Z10, Z11, Z3);       \
+	AVX512_ROW(ao+8, Z12, Z13, Z2);       \
+	AVX512_ROW(ao+12, Z14, Z15, Z3);      \
+	AVX512_ROW(ao+16, Z16, Z17, Z2);      \
+	AVX512_ROW(ao+20, Z18, Z19, Z3);      \
+	AVX512_ROW(ao+24, Z20, Z21, Z2);      \
+	AVX512_ROW(ao+28, Z22, Z23, Z3);      \
+	AVX512_ROW(ao+32, Z24, Z25, Z2);      \
+	AVX512_ROW(ao+36, Z26, Z27, Z3);      \
+	AVX512_ROW(ao+40, Z28, Z29, Z2);      \
+	AVX512_ROW(ao+44, Z30, Z31, Z3)
+
+#define AVX512_ROW_OUT(r0, r1) \
+	VMULPS Z0, r0, r0;             \
+	VMULPS Z0, r1, r1;             \
+	TESTL  AX, AX;                 \
+	JZ     3(PC);                  \
+	VFMADD231PS (R9), Z1, r0;      \
+	VFMADD231PS 64(R9), Z1, r1;    \
+	VMOVUPS r0, (R9);              \
+	VMOVUPS r1, 64(R9);            \
+	ADDQ    R8, R9
+
+// func sgemmKernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+
+	MOVQ CX, BX
+	SHRQ $1, BX
+	ANDQ $1, CX
+	TESTQ BX, BX
+	JZ   avx512_tail
+
+avx512_loop2:
+	AVX512_STEP(0, 0)
+	AVX512_STEP(48, 128)
+	ADDQ $96, SI
+	ADDQ $256, DI
+	DECQ BX
+	JNZ  avx512_loop2
+
+avx512_tail:
+	TESTQ CX, CX
+	JZ    avx512_epilogue
+	AVX512_STEP(0, 0)
+
+avx512_epilogue:
+	VBROADCASTSS alpha+40(FP), Z0
+	VBROADCASTSS beta+44(FP), Z1
+	// AX == 0 means beta == ±0: C is not read.
+	MOVL beta+44(FP), AX
+	ANDL $0x7fffffff, AX
+	MOVQ DX, R9
+	AVX512_ROW_OUT(Z8, Z9)
+	AVX512_ROW_OUT(Z10, Z11)
+	AVX512_ROW_OUT(Z12, Z13)
+	AVX512_ROW_OUT(Z14, Z15)
+	AVX512_ROW_OUT(Z16, Z17)
+	AVX512_ROW_OUT(Z18, Z19)
+	AVX512_ROW_OUT(Z20, Z21)
+	AVX512_ROW_OUT(Z22, Z23)
+	AVX512_ROW_OUT(Z24, Z25)
+	AVX512_ROW_OUT(Z26, Z27)
+	AVX512_ROW_OUT(Z28, Z29)
+	AVX512_ROW_OUT(Z30, Z31)
+	VZEROUPPER
+	RET
+
+// ------------------------------------------------------------- FMA peak loop
+
+// func fmaPeakAVX2(n int)
+TEXT ·fmaPeakAVX2(SB), NOSPLIT, $0-8
+	MOVQ   n+0(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	TESTQ  CX, CX
+	JZ     fma_done
+
+fma_loop:
+	VFMADD231PS Y0, Y1, Y4
+	VFMADD231PS Y0, Y1, Y5
+	VFMADD231PS Y0, Y1, Y6
+	VFMADD231PS Y0, Y1, Y7
+	VFMADD231PS Y0, Y1, Y8
+	VFMADD231PS Y0, Y1, Y9
+	VFMADD231PS Y0, Y1, Y10
+	VFMADD231PS Y0, Y1, Y11
+	VFMADD231PS Y0, Y1, Y12
+	VFMADD231PS Y0, Y1, Y13
+	VFMADD231PS Y0, Y1, Y14
+	VFMADD231PS Y0, Y1, Y15
+	DECQ CX
+	JNZ  fma_loop
+
+fma_done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,10 @@
+//go:build !amd64 || purego
+
+package cpu
+
+// gemmKernels lists the kernels this build can run: only the plain Go one
+// off amd64 (or with the purego tag).
+var gemmKernels = []*gemmKernel{gemmGoKernel}
+
+// bestGemmKernel is the kernel sgemm uses.
+var bestGemmKernel = gemmGoKernel
