@@ -189,7 +189,7 @@ func Save(path string, f *File) error {
 	if err := f.checkLabels("adapter file " + path); err != nil {
 		return err
 	}
-	meta, err := f.metadata()
+	meta, err := f.Metadata()
 	if err != nil {
 		return fmt.Errorf("adapter file %s: %w", path, err)
 	}
@@ -203,7 +203,9 @@ func Save(path string, f *File) error {
 	return nil
 }
 
-func (f *File) metadata() (map[string]string, error) {
+// Metadata returns the __metadata__ map describing f (everything but the
+// tensors). Checkpoints embed it too.
+func (f *File) Metadata() (map[string]string, error) {
 	js := func(v any) (string, error) {
 		b, err := json.Marshal(v)
 		return string(b), err
@@ -242,7 +244,38 @@ func Load(path, expectFingerprint string) (*File, error) {
 	}
 	defer sf.Close()
 	where := "adapter file " + path
-	meta := sf.Metadata()
+	f, err := FromMetadata(where, sf.Metadata(), expectFingerprint)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range sf.Names() {
+		info, _ := sf.Info(name)
+		if info.DType != safetensors.F32 {
+			return nil, fmt.Errorf("%s: tensor %s is %s, want F32", where, name, info.DType)
+		}
+		data, err := sf.ReadFloat32(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		f.Tensors = append(f.Tensors, Tensor{Name: name, Shape: append([]int(nil), info.Shape...), Data: data})
+	}
+	if err := f.Check(where); err != nil {
+		return nil, err
+	}
+	// Order tensors as the model lists them.
+	exp, _ := f.Expected()
+	pos := map[string]int{}
+	for i, s := range exp {
+		pos[s.Name] = i
+	}
+	sort.Slice(f.Tensors, func(i, j int) bool { return pos[f.Tensors[i].Name] < pos[f.Tensors[j].Name] })
+	return f, nil
+}
+
+// FromMetadata decodes an adapter file's metadata (see Metadata) into a File
+// without tensors. where names the file in errors. When expectFingerprint is
+// not empty, metadata for another base model is refused.
+func FromMetadata(where string, meta map[string]string, expectFingerprint string) (*File, error) {
 	if got := meta["format"]; got != FormatName {
 		return nil, fmt.Errorf("%s: metadata format = %q, want %q (not an adapter file)", where, got, FormatName)
 	}
@@ -279,29 +312,14 @@ func Load(path, expectFingerprint string) (*File, error) {
 			return nil, fmt.Errorf("%s: metadata %s: %w", where, d.key, err)
 		}
 	}
-	for _, name := range sf.Names() {
-		info, _ := sf.Info(name)
-		if info.DType != safetensors.F32 {
-			return nil, fmt.Errorf("%s: tensor %s is %s, want F32", where, name, info.DType)
-		}
-		data, err := sf.ReadFloat32(name)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		f.Tensors = append(f.Tensors, Tensor{Name: name, Shape: append([]int(nil), info.Shape...), Data: data})
-	}
-	if err := f.checkLabels(where); err != nil {
-		return nil, err
-	}
-	if err := f.checkTensors(where); err != nil {
-		return nil, err
-	}
-	// Order tensors as the model lists them.
-	exp, _ := f.Expected()
-	pos := map[string]int{}
-	for i, s := range exp {
-		pos[s.Name] = i
-	}
-	sort.Slice(f.Tensors, func(i, j int) bool { return pos[f.Tensors[i].Name] < pos[f.Tensors[j].Name] })
 	return f, nil
+}
+
+// Check verifies the label map against the head and that the tensors are
+// exactly those the strategy trains, with the right shapes.
+func (f *File) Check(where string) error {
+	if err := f.checkLabels(where); err != nil {
+		return err
+	}
+	return f.checkTensors(where)
 }

@@ -95,7 +95,7 @@ func TestFileRefusesOtherBase(t *testing.T) {
 // writeRaw writes f's tensors with altered metadata, bypassing Save's checks.
 func writeRaw(t *testing.T, f *File, edit func(map[string]string)) string {
 	t.Helper()
-	meta, err := f.metadata()
+	meta, err := f.Metadata()
 	if err != nil {
 		t.Fatal(err)
 	}
