@@ -1,0 +1,15 @@
+package cpu_test
+
+import (
+	"testing"
+
+	"github.com/houlsby/adapters/backend"
+	cpu "github.com/houlsby/adapters/cpu_fallback"
+	"github.com/houlsby/adapters/tests/conformance"
+)
+
+// TestConformance runs the shared backend suite on the CPU backend with
+// float32 tolerances (see conformance.Float32 for their derivation).
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func() backend.Backend { return cpu.New() }, conformance.Float32())
+}

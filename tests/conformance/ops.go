@@ -1,0 +1,602 @@
+package conformance
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/tests/ref64"
+)
+
+func testMemory(s *suite) {
+	be := s.be
+	x, err := be.Alloc(backend.F32, 4, 5)
+	s.must(err, "Alloc")
+	if got := x.Shape(); len(got) != 2 || got[0] != 4 || got[1] != 5 || x.Len() != 20 || x.DType() != backend.F32 {
+		s.t.Fatalf("Alloc(F32, 4, 5) gave shape %v len %d dtype %v", got, x.Len(), x.DType())
+	}
+	for i, v := range s.get(x) {
+		if v != 0 {
+			s.t.Fatalf("Alloc is not zeroed: [%d] = %v", i, v)
+		}
+	}
+	v, err := be.View(x, 7, 2, 3)
+	s.must(err, "View")
+	s.must(be.Upload(v, []float32{1, 2, 3, 4, 5, 6}), "Upload(view)")
+	got := s.get(x)
+	for i := range got {
+		want := 0.0
+		if i >= 7 && i < 13 {
+			want = float64(i - 6)
+		}
+		if got[i] != want {
+			s.t.Fatalf("after uploading a view at offset 7, parent[%d] = %v, want %v", i, got[i], want)
+		}
+	}
+	// Writing through the parent is visible in the view; Zero on the view
+	// touches only the view.
+	all := make([]float32, 20)
+	for i := range all {
+		all[i] = float32(100 + i)
+	}
+	s.must(be.Upload(x, all), "Upload")
+	s.check("view of parent", s.get(v), []float64{107, 108, 109, 110, 111, 112}, Tol{})
+	s.must(be.Zero(v), "Zero(view)")
+	got = s.get(x)
+	for i := range got {
+		want := float64(100 + i)
+		if i >= 7 && i < 13 {
+			want = 0
+		}
+		if got[i] != want {
+			s.t.Fatalf("after Zero(view), parent[%d] = %v, want %v", i, got[i], want)
+		}
+	}
+	if _, err := be.View(x, 15, 2, 3); err == nil {
+		s.t.Errorf("View past the end of a 20-element tensor returned no error")
+	}
+	be.Free(v) // a no-op for views: the parent stays usable
+	s.must(be.Upload(x, all), "Upload after Free(view)")
+
+	// Copy across dtypes and the I32 round trip.
+	y, yv := s.tensor(s.adt, s.rnd(20, 2), 20)
+	z, err := be.Alloc(backend.F32, 20)
+	s.must(err, "Alloc")
+	s.must(be.Copy(z, y), "Copy")
+	s.check("Copy", s.get(z), yv, Tol{})
+	ids := []int32{3, -1, 7, 1 << 30, 0}
+	it := s.ints(ids, 5)
+	back := make([]int32, 5)
+	s.must(be.DownloadInt32(back, it), "DownloadInt32")
+	for i := range ids {
+		if back[i] != ids[i] {
+			s.t.Fatalf("I32 round trip [%d]: %d, want %d", i, back[i], ids[i])
+		}
+	}
+	iv, err := be.View(it, 2, 2)
+	s.must(err, "View(I32)")
+	s.must(be.DownloadInt32(back[:2], iv), "DownloadInt32(view)")
+	if back[0] != 7 || back[1] != 1<<30 {
+		s.t.Fatalf("I32 view holds %v, want [7 %d]", back[:2], 1<<30)
+	}
+	for _, tt := range []backend.Tensor{x, y, z, it} {
+		be.Free(tt)
+	}
+}
+
+func testGemm(s *suite) {
+	const M, N, K = 13, 37, 45
+	for _, ta := range []bool{false, true} {
+		for _, tb := range []bool{false, true} {
+			for _, beta := range []float32{0, 0.5} {
+				name := fmt.Sprintf("tA=%v,tB=%v,beta=%v", ta, tb, beta)
+				p := backend.MatMul{TransA: ta, TransB: tb, M: M, N: N, K: K, Alpha: 0.7, Beta: beta}
+				a, av := s.tensor(s.adt, s.rnd(M*K, 1), M*K)
+				b, bv := s.tensor(s.adt, s.rnd(K*N, 1), K*N)
+				c0 := s.rnd(M*N, 1)
+				if beta == 0 {
+					c0 = nans(M * N) // beta = 0 must not read c
+				}
+				c, cv := s.tensor(s.adt, c0, M*N)
+				s.must(s.be.Gemm(c, a, b, p), "Gemm "+name)
+				ref64.Gemm(cv, av, bv, p)
+				s.check(name, s.get(c), cv, s.tol.Gemm)
+			}
+		}
+	}
+	// A strided batch with padded leading dimensions (the layout of
+	// per-head attention products): padding must be left untouched.
+	for _, tr := range []bool{false, true} {
+		const batch = 3
+		lda, ldb, ldc := K+3, N+2, N+5
+		ar, br := M, K
+		if tr {
+			ar, lda = K, M+3
+			br, ldb = N, K+2
+		}
+		sa, sb, sc := ar*lda+4, br*ldb+1, M*ldc+3
+		p := backend.MatMul{TransA: tr, TransB: tr, M: M, N: N, K: K, Alpha: -1.25, Beta: 0.25,
+			LdA: lda, LdB: ldb, LdC: ldc, Batch: batch, StrideA: sa, StrideB: sb, StrideC: sc}
+		a, av := s.tensor(s.adt, s.rnd(batch*sa, 1), batch*sa)
+		b, bv := s.tensor(s.adt, s.rnd(batch*sb, 1), batch*sb)
+		c, cv := s.tensor(s.adt, s.rnd(batch*sc, 1), batch*sc)
+		s.must(s.be.Gemm(c, a, b, p), "strided Gemm")
+		ref64.Gemm(cv, av, bv, p)
+		s.check(fmt.Sprintf("strided batch trans=%v", tr), s.get(c), cv, s.tol.Gemm)
+	}
+	if s.tol.Deterministic {
+		p := backend.MatMul{M: M, N: N, K: K, Alpha: 1}
+		a, _ := s.tensor(s.adt, s.rnd(M*K, 1), M*K)
+		b, _ := s.tensor(s.adt, s.rnd(K*N, 1), K*N)
+		c, _ := s.tensor(s.adt, make([]float32, M*N), M*N)
+		s.must(s.be.Gemm(c, a, b, p), "Gemm")
+		first := s.get(c)
+		s.must(s.be.Gemm(c, a, b, p), "Gemm")
+		s.same("Gemm repeated", first, s.get(c))
+	}
+}
+
+func testBias(s *suite) {
+	x, xv := s.tensor(s.adt, s.rnd(sN*sC, 1), sN, sC)
+	bias, bv := s.tensor(backend.F32, s.rnd(sC, 1), sC)
+	s.must(s.be.AddBias(x, bias, sN, sC), "AddBias")
+	ref64.AddBias(xv, bv, sN, sC)
+	s.check("AddBias", s.get(x), xv, s.tol.Pointwise)
+
+	dout, dv := s.tensor(s.adt, s.rnd(sN*sC, 1), sN, sC)
+	db, dbv := s.tensor(backend.F32, s.rnd(sC, 1), sC) // += onto nonzero
+	s.must(s.be.BiasGrad(db, dout, sN, sC), "BiasGrad")
+	ref64.BiasGrad(dbv, dv, sN, sC)
+	s.check("BiasGrad", s.get(db), dbv, s.tol.Reduce)
+}
+
+func testAddScale(s *suite) {
+	const n = sN * sC
+	a, av := s.tensor(s.adt, s.rnd(n, 1), n)
+	b, bv := s.tensor(s.adt, s.rnd(n, 1), n)
+	out, _ := s.tensor(s.adt, nans(n), n)
+	s.must(s.be.Add(out, a, b, n), "Add")
+	want := make([]float64, n)
+	ref64.Add(want, av, bv, n)
+	s.check("Add", s.get(out), want, s.tol.Pointwise)
+	s.must(s.be.Add(a, a, b, n), "Add in place") // out aliases a
+	s.check("Add in place", s.get(a), want, s.tol.Pointwise)
+	s.must(s.be.Scale(b, -0.3, n), "Scale")
+	ref64.Scale(bv, float64(float32(-0.3)), n)
+	s.check("Scale", s.get(b), bv, s.tol.Pointwise)
+	// n smaller than the tensor: the tail is left alone.
+	s.must(s.be.Scale(b, 0, n-5), "Scale prefix")
+	got := s.get(b)
+	for i := range got {
+		if i < n-5 && got[i] != 0 || i >= n-5 && got[i] != bv[i] && !(math.Abs(got[i]-bv[i]) <= s.tol.Pointwise.Atol+s.tol.Pointwise.Rtol*math.Abs(bv[i])) {
+			s.t.Fatalf("Scale(b, 0, n-5)[%d] = %v", i, got[i])
+		}
+	}
+}
+
+func testSumSquares(s *suite) {
+	const n = 10007
+	x, xv := s.tensor(backend.F32, s.rnd(n, 1), n)
+	out, _ := s.tensor(backend.F32, nans(1), 1)
+	s.must(s.be.SumSquares(out, x, n), "SumSquares")
+	first := s.get(out)
+	s.check("SumSquares", first, []float64{ref64.SumSquares(xv, n)}, s.tol.Reduce)
+	s.must(s.be.SumSquares(out, x, n), "SumSquares")
+	s.same("SumSquares repeated", first, s.get(out))
+}
+
+func testLayerNorm(s *suite) {
+	const N, C, eps = sN, sC, 1e-12 // BERT's layer_norm_eps
+	in := s.rnd(N*C, 2)
+	for i := range in {
+		in[i] += 1 // a nonzero mean
+	}
+	inp, iv := s.tensor(s.adt, in, N, C)
+	w, wv := s.tensor(backend.F32, s.rnd(C, 1), C)
+	b, bv := s.tensor(backend.F32, s.rnd(C, 1), C)
+	out, _ := s.tensor(s.adt, nans(N*C), N, C)
+	mean, _ := s.tensor(backend.F32, nans(N), N)
+	rstd, _ := s.tensor(backend.F32, nans(N), N)
+	s.must(s.be.LayerNormForward(out, mean, rstd, inp, w, b, N, C, eps), "LayerNormForward")
+	wo, wm, wr := make([]float64, N*C), make([]float64, N), make([]float64, N)
+	ref64.LayerNormForward(wo, wm, wr, iv, wv, bv, N, C, float64(float32(eps)))
+	s.check("out", s.get(out), wo, s.tol.LayerNorm)
+	s.check("mean", s.get(mean), wm, s.tol.LayerNorm)
+	s.check("rstd", s.get(rstd), wr, s.tol.LayerNorm)
+
+	// Backward with the statistics the backend saved.
+	mv, rv := s.get(mean), s.get(rstd)
+	dout, gv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
+	dinp, _ := s.tensor(s.adt, nans(N*C), N, C)
+	dw0, db0 := s.rnd(C, 1), s.rnd(C, 1)
+	dw, dwv := s.tensor(backend.F32, dw0, C)
+	db, dbv := s.tensor(backend.F32, db0, C)
+	s.must(s.be.LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd, N, C), "LayerNormBackward")
+	wd := make([]float64, N*C)
+	ref64.LayerNormBackward(wd, dwv, dbv, gv, iv, wv, mv, rv, N, C)
+	full := s.get(dinp)
+	fdw, fdb := s.get(dw), s.get(db)
+	s.check("dinp", full, wd, s.tol.LayerNorm)
+	s.check("dw", fdw, dwv, s.tol.LayerNorm)
+	s.check("db", fdb, dbv, s.tol.LayerNorm)
+
+	// Frozen w and b: dinp unchanged.
+	dinp2, _ := s.tensor(s.adt, nans(N*C), N, C)
+	s.must(s.be.LayerNormBackward(dinp2, nil, nil, dout, inp, w, mean, rstd, N, C), "LayerNormBackward(frozen)")
+	fr := s.get(dinp2)
+	s.check("dinp (frozen w, b)", fr, wd, s.tol.LayerNorm)
+	s.same("dinp (frozen w, b) vs full", fr, full)
+	// No input gradient: parameter gradients unchanged; only db.
+	dw2, _ := s.tensor(backend.F32, dw0, C)
+	db2, _ := s.tensor(backend.F32, db0, C)
+	s.must(s.be.LayerNormBackward(nil, dw2, db2, dout, inp, w, mean, rstd, N, C), "LayerNormBackward(no dinp)")
+	s.same("dw (no dinp) vs full", s.get(dw2), fdw)
+	s.same("db (no dinp) vs full", s.get(db2), fdb)
+	db3, _ := s.tensor(backend.F32, db0, C)
+	s.must(s.be.LayerNormBackward(nil, nil, db3, dout, inp, w, mean, rstd, N, C), "LayerNormBackward(db only)")
+	s.check("db only", s.get(db3), dbv, s.tol.LayerNorm)
+	s.same("db only vs full", s.get(db3), fdb)
+	// Inputs are not modified.
+	s.same("inp after backward", s.get(inp), iv)
+}
+
+func testGelu(s *suite) {
+	const n = sN * sC
+	inp, iv := s.tensor(s.adt, s.rnd(n, 4), n)
+	out, _ := s.tensor(s.adt, nans(n), n)
+	s.must(s.be.GeluForward(out, inp, n), "GeluForward")
+	want := make([]float64, n)
+	ref64.GeluForward(want, iv, n)
+	s.check("GeluForward", s.get(out), want, s.tol.Pointwise)
+	dout, gv := s.tensor(s.adt, s.rnd(n, 1), n)
+	dinp, _ := s.tensor(s.adt, nans(n), n)
+	s.must(s.be.GeluBackward(dinp, dout, inp, n), "GeluBackward")
+	ref64.GeluBackward(want, gv, iv, n)
+	s.check("GeluBackward", s.get(dinp), want, s.tol.Pointwise)
+}
+
+func testTanh(s *suite) {
+	const n = sN * sC
+	inp, iv := s.tensor(s.adt, s.rnd(n, 3), n)
+	out, _ := s.tensor(s.adt, nans(n), n)
+	s.must(s.be.TanhForward(out, inp, n), "TanhForward")
+	want := make([]float64, n)
+	ref64.TanhForward(want, iv, n)
+	s.check("TanhForward", s.get(out), want, s.tol.Pointwise)
+	ov := s.get(out)
+	dout, gv := s.tensor(s.adt, s.rnd(n, 1), n)
+	dinp, _ := s.tensor(s.adt, nans(n), n)
+	s.must(s.be.TanhBackward(dinp, dout, out, n), "TanhBackward")
+	ref64.TanhBackward(want, gv, ov, n)
+	s.check("TanhBackward", s.get(dinp), want, s.tol.Pointwise)
+}
+
+func testDropout(s *suite) {
+	const n = sN * sC
+	for _, p := range []float32{0, 0.1, 0.5} {
+		const seed = 0xdecaf
+		inp, iv := s.tensor(s.adt, s.rnd(n, 1), n)
+		out, _ := s.tensor(s.adt, nans(n), n)
+		s.must(s.be.DropoutForward(out, inp, n, p, seed), "DropoutForward")
+		want := make([]float64, n)
+		ref64.DropoutForward(want, iv, n, p, seed)
+		got := s.get(out)
+		s.check(fmt.Sprintf("DropoutForward p=%v", p), got, want, s.tol.Pointwise)
+		for i := range got {
+			if (want[i] == 0) != (got[i] == 0) {
+				s.t.Fatalf("p=%v: element %d kept/dropped differently from DropoutKeep", p, i)
+			}
+		}
+		dinp, _ := s.tensor(s.adt, nans(n), n)
+		s.must(s.be.DropoutBackward(dinp, inp, n, p, seed), "DropoutBackward")
+		ref64.DropoutBackward(want, iv, n, p, seed)
+		s.check(fmt.Sprintf("DropoutBackward p=%v", p), s.get(dinp), want, s.tol.Pointwise)
+	}
+}
+
+func testAttention(s *suite) {
+	const B, T, NH, HS = sB, sT, sNH, sHS
+	const C = NH * HS
+	maskv := seqMask(B, T)
+	mask := s.ints(maskv, B, T)
+	for _, p := range []float32{0, 0.2} {
+		const seed = 1234
+		name := fmt.Sprintf("p=%v", p)
+		qkv, qv := s.tensor(s.adt, s.rnd(B*T*3*C, 1.5), B, T, 3*C)
+		out, _ := s.tensor(s.adt, nans(B*T*C), B, T, C)
+		probs, _ := s.tensor(s.adt, nans(B*NH*T*T), B, NH, T, T)
+		s.must(s.be.AttentionForward(out, probs, qkv, mask, B, T, NH, HS, p, seed), "AttentionForward "+name)
+		wo, wp := make([]float64, B*T*C), make([]float64, B*NH*T*T)
+		ref64.AttentionForward(wo, wp, qv, maskv, B, T, NH, HS, p, seed)
+		s.check("out "+name, s.get(out), wo, s.tol.Attention)
+		pv := s.get(probs)
+		s.check("probs "+name, pv, wp, s.tol.Attention)
+		for i, v := range pv {
+			b, key := i/(NH*T*T), i%T
+			if maskv[b*T+key] == 0 && v != 0 {
+				s.t.Fatalf("%s: probs[%d] of padded key %d in sequence %d is %v, want exactly 0", name, i, key, b, v)
+			}
+		}
+		dout, gv := s.tensor(s.adt, s.rnd(B*T*C, 1), B, T, C)
+		dqkv, _ := s.tensor(s.adt, nans(B*T*3*C), B, T, 3*C)
+		s.must(s.be.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
+		wd := make([]float64, B*T*3*C)
+		ref64.AttentionBackward(wd, gv, qv, pv, maskv, B, T, NH, HS, p, seed)
+		first := s.get(dqkv)
+		s.check("dqkv "+name, first, wd, s.tol.Attention)
+		s.must(s.be.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
+		s.same("dqkv repeated "+name, first, s.get(dqkv))
+	}
+}
+
+func testEmbedding(s *suite) {
+	const V, N, C = sVV, sN, sC
+	ids := make([]int32, N)
+	for i := range ids {
+		ids[i] = int32((i * 7) % 11) // repeated ids, not all rows used
+	}
+	ids[3], ids[N-1] = V-1, 0
+	idt := s.ints(ids, N)
+	table, tv := s.tensor(s.adt, s.rnd(V*C, 1), V, C)
+	out, _ := s.tensor(s.adt, nans(N*C), N, C)
+	s.must(s.be.EmbeddingForward(out, idt, table, N, C, false), "EmbeddingForward")
+	want := make([]float64, N*C)
+	ref64.EmbeddingForward(want, ids, tv, N, C, false)
+	s.check("gather", s.get(out), want, s.tol.Pointwise)
+	s.must(s.be.EmbeddingForward(out, idt, table, N, C, true), "EmbeddingForward(accumulate)")
+	ref64.EmbeddingForward(want, ids, tv, N, C, true)
+	s.check("gather accumulate", s.get(out), want, s.tol.Pointwise)
+
+	dout, gv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
+	dt, dtv := s.tensor(backend.F32, s.rnd(V*C, 1), V, C)
+	s.must(s.be.EmbeddingBackward(dt, dout, idt, N, C), "EmbeddingBackward")
+	ref64.EmbeddingBackward(dtv, gv, ids, N, C)
+	first := s.get(dt)
+	s.check("scatter-add", first, dtv, s.tol.Reduce)
+	// Deterministic: the same scatter from zero twice.
+	z1, _ := s.tensor(backend.F32, make([]float32, V*C), V, C)
+	z2, _ := s.tensor(backend.F32, make([]float32, V*C), V, C)
+	s.must(s.be.EmbeddingBackward(z1, dout, idt, N, C), "EmbeddingBackward")
+	s.must(s.be.EmbeddingBackward(z2, dout, idt, N, C), "EmbeddingBackward")
+	s.same("scatter-add repeated", s.get(z1), s.get(z2))
+}
+
+func testAdapter(s *suite) {
+	const N, C, M = sN, sC, sM
+	for _, act := range []backend.Act{backend.ReLU, backend.GELU, backend.Swish} {
+		name := act.String()
+		inp, iv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
+		wd, wdv := s.tensor(backend.F32, s.rnd(M*C, 0.3), M, C)
+		bd, bdv := s.tensor(backend.F32, s.rnd(M, 0.5), M)
+		wu, wuv := s.tensor(backend.F32, s.rnd(C*M, 0.5), C, M)
+		bu, buv := s.tensor(backend.F32, s.rnd(C, 0.5), C)
+		out, _ := s.tensor(s.adt, nans(N*C), N, C)
+		z, _ := s.tensor(s.adt, nans(N*M), N, M)
+		s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, act), "AdapterForward "+name)
+		wo, wz := make([]float64, N*C), make([]float64, N*M)
+		ref64.AdapterForward(wo, wz, iv, wdv, bdv, wuv, buv, N, C, M, act)
+		s.check("out "+name, s.get(out), wo, s.tol.Adapter)
+		zv := s.get(z)
+		s.check("z "+name, zv, wz, s.tol.Adapter)
+
+		dout, gv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
+		g0 := [4][]float32{s.rnd(M*C, 1), s.rnd(M, 1), s.rnd(C*M, 1), s.rnd(C, 1)}
+		grads := func() (dwd, dbd, dwu, dbu backend.Tensor) {
+			dwd, _ = s.tensor(backend.F32, g0[0], M, C)
+			dbd, _ = s.tensor(backend.F32, g0[1], M)
+			dwu, _ = s.tensor(backend.F32, g0[2], C, M)
+			dbu, _ = s.tensor(backend.F32, g0[3], C)
+			return
+		}
+		dwd, dbd, dwu, dbu := grads()
+		dinp, _ := s.tensor(s.adt, nans(N*C), N, C)
+		s.must(s.be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+name)
+		w := [5][]float64{make([]float64, N*C)}
+		for i, g := range g0 {
+			w[i+1] = make([]float64, len(g))
+			for j, v := range g {
+				w[i+1][j] = float64(v)
+			}
+		}
+		ref64.AdapterBackward(w[0], w[1], w[2], w[3], w[4], gv, iv, zv, wdv, wuv, N, C, M, act)
+		full := [5][]float64{s.get(dinp), s.get(dwd), s.get(dbd), s.get(dwu), s.get(dbu)}
+		names := [5]string{"dinp", "dWDown", "dBDown", "dWUp", "dBUp"}
+		for i := range full {
+			s.check(names[i]+" "+name, full[i], w[i], s.tol.Adapter)
+		}
+
+		// Frozen paths: every subset of nil parameter gradients (k < 16)
+		// leaves the others and dinp as in the full call; k = 16 passes
+		// every parameter gradient but no dinp.
+		for k := 0; k <= 16; k++ {
+			mask, noDinp := k, k == 16
+			if noDinp {
+				mask = 0
+			}
+			tag := fmt.Sprintf("%s frozen %04b dinp=%v", name, mask, !noDinp)
+			dwd, dbd, dwu, dbu := grads()
+			ts := [4]backend.Tensor{dwd, dbd, dwu, dbu}
+			args := ts
+			for i := range args {
+				if mask&(1<<i) != 0 {
+					args[i] = nil
+				}
+			}
+			dinp2, _ := s.tensor(s.adt, nans(N*C), N, C)
+			var di backend.Tensor = dinp2
+			if noDinp {
+				di = nil
+			}
+			s.must(s.be.AdapterBackward(di, args[0], args[1], args[2], args[3], dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+tag)
+			if !noDinp {
+				got := s.get(dinp2)
+				s.checkq("dinp "+tag, got, w[0], s.tol.Adapter)
+				s.same("dinp "+tag, got, full[0])
+			}
+			for i := range ts {
+				got := s.get(ts[i])
+				if args[i] == nil {
+					for j, v := range got {
+						if v != float64(g0[i][j]) {
+							s.t.Fatalf("%s: %s[%d] changed although it was not passed", tag, names[i+1], j)
+						}
+					}
+					continue
+				}
+				s.checkq(names[i+1]+" "+tag, got, w[i+1], s.tol.Adapter)
+				s.same(names[i+1]+" "+tag, got, full[i+1])
+			}
+		}
+		s.same("inp after backward", s.get(inp), iv)
+	}
+	// A fresh adapter (wUp = 0, bUp = 0) is the identity.
+	inp, iv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
+	wd, _ := s.tensor(backend.F32, s.rnd(M*C, 0.3), M, C)
+	bd, _ := s.tensor(backend.F32, s.rnd(M, 0.5), M)
+	wu, _ := s.tensor(backend.F32, make([]float32, C*M), C, M)
+	bu, _ := s.tensor(backend.F32, make([]float32, C), C)
+	out, _ := s.tensor(s.adt, nans(N*C), N, C)
+	z, _ := s.tensor(s.adt, nans(N*M), N, M)
+	s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, backend.ReLU), "AdapterForward identity")
+	s.check("identity adapter", s.get(out), iv, Tol{})
+}
+
+func testCrossEntropy(s *suite) {
+	const N, V = sN, sV
+	labels := make([]int32, N)
+	valid := 0
+	for i := range labels {
+		labels[i] = int32((i * 5) % V)
+		if i%6 == 4 {
+			labels[i] = -100 // ignored (the Hugging Face convention)
+		} else if i%9 == 2 {
+			labels[i] = -1
+		} else {
+			valid++
+		}
+	}
+	scale := float32(1) / float32(valid)
+	lt := s.ints(labels, N)
+	logits, xv := s.tensor(s.adt, s.rnd(N*V, 4), N, V)
+	loss, _ := s.tensor(backend.F32, nans(N), N)
+	dl, _ := s.tensor(s.adt, nans(N*V), N, V)
+	s.must(s.be.SoftmaxCrossEntropy(loss, dl, logits, lt, N, V, scale), "SoftmaxCrossEntropy")
+	wl, wd := make([]float64, N), make([]float64, N*V)
+	ref64.SoftmaxCrossEntropy(wl, wd, xv, labels, N, V, float64(scale))
+	lv := s.get(loss)
+	s.check("loss", lv, wl, s.tol.Loss)
+	s.check("dlogits", s.get(dl), wd, s.tol.Loss)
+	for i, y := range labels {
+		if y < 0 && lv[i] != 0 {
+			s.t.Errorf("ignored row %d has loss %v, want exactly 0", i, lv[i])
+		}
+	}
+	loss2, _ := s.tensor(backend.F32, nans(N), N)
+	s.must(s.be.SoftmaxCrossEntropy(loss2, nil, logits, lt, N, V, scale), "SoftmaxCrossEntropy(no dlogits)")
+	s.same("loss without dlogits", s.get(loss2), lv)
+	s.check("loss without dlogits", s.get(loss2), wl, s.tol.Loss)
+}
+
+func testMSE(s *suite) {
+	const N = sN
+	pred, pv := s.tensor(s.adt, s.rnd(N, 2), N)
+	target, tv := s.tensor(backend.F32, s.rnd(N, 2), N)
+	loss, _ := s.tensor(backend.F32, nans(N), N)
+	dp, _ := s.tensor(s.adt, nans(N), N)
+	const scale = 0.125
+	s.must(s.be.MSE(loss, dp, pred, target, N, scale), "MSE")
+	wl, wd := make([]float64, N), make([]float64, N)
+	ref64.MSE(wl, wd, pv, tv, N, scale)
+	s.check("loss", s.get(loss), wl, s.tol.Pointwise)
+	s.check("dpred", s.get(dp), wd, s.tol.Pointwise)
+	s.must(s.be.MSE(loss, nil, pred, target, N, scale), "MSE(no dpred)")
+	s.check("loss without dpred", s.get(loss), wl, s.tol.Pointwise)
+}
+
+func testAdamW(s *suite) {
+	const n = 1001
+	h := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
+	param, pv := s.tensor(backend.F32, s.rnd(n, 1), n)
+	grad, gv := s.tensor(backend.F32, s.rnd(n, 1), n)
+	m, mv := s.tensor(backend.F32, make([]float32, n), n)
+	v, vv := s.tensor(backend.F32, make([]float32, n), n)
+	for step := 1; step <= 3; step++ {
+		h.Step = step
+		s.must(s.be.AdamWStep(param, grad, m, v, n, h), fmt.Sprintf("AdamWStep %d", step))
+		ref64.AdamWStep(pv, gv, mv, vv, n, h)
+		name := fmt.Sprintf("step %d", step)
+		s.check("param "+name, s.get(param), pv, s.tol.AdamW)
+		s.check("m "+name, s.get(m), mv, s.tol.AdamW)
+		s.check("v "+name, s.get(v), vv, s.tol.AdamW)
+		// Continue both from the backend's state so errors do not compound.
+		pv, mv, vv = s.get(param), s.get(m), s.get(v)
+		gs := s.rnd(n, 1)
+		s.must(s.be.Upload(grad, gs), "Upload grad")
+		gv = s.get(grad)
+	}
+}
+
+// testBadArguments checks that invalid arguments give errors, not panics.
+func testBadArguments(s *suite) {
+	be := s.be
+	f := func(n int) backend.Tensor { x, _ := s.tensor(s.adt, make([]float32, n), n); return x }
+	p := func(n int) backend.Tensor { x, _ := s.tensor(backend.F32, make([]float32, n), n); return x }
+	i := func(v ...int32) backend.Tensor { return s.ints(v, len(v)) }
+	cases := []struct {
+		name string
+		call func() error
+	}{
+		{"Alloc negative dim", func() error { _, err := be.Alloc(backend.F32, 3, -1); return err }},
+		{"Upload wrong length", func() error { return be.Upload(f(4), make([]float32, 5)) }},
+		{"Upload into I32", func() error { return be.Upload(i(1, 2), make([]float32, 2)) }},
+		{"Gemm a too short", func() error {
+			return be.Gemm(f(6), f(5), f(6), backend.MatMul{M: 2, N: 3, K: 3, Alpha: 1})
+		}},
+		{"Gemm nil c", func() error { return be.Gemm(nil, f(6), f(6), backend.MatMul{M: 2, N: 3, K: 2, Alpha: 1}) }},
+		{"Gemm negative M", func() error { return be.Gemm(f(6), f(6), f(6), backend.MatMul{M: -2, N: 3, K: 2, Alpha: 1}) }},
+		{"AddBias short bias", func() error { return be.AddBias(f(12), p(3), 3, 4) }},
+		{"Add nil b", func() error { return be.Add(f(4), f(4), nil, 4) }},
+		{"LayerNorm nil w", func() error { return be.LayerNormForward(f(6), p(2), p(2), f(6), nil, p(3), 2, 3, 1e-5) }},
+		{"LayerNormBackward short dout", func() error {
+			return be.LayerNormBackward(f(6), nil, nil, f(5), f(6), p(3), p(2), p(2), 2, 3)
+		}},
+		{"Dropout p = 1", func() error { return be.DropoutForward(f(4), f(4), 4, 1, 0) }},
+		{"Attention float mask", func() error {
+			return be.AttentionForward(f(2*2*2), f(1*2*2*2), f(2*2*6), f(4), 1, 2, 2, 1, 0, 0)
+		}},
+		{"Attention short qkv", func() error {
+			return be.AttentionForward(f(8), f(8), f(11), i(1, 1), 1, 2, 2, 2, 0, 0)
+		}},
+		{"Embedding id out of range", func() error { return be.EmbeddingForward(f(6), i(0, 3), f(9), 2, 3, false) }},
+		{"Embedding negative id", func() error { return be.EmbeddingBackward(p(9), f(6), i(-1, 0), 2, 3) }},
+		{"Adapter unknown act", func() error {
+			return be.AdapterForward(f(4), f(2), f(4), p(2), p(1), p(2), p(2), 2, 2, 1, backend.Act(99))
+		}},
+		{"Adapter short wUp", func() error {
+			return be.AdapterForward(f(4), f(2), f(4), p(2), p(1), p(1), p(2), 2, 2, 1, backend.ReLU)
+		}},
+		{"CrossEntropy label >= V", func() error { return be.SoftmaxCrossEntropy(p(2), nil, f(6), i(0, 3), 2, 3, 1) }},
+		{"CrossEntropy float labels", func() error { return be.SoftmaxCrossEntropy(p(2), nil, f(6), f(2), 2, 3, 1) }},
+		{"MSE nil target", func() error { return be.MSE(p(2), nil, f(2), nil, 2, 1) }},
+		{"AdamW step 0", func() error {
+			return be.AdamWStep(p(2), p(2), p(2), p(2), 2, backend.AdamW{LR: 1, Beta1: 0.9, Beta2: 0.9})
+		}},
+		{"AdamW I32 grad", func() error { return be.AdamWStep(p(2), i(1, 2), p(2), p(2), 2, backend.AdamW{Step: 1}) }},
+	}
+	for _, c := range cases {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.t.Errorf("%s: panicked (%v); want an error", c.name, r)
+				}
+			}()
+			err := c.call()
+			if err == nil {
+				s.t.Errorf("%s: no error", c.name)
+				return
+			}
+			s.t.Logf("%s: %v", c.name, err)
+			_ = be.Sync() // an asynchronous backend may report at Sync; clear it
+		}()
+	}
+}
