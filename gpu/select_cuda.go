@@ -1,0 +1,98 @@
+//go:build cuda
+
+package gpu
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/cuda"
+)
+
+// Open returns the CUDA backend on GPU ordinal (0-based) with bf16 frozen
+// weights and activations. Close it (it implements io.Closer) to release the
+// GPU's context.
+func Open(ordinal int) (backend.Backend, error) {
+	b, err := OpenBackend(ordinal, Options{BF16: true})
+	if err != nil {
+		return nil, err
+	}
+	// Checked at run time while the op launchers (ops_*.go) are being
+	// written; once they are complete the compile-time assertion
+	// `var _ backend.Backend = (*Backend)(nil)` replaces this.
+	bb, ok := any(b).(backend.Backend)
+	if !ok {
+		_ = b.Close()
+		return nil, fmt.Errorf("gpu.Open: this build's gpu.Backend does not implement every backend.Backend op yet")
+	}
+	return bb, nil
+}
+
+// OpenBackend is Open returning the concrete *Backend with chosen options.
+func OpenBackend(ordinal int, opts Options) (*Backend, error) {
+	d, err := cuda.Open(ordinal)
+	if err != nil {
+		return nil, fmt.Errorf("gpu.Open: %w", err)
+	}
+	b, err := New(CUDADevice(d), opts)
+	if err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("gpu.Open: %w", err)
+	}
+	b.closeDev = true
+	return b, nil
+}
+
+// CUDADevice adapts a cuda.Device to the Device interface. (Package cuda
+// cannot implement Device itself: it would have to import gpu, which imports
+// it for Open.) The result also has Close, StartTimer and StopTimer.
+func CUDADevice(d *cuda.Device) *CUDA { return &CUDA{D: d} }
+
+// CUDA is a cuda.Device seen as a Device.
+type CUDA struct{ D *cuda.Device }
+
+// Name implements Device.
+func (c *CUDA) Name() string { return c.D.Name() }
+
+// Alloc implements Device.
+func (c *CUDA) Alloc(bytes int) (DevicePtr, error) {
+	p, err := c.D.Alloc(bytes)
+	return DevicePtr(p), err
+}
+
+// Free implements Device.
+func (c *CUDA) Free(p DevicePtr) error { return c.D.Free(uint64(p)) }
+
+// HtoD implements Device.
+func (c *CUDA) HtoD(dst DevicePtr, src []byte) error { return c.D.HtoD(uint64(dst), src) }
+
+// DtoH implements Device.
+func (c *CUDA) DtoH(dst []byte, src DevicePtr) error { return c.D.DtoH(dst, uint64(src)) }
+
+// DtoD implements Device.
+func (c *CUDA) DtoD(dst, src DevicePtr, bytes int) error {
+	return c.D.DtoD(uint64(dst), uint64(src), bytes)
+}
+
+// Memset0 implements Device.
+func (c *CUDA) Memset0(dst DevicePtr, bytes int) error { return c.D.Memset0(uint64(dst), bytes) }
+
+// Launch implements Device.
+func (c *CUDA) Launch(kernel string, grid, block Dim3, sharedBytes int, args ...uint64) error {
+	return c.D.Launch(kernel, cuda.Dim3(grid), cuda.Dim3(block), sharedBytes, args...)
+}
+
+// Sync implements Device.
+func (c *CUDA) Sync() error { return c.D.Sync() }
+
+// Close closes the device (its context and all its memory).
+func (c *CUDA) Close() error { return c.D.Close() }
+
+// StartTimer records the start event on the device's stream.
+func (c *CUDA) StartTimer() error { return c.D.StartTimer() }
+
+// StopTimer returns the GPU time since StartTimer.
+func (c *CUDA) StopTimer() (time.Duration, error) { return c.D.StopTimer() }
+
+var _ Device = (*CUDA)(nil)
