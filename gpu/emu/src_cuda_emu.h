@@ -1,0 +1,1 @@
+../../kernels/emu/cuda_emu.h
