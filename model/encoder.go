@@ -1,0 +1,472 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/pkg/errors"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// embeddingParams are the embedding tables and their LayerNorm.
+type embeddingParams struct {
+	word, pos, typ *Param    // (V, C), (P, C), (TV, C)
+	ln             layerNorm // embeddings.LayerNorm (C)
+}
+
+// embActs is what the embedding block's forward writes (N = B·T rows).
+type embActs struct {
+	sum  backend.Tensor // (N, C) word + type + position: LayerNorm input
+	mean backend.Tensor // (N) F32
+	rstd backend.Tensor // (N) F32
+	out  backend.Tensor // (N, C) dropout(LayerNorm(sum)): layer 0's input
+}
+
+// ioTensors receive the batch.
+type ioTensors struct {
+	ids, types, pos, mask backend.Tensor // (N) I32
+	labels                backend.Tensor // (B) I32
+	targets               backend.Tensor // (B) F32
+}
+
+// gradScratch holds activation gradients (overwritten every step) and the
+// forward's pre-dropout scratch.
+type gradScratch struct {
+	pre       backend.Tensor    // (N, C) dense output before dropout (forward)
+	dh        backend.Tensor    // (N, C) gradient of a layer's output, then of its input
+	a, b, c   backend.Tensor    // (N, C) gradients inside a layer
+	f1, f2    backend.Tensor    // (N, F)
+	qkv       backend.Tensor    // (N, 3C)
+	qkvPart   [3]backend.Tensor // views of qkv from column i·C on (row stride 3C)
+	bias3     backend.Tensor    // (3C) F32 column sums for partly trainable Q/K/V biases
+	bias3Part [3]backend.Tensor // (C) views of bias3
+}
+
+// stepViews are exact-size views of the I/O buffers for one (B, T), cached so
+// steady-state steps allocate nothing.
+type stepViews struct {
+	ids, types, pos, mask backend.Tensor // (N)
+	labels, targets, loss backend.Tensor // (B)
+	logits                backend.Tensor // (B, V)
+	hidden                backend.Tensor // (B, T, C)
+}
+
+// carver hands out consecutive views of one arena. With a nil arena it only
+// measures, so the same layout code sizes the arena and then carves it.
+type carver struct {
+	b     backend.Backend
+	arena backend.Tensor
+	off   int
+	err   error
+}
+
+func (c *carver) take(shape ...int) backend.Tensor {
+	n := prod(shape)
+	off := c.off
+	c.off += alignUp(n)
+	if c.arena == nil || c.err != nil {
+		return nil
+	}
+	t, err := c.b.View(c.arena, off, shape...)
+	if err != nil {
+		c.err = errors.Wrapf(err, "model: carving activation %v at %d", shape, off)
+	}
+	return t
+}
+
+// allocateActivations sizes and carves the activation arenas.
+func (m *Model) allocateActivations() error {
+	var act, f32, i32 carver
+	m.layoutActivations(&act, &f32, &i32)
+	for _, a := range []struct {
+		c  *carver
+		dt backend.DType
+	}{{&act, m.actDT}, {&f32, backend.F32}, {&i32, backend.I32}} {
+		t, err := m.b.Alloc(a.dt, a.c.off)
+		if err != nil {
+			return errors.Wrapf(err, "model: allocating the %v activation arena (%d elements)", a.dt, a.c.off)
+		}
+		m.arenas = append(m.arenas, t)
+		*a.c = carver{b: m.b, arena: t}
+	}
+	m.layoutActivations(&act, &f32, &i32)
+	for _, c := range []*carver{&act, &f32, &i32} {
+		if c.err != nil {
+			return c.err
+		}
+	}
+	N := m.maxB * m.maxT
+	m.host.pos = make([]int32, N)
+	m.host.zeros = make([]int32, N)
+	m.host.loss = make([]float32, m.maxB)
+	m.host.logits = make([]float32, m.maxB*m.numLabels)
+	m.views = make(map[[2]int]*stepViews)
+	return nil
+}
+
+// layoutActivations assigns every activation buffer from the three carvers
+// (floating activations in FrozenDType, LayerNorm statistics and loss in F32,
+// the batch's integers in I32).
+func (m *Model) layoutActivations(act, f32, i32 *carver) {
+	N, B, T, C, F := m.maxB*m.maxT, m.maxB, m.maxT, m.C, m.F
+	M := 0
+	if m.opts.Adapter != nil {
+		M = m.opts.Adapter.M
+	}
+	newSet := func(l int) *layerActs {
+		a := &layerActs{
+			qkv:   act.take(N, 3*C),
+			probs: act.take(B, m.NH, T, T),
+			ctx:   act.take(N, C),
+			ao:    act.take(N, C),
+			res1:  act.take(N, C),
+			mean1: f32.take(N),
+			rstd1: f32.take(N),
+			h1:    act.take(N, C),
+			ffPre: act.take(N, F),
+			ffAct: act.take(N, F),
+			fo:    act.take(N, C),
+			res2:  act.take(N, C),
+			mean2: f32.take(N),
+			rstd2: f32.take(N),
+			out:   act.take(N, C),
+		}
+		for i := range a.z {
+			if m.hasAdapter(l, i) {
+				a.z[i] = act.take(N, M)
+			}
+		}
+		return a
+	}
+	// Layers below the lowest trainable one never run backward: they share
+	// one set (l = -1: it gets adapter buffers if any layer has adapters).
+	m.acts = make([]*layerActs, m.L)
+	var shared *layerActs
+	for l := range m.acts {
+		if m.anyTrainable && l >= m.lowestLayer {
+			m.acts[l] = newSet(l)
+			continue
+		}
+		if shared == nil {
+			shared = newSet(-1)
+		}
+		m.acts[l] = shared
+	}
+	m.embActs = embActs{sum: act.take(N, C), mean: f32.take(N), rstd: f32.take(N), out: act.take(N, C)}
+	m.headAct = headActs{
+		pre: act.take(B, C), pooled: act.take(B, C), drop: act.take(B, C),
+		logits: act.take(B, m.numLabels), dlogits: act.take(B, m.numLabels),
+		loss: f32.take(B),
+	}
+	m.io = ioTensors{ids: i32.take(N), types: i32.take(N), pos: i32.take(N), mask: i32.take(N), labels: i32.take(B), targets: f32.take(B)}
+	g := &m.grads
+	g.pre = act.take(N, C)
+	if !m.anyTrainable {
+		return
+	}
+	g.dh = act.take(N, C)
+	m.headAct.dpooled, m.headAct.dpre = act.take(B, C), act.take(B, C)
+	if m.lowestLayer >= m.L {
+		return // only pooler/head train
+	}
+	g.a, g.b, g.c = act.take(N, C), act.take(N, C), act.take(N, C)
+	g.f1, g.f2 = act.take(N, F), act.take(N, F)
+	// qkv: three views offset by a third's columns (row stride 3C, given as
+	// LdA); each extends to the end of the buffer.
+	start := act.off
+	g.qkv = act.take(N, 3*C)
+	for i := range g.qkvPart {
+		if act.arena != nil && act.err == nil {
+			t, err := m.b.View(act.arena, start+i*C, N*3*C-i*C)
+			if err != nil {
+				act.err = errors.Wrap(err, "model: carving Q/K/V gradient views")
+			}
+			g.qkvPart[i] = t
+		}
+	}
+	g.bias3 = f32.take(3 * C)
+	for i := range g.bias3Part {
+		if f32.arena != nil && f32.err == nil {
+			t, err := m.b.View(f32.arena, f32.off-alignUp(3*C)+i*C, C)
+			if err != nil {
+				f32.err = errors.Wrap(err, "model: carving Q/K/V bias gradient views")
+			}
+			g.bias3Part[i] = t
+		}
+	}
+}
+
+// hasAdapter reports whether layer l has adapter i (0 attention, 1 FFN); for
+// l = -1, whether any layer has it.
+func (m *Model) hasAdapter(l, i int) bool {
+	a := m.opts.Adapter
+	if a == nil || (i == 0 && !a.Attention) || (i == 1 && !a.FFN) {
+		return false
+	}
+	return l < 0 || a.inLayer(l)
+}
+
+// stepViewsFor returns the exact-size I/O views for (B, T), creating them on
+// first use.
+func (m *Model) stepViewsFor(B, T int) (*stepViews, error) {
+	key := [2]int{B, T}
+	if v := m.views[key]; v != nil {
+		return v, nil
+	}
+	N := B * T
+	var err error
+	view := func(t backend.Tensor, shape ...int) backend.Tensor {
+		if err != nil {
+			return nil
+		}
+		var v backend.Tensor
+		v, err = m.b.View(t, 0, shape...)
+		return v
+	}
+	v := &stepViews{
+		ids: view(m.io.ids, N), types: view(m.io.types, N), pos: view(m.io.pos, N), mask: view(m.io.mask, N),
+		labels: view(m.io.labels, B), targets: view(m.io.targets, B), loss: view(m.headAct.loss, B),
+		logits: view(m.headAct.logits, B, m.numLabels), hidden: view(m.acts[m.L-1].out, B, T, m.C),
+	}
+	if err != nil {
+		return nil, errors.Wrapf(err, "model: views for batch %dx%d", B, T)
+	}
+	m.views[key] = v
+	return v, nil
+}
+
+// check validates a batch against the model's limits and vocabulary.
+func (m *Model) check(bt *Batch) error {
+	B, T := bt.B, bt.T
+	if B <= 0 || T <= 0 || B > m.maxB || T > m.maxT {
+		return fmt.Errorf("model: batch %dx%d outside 1..%d x 1..%d (Options.MaxBatch, MaxSeq)", B, T, m.maxB, m.maxT)
+	}
+	N := B * T
+	if len(bt.IDs) != N {
+		return fmt.Errorf("model: batch has %d ids, want B·T = %d", len(bt.IDs), N)
+	}
+	if bt.TypeIDs != nil && len(bt.TypeIDs) != N {
+		return fmt.Errorf("model: batch has %d type ids, want B·T = %d", len(bt.TypeIDs), N)
+	}
+	if len(bt.Mask) != N {
+		return fmt.Errorf("model: batch has %d mask values, want B·T = %d", len(bt.Mask), N)
+	}
+	for i, id := range bt.IDs {
+		if id < 0 || int(id) >= m.V {
+			return fmt.Errorf("model: batch row %d position %d: token id %d outside vocabulary [0, %d)", i/T, i%T, id, m.V)
+		}
+	}
+	for i, id := range bt.TypeIDs {
+		if id < 0 || int(id) >= m.TV {
+			return fmt.Errorf("model: batch row %d position %d: type id %d outside [0, %d)", i/T, i%T, id, m.TV)
+		}
+	}
+	for i, v := range bt.Mask {
+		if v != 0 && v != 1 {
+			return fmt.Errorf("model: batch row %d position %d: mask value %d is not 0 or 1", i/T, i%T, v)
+		}
+	}
+	if bt.Labels != nil && bt.Targets != nil {
+		return fmt.Errorf("model: batch has both labels and regression targets")
+	}
+	if bt.Labels != nil {
+		if m.opts.Head.Kind != HeadClassification {
+			return fmt.Errorf("model: batch has class labels but the head is %q", m.opts.Head.Kind)
+		}
+		if len(bt.Labels) != B {
+			return fmt.Errorf("model: batch has %d labels, want B = %d", len(bt.Labels), B)
+		}
+		for i, y := range bt.Labels {
+			if int(y) >= m.numLabels {
+				return fmt.Errorf("model: batch row %d: label %d outside [0, %d)", i, y, m.numLabels)
+			}
+		}
+	}
+	if bt.Targets != nil {
+		if m.opts.Head.Kind != HeadRegression {
+			return fmt.Errorf("model: batch has regression targets but the head is %q", m.opts.Head.Kind)
+		}
+		if len(bt.Targets) != B {
+			return fmt.Errorf("model: batch has %d targets, want B = %d", len(bt.Targets), B)
+		}
+	}
+	return nil
+}
+
+// Forward runs the encoder, pooler and head on a batch. With train, dropout
+// is active, its masks drawn from dropoutSeed (each site gets its own seed
+// derived from dropoutSeed and a fixed site number, so Backward recomputes
+// them). It returns the mean loss over the batch (0 without labels/targets)
+// and the logits (B, NumLabels), a slice of a model buffer valid until the
+// next Forward.
+func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []float32, error) {
+	m.step.done = false
+	if err := m.check(bt); err != nil {
+		return 0, nil, err
+	}
+	B, T := bt.B, bt.T
+	N := B * T
+	v, err := m.stepViewsFor(B, T)
+	if err != nil {
+		return 0, nil, err
+	}
+	for i := 0; i < N; i++ {
+		m.host.pos[i] = int32(i % T)
+	}
+	types := bt.TypeIDs
+	if types == nil {
+		types = m.host.zeros[:N]
+	}
+	for _, u := range []struct {
+		t    backend.Tensor
+		src  []int32
+		what string
+	}{{v.ids, bt.IDs, "ids"}, {v.types, types, "type ids"}, {v.pos, m.host.pos[:N], "positions"}, {v.mask, bt.Mask, "mask"}} {
+		if err := m.b.UploadInt32(u.t, u.src); err != nil {
+			return 0, nil, wrap(err, "uploading %s", u.what)
+		}
+	}
+	if err := m.embeddingForward(B, T, train, dropoutSeed); err != nil {
+		return 0, nil, err
+	}
+	x := m.embActs.out
+	for l := 0; l < m.L; l++ {
+		if err := m.layerForward(l, x, m.acts[l], B, T, train, dropoutSeed); err != nil {
+			return 0, nil, err
+		}
+		x = m.acts[l].out
+	}
+	if err := m.headForward(B, T, train, dropoutSeed); err != nil {
+		return 0, nil, err
+	}
+	var loss float32
+	hasLoss := bt.Labels != nil || bt.Targets != nil
+	if hasLoss {
+		if loss, err = m.lossForward(bt, v); err != nil {
+			return 0, nil, err
+		}
+	}
+	logits := m.host.logits[:B*m.numLabels]
+	if err := m.b.Download(logits, v.logits); err != nil {
+		return 0, nil, wrap(err, "downloading logits")
+	}
+	m.step.done, m.step.hasLoss, m.step.train = true, hasLoss, train
+	m.step.B, m.step.T, m.step.seed = B, T, dropoutSeed
+	return loss, logits, nil
+}
+
+// Hidden returns the last hidden state (B, T, C) of the last Forward, a view
+// of a model buffer valid until the next Forward.
+func (m *Model) Hidden() (backend.Tensor, error) {
+	if !m.step.done {
+		return nil, errors.New("model: Hidden before a successful Forward")
+	}
+	v, err := m.stepViewsFor(m.step.B, m.step.T)
+	if err != nil {
+		return nil, err
+	}
+	return v.hidden, nil
+}
+
+// embeddingForward: out = dropout(LayerNorm(word[ids] + type[types] + pos[t])),
+// summed in Hugging Face's order (word + type, then + position).
+func (m *Model) embeddingForward(B, T int, train bool, seed uint64) error {
+	b, e, a := m.b, &m.emb, &m.embActs
+	N, C := B*T, m.C
+	if err := b.EmbeddingForward(a.sum, m.io.ids, e.word.T, N, C, false); err != nil {
+		return wrap(err, "word embeddings")
+	}
+	if err := b.EmbeddingForward(a.sum, m.io.types, e.typ.T, N, C, true); err != nil {
+		return wrap(err, "token type embeddings")
+	}
+	if err := b.EmbeddingForward(a.sum, m.io.pos, e.pos.T, N, C, true); err != nil {
+		return wrap(err, "position embeddings")
+	}
+	p := float32(0)
+	if train {
+		p = m.pHidden
+	}
+	ln := a.out
+	if p != 0 {
+		ln = m.grads.pre
+	}
+	if err := b.LayerNormForward(ln, a.mean, a.rstd, a.sum, e.ln.W, e.ln.B, N, C, m.eps); err != nil {
+		return wrap(err, "embeddings.LayerNorm")
+	}
+	if p != 0 {
+		return wrap(b.DropoutForward(a.out, ln, N*C, p, siteSeed(seed, 0)), "embeddings dropout")
+	}
+	return nil
+}
+
+// embeddingBackward takes dout (N, C), the gradient of the embedding block's
+// output (clobbered), into the trainable tables and LayerNorm.
+func (m *Model) embeddingBackward(dout backend.Tensor, B, T int, train bool, seed uint64) error {
+	b, e, a, g := m.b, &m.emb, &m.embActs, &m.grads
+	N, C := B*T, m.C
+	p := float32(0)
+	if train {
+		p = m.pHidden
+	}
+	d, err := m.dropoutBackward(dout, g.a, N*C, p, siteSeed(seed, 0))
+	if err != nil {
+		return wrap(err, "embeddings dropout backward")
+	}
+	tables := e.word.Grad != nil || e.pos.Grad != nil || e.typ.Grad != nil
+	var dsum backend.Tensor
+	if tables {
+		dsum = g.b
+	}
+	if err := m.lnBackward(dsum, d, a.sum, a.mean, a.rstd, e.ln, N); err != nil {
+		return wrap(err, "embeddings.LayerNorm backward")
+	}
+	for _, t := range []struct {
+		p   *Param
+		ids backend.Tensor
+	}{{e.word, m.io.ids}, {e.typ, m.io.types}, {e.pos, m.io.pos}} {
+		if t.p.Grad == nil {
+			continue
+		}
+		if err := b.EmbeddingBackward(t.p.Grad, dsum, t.ids, N, C); err != nil {
+			return wrap(err, "%s backward", t.p.Name)
+		}
+	}
+	return nil
+}
+
+// Backward computes the gradient of the last Forward's loss: weight
+// gradients (accumulated) for trainable tensors only, input gradients
+// through every layer down to the lowest trainable tensor and no further.
+// With nothing trainable it does nothing.
+func (m *Model) Backward() error {
+	if !m.step.done {
+		return errors.New("model: Backward without a successful Forward")
+	}
+	if !m.step.hasLoss {
+		return errors.New("model: Backward after a Forward without labels or targets")
+	}
+	if !m.anyTrainable {
+		return nil
+	}
+	B, T, train, seed := m.step.B, m.step.T, m.step.train, m.step.seed
+	if err := m.headBackward(B, T, train, seed); err != nil {
+		return err
+	}
+	for l := m.L - 1; l >= 0 && l >= m.lowestLayer; l-- {
+		stop := -1
+		if l == m.lowestLayer {
+			stop = m.lowestStage
+		}
+		x := m.embActs.out
+		if l > 0 {
+			x = m.acts[l-1].out
+		}
+		if err := m.layerBackward(l, m.grads.dh, m.grads.dh, x, m.acts[l], B, T, stop, train, seed); err != nil {
+			return err
+		}
+	}
+	if m.lowestLayer == layerEmbedding {
+		return m.embeddingBackward(m.grads.dh, B, T, train, seed)
+	}
+	return nil
+}

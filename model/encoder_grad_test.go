@@ -1,0 +1,163 @@
+package model
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// Finite-difference settings for the float64 model (backend64). Central
+// differences have truncation error h²/6·|L”'| and roundoff ≈ ε·|L|/h
+// (ε = 2.2e-16). With h = 1e-5, |L| = O(1) and |L”'| = O(100) here (LayerNorm
+// with eps 1e-12 and tanh/GELU compose to modest third derivatives), both
+// are ≲ 2e-9; gdTol = 1e-6 leaves three orders of margin while any wiring bug
+// (a missing residual, a wrong stride, a swapped Q/K/V third, a dropout seed
+// mismatch) gives errors of order the gradient itself.
+const (
+	gdH   = 1e-5
+	gdTol = 1e-6 // |fd-an| <= gdTol·max(|an|, 1)
+)
+
+// lossOf runs Forward and returns the mean loss in float64, read straight
+// from backend64's buffer (Forward's float32 return would cost 7 digits).
+func lossOf(t *testing.T, m *Model, bt *Batch, train bool, seed uint64) float64 {
+	t.Helper()
+	if _, _, err := m.Forward(bt, train, seed); err != nil {
+		t.Fatal(err)
+	}
+	var s float64
+	for _, x := range f(m.headAct.loss)[:bt.B] {
+		s += x
+	}
+	return s / float64(bt.B)
+}
+
+type gradCase struct {
+	name       string
+	regression bool
+	pooler     bool // checkpoint has a pooler
+	train      bool // dropout on
+	adapter    *AdapterOptions
+	trainable  func(string) bool
+	// wantTrain lists name fragments that must be trainable, wantFrozen
+	// fragments that must be frozen (checked against the registry).
+	wantTrain, wantFrozen []string
+}
+
+func gradCases() []gradCase {
+	isAd := func(n string) bool { return strings.Contains(n, ".adapter.") }
+	return []gradCase{
+		{name: "all/classification/gelu-adapters/pooler", pooler: true, adapter: adapterOpts(backend.GELU), trainable: allTrainable,
+			wantTrain: []string{"embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.key.weight", "pooler.dense.weight"}},
+		{name: "all/regression/relu-adapters/dropout", regression: true, train: true, adapter: adapterOpts(backend.ReLU), trainable: allTrainable},
+		{name: "all/classification/swish/dropout/no-adapter-layer0", train: true,
+			adapter:   &AdapterOptions{M: 3, Act: backend.Swish, Attention: true, FFN: true, Layers: []int{1}},
+			trainable: allTrainable},
+		{name: "adapters+LayerNorm+head", adapter: adapterOpts(backend.GELU), train: true,
+			trainable: func(n string) bool { return isAd(n) || strings.Contains(n, "LayerNorm") },
+			wantTrain: []string{"embeddings.LayerNorm.bias", "classifier.weight", "pooler.dense.bias"},
+			wantFrozen: []string{"embeddings.word_embeddings.weight", "encoder.layer.1.attention.self.query.weight",
+				"encoder.layer.0.intermediate.dense.weight"}},
+		{name: "adapters-only/attention-adapter-lowest", adapter: adapterOpts(backend.GELU), pooler: true,
+			trainable: isAd, wantFrozen: []string{"encoder.layer.0.output.LayerNorm.weight", "pooler.dense.weight"}},
+		{name: "ffn-adapter-layer1-only", adapter: &AdapterOptions{M: 4, Act: backend.GELU, FFN: true, Layers: []int{1}},
+			trainable: isAd},
+		{name: "top-LayerNorm-only", pooler: true,
+			trainable: func(n string) bool { return n == "encoder.layer.1.output.LayerNorm.weight" }},
+		{name: "partial-qkv", pooler: true, train: true,
+			trainable: func(n string) bool {
+				return n == "encoder.layer.0.attention.self.query.weight" || n == "encoder.layer.0.attention.self.value.bias" ||
+					n == "encoder.layer.1.attention.self.key.weight"
+			},
+			wantFrozen: []string{"encoder.layer.0.attention.self.key.weight", "encoder.layer.0.attention.self.query.bias"}},
+		{name: "word-embeddings-only", regression: true, pooler: true,
+			trainable: func(n string) bool { return n == "embeddings.word_embeddings.weight" }},
+		{name: "head-only (feature extraction)", pooler: true},
+		{name: "created-pooler+head"},
+	}
+}
+
+// TestGradientFiniteDifference checks Backward against central differences
+// of Forward's loss for every element of every trainable tensor, on a whole
+// small random encoder in float64, under several trainability patterns (each
+// exercising a different "stop backward here" point).
+func TestGradientFiniteDifference(t *testing.T) {
+	for ci, tc := range gradCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			be := &backend64{}
+			kind := HeadClassification
+			nl := 3
+			if tc.regression {
+				kind, nl = HeadRegression, 1
+			}
+			ck := randomCheckpoint(tinyConfig(), tc.pooler, uint64(100+ci))
+			m, err := New(be, ck, Options{MaxBatch: 3, MaxSeq: 6, Trainable: tc.trainable, Adapter: tc.adapter,
+				Head: HeadOptions{Kind: kind, NumLabels: nl}, Seed: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range tc.wantTrain {
+				if p := m.Param(n); p == nil || !p.Trainable || p.Grad == nil {
+					t.Errorf("%s should be trainable with a gradient buffer", n)
+				}
+			}
+			for _, n := range tc.wantFrozen {
+				if p := m.Param(n); p == nil || p.Trainable || p.Grad != nil {
+					t.Errorf("%s should be frozen without a gradient buffer", n)
+				}
+			}
+			randomizeTrainable(t, m, uint64(200+ci))
+			bt := tinyBatch(tc.regression)
+			const seed = 77
+			if err := m.ZeroGrads(); err != nil {
+				t.Fatal(err)
+			}
+			lossOf(t, m, bt, tc.train, seed)
+			if err := m.Backward(); err != nil {
+				t.Fatal(err)
+			}
+			checked, nonzero := 0, 0
+			worst := 0.0
+			for _, p := range m.Params() {
+				if !p.Trainable {
+					if p.Grad != nil {
+						t.Errorf("frozen %s has a gradient buffer", p.Name)
+					}
+					continue
+				}
+				an := append([]float64(nil), f(p.Grad)...)
+				x := f(p.T)
+				bad := 0
+				for i := range x {
+					old := x[i]
+					x[i] = old + gdH
+					lp := lossOf(t, m, bt, tc.train, seed)
+					x[i] = old - gdH
+					lm := lossOf(t, m, bt, tc.train, seed)
+					x[i] = old
+					fd := (lp - lm) / (2 * gdH)
+					e := math.Abs(fd-an[i]) / math.Max(math.Abs(an[i]), 1)
+					worst = math.Max(worst, e)
+					if e > gdTol {
+						if bad < 3 {
+							t.Errorf("%s[%d]: analytic %.10g, finite difference %.10g (err %.3g)", p.Name, i, an[i], fd, e)
+						}
+						bad++
+					}
+					if math.Abs(an[i]) > 1e-9 {
+						nonzero++
+					}
+					checked++
+				}
+			}
+			t.Logf("%d gradient entries checked (%d nonzero), worst scaled error %.3g", checked, nonzero, worst)
+			// Guard against a vacuous pass: most entries must carry gradient
+			// (rows of embedding tables the batch does not use are zero).
+			if checked == 0 || nonzero < checked/4 {
+				t.Errorf("only %d of %d gradient entries are nonzero", nonzero, checked)
+			}
+		})
+	}
+}

@@ -1,0 +1,137 @@
+package model
+
+import (
+	"github.com/houlsby/adapters/backend"
+)
+
+// headActs is what the pooler and head write (B rows).
+type headActs struct {
+	pre     backend.Tensor // (B, C) pooler dense output on [CLS]
+	pooled  backend.Tensor // (B, C) tanh(pre)
+	drop    backend.Tensor // (B, C) dropout(pooled) (training only)
+	logits  backend.Tensor // (B, V)
+	dlogits backend.Tensor // (B, V) loss gradient, written by the forward
+	loss    backend.Tensor // (B) F32 per-row loss
+	dpooled backend.Tensor // (B, C) (training only)
+	dpre    backend.Tensor // (B, C) (training only)
+}
+
+// siteHead is the dropout site of the pooled output (HF
+// BertForSequenceClassification applies classifier_dropout, defaulting to
+// hidden_dropout_prob, there).
+func (m *Model) siteHead() uint64 { return uint64(1 + 3*m.L) }
+
+// headForward: pooled = tanh(hidden[:, 0]·Wpᵀ + bp) on each sequence's
+// [CLS] row (row stride T·C), then logits = dropout(pooled)·Whᵀ + bh.
+func (m *Model) headForward(B, T int, train bool, seed uint64) error {
+	b, h, C := m.b, &m.headAct, m.C
+	hidden := m.acts[m.L-1].out
+	if err := b.Gemm(h.pre, hidden, m.pooler.W, backend.MatMul{TransB: true, M: B, N: C, K: C, Alpha: 1, LdA: T * C}); err != nil {
+		return wrap(err, "pooler.dense")
+	}
+	if err := b.AddBias(h.pre, m.pooler.B, B, C); err != nil {
+		return wrap(err, "pooler.dense bias")
+	}
+	if err := b.TanhForward(h.pooled, h.pre, B*C); err != nil {
+		return wrap(err, "pooler tanh")
+	}
+	in := h.pooled
+	if train && m.pHead != 0 {
+		if err := b.DropoutForward(h.drop, h.pooled, B*C, m.pHead, siteSeed(seed, m.siteHead())); err != nil {
+			return wrap(err, "classifier dropout")
+		}
+		in = h.drop
+	}
+	return wrap(m.linear(h.logits, in, m.head, B, m.numLabels, C), "classifier")
+}
+
+// lossForward computes the per-row loss (and, when anything trains, the
+// logits' gradient, scaled by 1/B so the loss is the batch mean) and returns
+// the mean loss.
+func (m *Model) lossForward(bt *Batch, v *stepViews) (float32, error) {
+	b, h := m.b, &m.headAct
+	B := bt.B
+	var dl backend.Tensor
+	if m.anyTrainable {
+		dl = h.dlogits
+	}
+	scale := 1 / float32(B)
+	if bt.Labels != nil {
+		if err := b.UploadInt32(v.labels, bt.Labels); err != nil {
+			return 0, wrap(err, "uploading labels")
+		}
+		if err := b.SoftmaxCrossEntropy(h.loss, dl, h.logits, m.io.labels, B, m.numLabels, scale); err != nil {
+			return 0, wrap(err, "cross-entropy loss")
+		}
+	} else {
+		if err := b.Upload(v.targets, bt.Targets); err != nil {
+			return 0, wrap(err, "uploading targets")
+		}
+		if err := b.MSE(h.loss, dl, h.logits, m.io.targets, B, scale); err != nil {
+			return 0, wrap(err, "squared-error loss")
+		}
+	}
+	rows := m.host.loss[:B]
+	if err := b.Download(rows, v.loss); err != nil {
+		return 0, wrap(err, "downloading the loss")
+	}
+	var sum float64
+	for _, x := range rows {
+		sum += float64(x)
+	}
+	return float32(sum / float64(B)), nil
+}
+
+// headBackward takes the logits' gradient (from lossForward) through the
+// classifier and pooler into grads.dh (N, C), which gets the [CLS] rows'
+// gradient and zeros elsewhere, when anything below trains.
+func (m *Model) headBackward(B, T int, train bool, seed uint64) error {
+	b, h, C := m.b, &m.headAct, m.C
+	below := m.lowestLayer < m.L || (m.lowestLayer == m.L && m.lowestStage < stageHead)
+	in := h.pooled
+	dropped := train && m.pHead != 0
+	if dropped {
+		in = h.drop
+	}
+	var dIn backend.Tensor
+	if below {
+		dIn = h.dpooled
+	}
+	if err := m.linearBackward(dIn, h.dlogits, in, m.head, B, m.numLabels, C); err != nil {
+		return wrap(err, "classifier backward")
+	}
+	if !below {
+		return nil
+	}
+	// dpooled → (dropout backward) → tanh backward; the two (B, C) buffers
+	// alternate so no op reads and writes the same one.
+	dp, dpre := h.dpooled, h.dpre
+	if dropped {
+		if err := b.DropoutBackward(h.dpre, h.dpooled, B*C, m.pHead, siteSeed(seed, m.siteHead())); err != nil {
+			return wrap(err, "classifier dropout backward")
+		}
+		dp, dpre = h.dpre, h.dpooled
+	}
+	if err := b.TanhBackward(dpre, dp, h.pooled, B*C); err != nil {
+		return wrap(err, "pooler tanh backward")
+	}
+	hidden := m.acts[m.L-1].out
+	if m.pooler.dW != nil {
+		if err := b.Gemm(m.pooler.dW, dpre, hidden, backend.MatMul{TransA: true, M: C, N: C, K: B, Alpha: 1, Beta: 1, LdB: T * C}); err != nil {
+			return wrap(err, "pooler.dense weight gradient")
+		}
+	}
+	if m.pooler.dB != nil {
+		if err := b.BiasGrad(m.pooler.dB, dpre, B, C); err != nil {
+			return wrap(err, "pooler.dense bias gradient")
+		}
+	}
+	if m.lowestLayer >= m.L {
+		return nil
+	}
+	// d hidden: zero, then the [CLS] rows (row stride T·C) = dpre·Wp.
+	if err := b.Zero(m.grads.dh); err != nil {
+		return wrap(err, "zeroing the hidden-state gradient")
+	}
+	return wrap(b.Gemm(m.grads.dh, dpre, m.pooler.W, backend.MatMul{M: B, N: C, K: C, Alpha: 1, LdC: T * C}), "pooler.dense input gradient")
+}
