@@ -258,7 +258,7 @@ func (ck *Checkpoint) loadFile(path, base string, index map[string]*shardEntry, 
 			return fmt.Errorf("model: %s: tensor %q is the same tensor as %q in %s (both map to %q)", path, key, prev.Key, prev.File, name)
 		}
 		info, _ := f.Info(key)
-		if !equalShape(info.Shape, shape) {
+		if !ckptEqualShape(info.Shape, shape) {
 			return fmt.Errorf("model: %s: tensor %q has shape %v, want %v for this config", path, key, info.Shape, shape)
 		}
 		switch info.DType {
@@ -276,7 +276,7 @@ func (ck *Checkpoint) loadFile(path, base string, index map[string]*shardEntry, 
 	return nil
 }
 
-func equalShape(a, b []int) bool {
+func ckptEqualShape(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
 	}

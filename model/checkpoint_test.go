@@ -14,23 +14,23 @@ import (
 	"github.com/houlsby/adapters/model/safetensors"
 )
 
-// tinyConfigJSON is a small but complete BERT config.json (C=8, L=2, NH=2,
+// ckTinyConfigJSON is a small but complete BERT config.json (C=8, L=2, NH=2,
 // I=12, V=30, P=16, TV=2).
-const tinyConfigJSON = `{"architectures":["BertModel"],"model_type":"bert","hidden_size":8,
+const ckTinyConfigJSON = `{"architectures":["BertModel"],"model_type":"bert","hidden_size":8,
 "num_hidden_layers":2,"num_attention_heads":2,"intermediate_size":12,"vocab_size":30,
 "max_position_embeddings":16,"type_vocab_size":2,"hidden_act":"gelu","layer_norm_eps":1e-12}`
 
-func tinyConfig(t *testing.T) Config {
-	c, err := ParseConfig("tiny", []byte(tinyConfigJSON))
+func ckTinyConfig(t *testing.T) Config {
+	c, err := ParseConfig("tiny", []byte(ckTinyConfigJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// tinyValues gives tensor k deterministic values that are multiples of 1/8
+// ckTinyValues gives tensor k deterministic values that are multiples of 1/8
 // in [-1, 1], so they are exact in F16 and BF16 as well as F32.
-func tinyValues(k, n int) []float32 {
+func ckTinyValues(k, n int) []float32 {
 	v := make([]float32, n)
 	for i := range v {
 		v[i] = float32((i*7+k*3)%17)*0.125 - 1
@@ -38,8 +38,8 @@ func tinyValues(k, n int) []float32 {
 	return v
 }
 
-// encodeAs stores float32 values (exact in the target dtype) as dtype bytes.
-func encodeAs(dtype safetensors.DType, v []float32) []byte {
+// ckEncodeAs stores float32 values (exact in the target dtype) as dtype bytes.
+func ckEncodeAs(dtype safetensors.DType, v []float32) []byte {
 	switch dtype {
 	case safetensors.F32:
 		b := make([]byte, 4*len(v))
@@ -54,15 +54,15 @@ func encodeAs(dtype safetensors.DType, v []float32) []byte {
 	case safetensors.F16:
 		b := make([]byte, 2*len(v))
 		for i, x := range v {
-			binary.LittleEndian.PutUint16(b[2*i:], f32ToF16Exact(x))
+			binary.LittleEndian.PutUint16(b[2*i:], ckF32ToF16Exact(x))
 		}
 		return b
 	}
-	panic("encodeAs: " + string(dtype))
+	panic("ckEncodeAs: " + string(dtype))
 }
 
-// f32ToF16Exact converts a float32 that is a normal (or zero) half exactly.
-func f32ToF16Exact(x float32) uint16 {
+// ckF32ToF16Exact converts a float32 that is a normal (or zero) half exactly.
+func ckF32ToF16Exact(x float32) uint16 {
 	b := math.Float32bits(x)
 	sign := uint16(b>>16) & 0x8000
 	if b&0x7fffffff == 0 {
@@ -70,25 +70,25 @@ func f32ToF16Exact(x float32) uint16 {
 	}
 	exp := int(b>>23&0xff) - 127 + 15
 	if exp <= 0 || exp >= 31 || b&0x1fff != 0 {
-		panic("f32ToF16Exact: not exact")
+		panic("ckF32ToF16Exact: not exact")
 	}
 	return sign | uint16(exp)<<10 | uint16(b>>13&0x3ff)
 }
 
-// tinyTensors is the full tensor set of the tiny config, keys mapped through
+// ckTinyTensors is the full tensor set of the tiny config, keys mapped through
 // rename, stored as dtype.
-func tinyTensors(cfg Config, pooler bool, dtype safetensors.DType, rename func(string) string) []safetensors.NamedTensor {
+func ckTinyTensors(cfg Config, pooler bool, dtype safetensors.DType, rename func(string) string) []safetensors.NamedTensor {
 	var out []safetensors.NamedTensor
 	for k, s := range ExpectedTensors(cfg, pooler) {
-		out = append(out, safetensors.NamedTensor{Name: rename(s.Name), DType: dtype, Shape: s.Shape, Data: encodeAs(dtype, tinyValues(k, s.NumElements()))})
+		out = append(out, safetensors.NamedTensor{Name: rename(s.Name), DType: dtype, Shape: s.Shape, Data: ckEncodeAs(dtype, ckTinyValues(k, s.NumElements()))})
 	}
 	return out
 }
 
-func same(s string) string { return s }
+func ckKeepName(s string) string { return s }
 
-// writeModel writes config.json and model.safetensors into a fresh folder.
-func writeModel(t *testing.T, cfgJSON string, ts []safetensors.NamedTensor) string {
+// ckWriteModel writes config.json and model.safetensors into a fresh folder.
+func ckWriteModel(t *testing.T, cfgJSON string, ts []safetensors.NamedTensor) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(cfgJSON), 0o644); err != nil {
@@ -100,17 +100,17 @@ func writeModel(t *testing.T, cfgJSON string, ts []safetensors.NamedTensor) stri
 	return dir
 }
 
-var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var ckHex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // TestLoadCheckpointTiny loads a plain F32 checkpoint and checks every value.
 func TestLoadCheckpointTiny(t *testing.T) {
-	cfg := tinyConfig(t)
-	dir := writeModel(t, tinyConfigJSON, tinyTensors(cfg, true, safetensors.F32, same))
+	cfg := ckTinyConfig(t)
+	dir := ckWriteModel(t, ckTinyConfigJSON, ckTinyTensors(cfg, true, safetensors.F32, ckKeepName))
 	ck, err := LoadCheckpoint(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ck.HasPooler || !hex64.MatchString(ck.Fingerprint) || len(ck.Ignored) != 0 || ck.Dir != dir ||
+	if !ck.HasPooler || !ckHex64.MatchString(ck.Fingerprint) || len(ck.Ignored) != 0 || ck.Dir != dir ||
 		ck.VocabPath() != filepath.Join(dir, "vocab.txt") || ck.TokenizerPath() != filepath.Join(dir, "tokenizer.json") {
 		t.Fatalf("checkpoint %+v", ck)
 	}
@@ -121,8 +121,8 @@ func TestLoadCheckpointTiny(t *testing.T) {
 	total := 0
 	for k, s := range specs {
 		got := ck.Tensors[s.Name]
-		want := tinyValues(k, s.NumElements())
-		if !equalShape(got.Shape, s.Shape) || len(got.Data) != len(want) {
+		want := ckTinyValues(k, s.NumElements())
+		if !ckptEqualShape(got.Shape, s.Shape) || len(got.Data) != len(want) {
 			t.Fatalf("%s: shape %v, %d values", s.Name, got.Shape, len(got.Data))
 		}
 		for i := range want {
@@ -141,7 +141,7 @@ func TestLoadCheckpointTiny(t *testing.T) {
 // legacy names, extra buffers and task heads, dtype of exactly representable
 // weights, sharding) and changes with any weight, the config, or the pooler.
 func TestCheckpointFingerprint(t *testing.T) {
-	cfg := tinyConfig(t)
+	cfg := ckTinyConfig(t)
 	load := func(dir string) *Checkpoint {
 		t.Helper()
 		ck, err := LoadCheckpoint(dir)
@@ -150,10 +150,10 @@ func TestCheckpointFingerprint(t *testing.T) {
 		}
 		return ck
 	}
-	base := load(writeModel(t, tinyConfigJSON, tinyTensors(cfg, true, safetensors.F32, same)))
+	base := load(ckWriteModel(t, ckTinyConfigJSON, ckTinyTensors(cfg, true, safetensors.F32, ckKeepName)))
 
 	// Task-model naming: bert. prefix, gamma/beta, position_ids, heads.
-	legacy := tinyTensors(cfg, true, safetensors.F32, func(s string) string {
+	legacy := ckTinyTensors(cfg, true, safetensors.F32, func(s string) string {
 		s = strings.Replace(s, "LayerNorm.weight", "LayerNorm.gamma", 1)
 		return "bert." + strings.Replace(s, "LayerNorm.bias", "LayerNorm.beta", 1)
 	})
@@ -162,7 +162,7 @@ func TestCheckpointFingerprint(t *testing.T) {
 		safetensors.F32Tensor("classifier.weight", []int{2, 8}, make([]float32, 16)),
 		safetensors.F32Tensor("classifier.bias", []int{2}, []float32{1, 2}),
 		safetensors.F32Tensor("cls.predictions.bias", []int{30}, make([]float32, 30)))
-	ck := load(writeModel(t, tinyConfigJSON, legacy))
+	ck := load(ckWriteModel(t, ckTinyConfigJSON, legacy))
 	if ck.Fingerprint != base.Fingerprint {
 		t.Error("bert./gamma/beta naming changed the fingerprint")
 	}
@@ -173,7 +173,7 @@ func TestCheckpointFingerprint(t *testing.T) {
 		t.Errorf("source %+v", src)
 	}
 	for _, dt := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
-		ck := load(writeModel(t, tinyConfigJSON, tinyTensors(cfg, true, dt, same)))
+		ck := load(ckWriteModel(t, ckTinyConfigJSON, ckTinyTensors(cfg, true, dt, ckKeepName)))
 		if ck.Fingerprint != base.Fingerprint {
 			t.Errorf("%s storage of the same values changed the fingerprint", dt)
 		}
@@ -181,33 +181,33 @@ func TestCheckpointFingerprint(t *testing.T) {
 			t.Errorf("source dtype %s, want %s", ck.Sources[NamePoolerWeight].DType, dt)
 		}
 	}
-	sharded := writeSharded(t, tinyTensors(cfg, true, safetensors.F32, same))
+	sharded := ckWriteSharded(t, ckTinyTensors(cfg, true, safetensors.F32, ckKeepName))
 	ck = load(sharded)
 	if ck.Fingerprint != base.Fingerprint || len(ck.Files) != 2 {
 		t.Errorf("sharding: files %v, fingerprint equal %v", ck.Files, ck.Fingerprint == base.Fingerprint)
 	}
 
-	changed := tinyTensors(cfg, true, safetensors.F32, same)
+	changed := ckTinyTensors(cfg, true, safetensors.F32, ckKeepName)
 	changed[7].Data[0] ^= 1 // one bit of one weight
-	if load(writeModel(t, tinyConfigJSON, changed)).Fingerprint == base.Fingerprint {
+	if load(ckWriteModel(t, ckTinyConfigJSON, changed)).Fingerprint == base.Fingerprint {
 		t.Error("changing one weight bit kept the fingerprint")
 	}
-	eps := strings.Replace(tinyConfigJSON, "1e-12", "1e-5", 1)
-	if load(writeModel(t, eps, tinyTensors(cfg, true, safetensors.F32, same))).Fingerprint == base.Fingerprint {
+	eps := strings.Replace(ckTinyConfigJSON, "1e-12", "1e-5", 1)
+	if load(ckWriteModel(t, eps, ckTinyTensors(cfg, true, safetensors.F32, ckKeepName))).Fingerprint == base.Fingerprint {
 		t.Error("changing layer_norm_eps kept the fingerprint")
 	}
-	nop := load(writeModel(t, tinyConfigJSON, tinyTensors(cfg, false, safetensors.F32, same)))
+	nop := load(ckWriteModel(t, ckTinyConfigJSON, ckTinyTensors(cfg, false, safetensors.F32, ckKeepName)))
 	if nop.HasPooler || nop.Fingerprint == base.Fingerprint || len(nop.Tensors) != len(base.Tensors)-2 {
 		t.Errorf("no pooler: HasPooler %v, %d tensors, same fingerprint %v", nop.HasPooler, len(nop.Tensors), nop.Fingerprint == base.Fingerprint)
 	}
 }
 
-// writeSharded writes ts into two shards with an index, like transformers'
+// ckWriteSharded writes ts into two shards with an index, like transformers'
 // save_pretrained(max_shard_size=...).
-func writeSharded(t *testing.T, ts []safetensors.NamedTensor) string {
+func ckWriteSharded(t *testing.T, ts []safetensors.NamedTensor) string {
 	t.Helper()
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(tinyConfigJSON), 0o644)
+	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(ckTinyConfigJSON), 0o644)
 	half := len(ts) / 2
 	wm := map[string]string{}
 	for i, part := range [][]safetensors.NamedTensor{ts[:half], ts[half:]} {
@@ -219,11 +219,11 @@ func writeSharded(t *testing.T, ts []safetensors.NamedTensor) string {
 			wm[nt.Name] = name
 		}
 	}
-	writeIndex(t, dir, wm)
+	ckWriteIndex(t, dir, wm)
 	return dir
 }
 
-func writeIndex(t *testing.T, dir string, wm map[string]string) {
+func ckWriteIndex(t *testing.T, dir string, wm map[string]string) {
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"total_size": 1}, "weight_map": wm})
 	if err := os.WriteFile(filepath.Join(dir, WeightsIndexFile), b, 0o644); err != nil {
@@ -234,8 +234,8 @@ func writeIndex(t *testing.T, dir string, wm map[string]string) {
 // TestLoadCheckpointRejects: each broken checkpoint is refused with an error
 // naming the tensor (or field) and the file.
 func TestLoadCheckpointRejects(t *testing.T) {
-	cfg := tinyConfig(t)
-	good := func() []safetensors.NamedTensor { return tinyTensors(cfg, true, safetensors.F32, same) }
+	cfg := ckTinyConfig(t)
+	good := func() []safetensors.NamedTensor { return ckTinyTensors(cfg, true, safetensors.F32, ckKeepName) }
 	drop := func(name string) []safetensors.NamedTensor {
 		var out []safetensors.NamedTensor
 		for _, nt := range good() {
@@ -251,74 +251,74 @@ func TestLoadCheckpointRejects(t *testing.T) {
 		says []string
 	}{
 		{"missing tensor", func() string {
-			return writeModel(t, tinyConfigJSON, drop("encoder.layer.1.output.dense.bias"))
+			return ckWriteModel(t, ckTinyConfigJSON, drop("encoder.layer.1.output.dense.bias"))
 		}, []string{`"encoder.layer.1.output.dense.bias"`, "missing", WeightsFile}},
-		{"half a pooler", func() string { return writeModel(t, tinyConfigJSON, drop(NamePoolerBias)) }, []string{`"pooler.dense.bias"`, "missing"}},
+		{"half a pooler", func() string { return ckWriteModel(t, ckTinyConfigJSON, drop(NamePoolerBias)) }, []string{`"pooler.dense.bias"`, "missing"}},
 		{"unexpected tensor", func() string {
-			return writeModel(t, tinyConfigJSON, append(good(), safetensors.F32Tensor("encoder.layer.2.output.dense.bias", []int{8}, make([]float32, 8))))
+			return ckWriteModel(t, ckTinyConfigJSON, append(good(), safetensors.F32Tensor("encoder.layer.2.output.dense.bias", []int{8}, make([]float32, 8))))
 		}, []string{`"encoder.layer.2.output.dense.bias"`, "unexpected", WeightsFile}},
 		{"misshapen", func() string {
 			ts := good()
 			ts[15].Shape = []int{ts[15].Shape[1], ts[15].Shape[0]} // a transposed weight
-			return writeModel(t, tinyConfigJSON, ts)
+			return ckWriteModel(t, ckTinyConfigJSON, ts)
 		}, []string{`"encoder.layer.0.intermediate.dense.weight"`, "shape", WeightsFile}},
 		{"duplicate via prefix", func() string {
-			return writeModel(t, tinyConfigJSON, append(good(), safetensors.F32Tensor("bert.pooler.dense.bias", []int{8}, make([]float32, 8))))
+			return ckWriteModel(t, ckTinyConfigJSON, append(good(), safetensors.F32Tensor("bert.pooler.dense.bias", []int{8}, make([]float32, 8))))
 		}, []string{`"pooler.dense.bias"`, `"bert.pooler.dense.bias"`, WeightsFile}},
 		{"integer weights", func() string {
 			ts := good()
 			ts[3].DType = safetensors.I32
-			return writeModel(t, tinyConfigJSON, ts)
+			return ckWriteModel(t, ckTinyConfigJSON, ts)
 		}, []string{`"embeddings.LayerNorm.weight"`, "I32", WeightsFile}},
 		{"wrong config", func() string {
-			return writeModel(t, strings.Replace(tinyConfigJSON, `"gelu"`, `"gelu_new"`, 1), good())
+			return ckWriteModel(t, strings.Replace(ckTinyConfigJSON, `"gelu"`, `"gelu_new"`, 1), good())
 		}, []string{"hidden_act", ConfigFile}},
 		{"config says more layers", func() string {
-			return writeModel(t, strings.Replace(tinyConfigJSON, `"num_hidden_layers":2`, `"num_hidden_layers":3`, 1), good())
+			return ckWriteModel(t, strings.Replace(ckTinyConfigJSON, `"num_hidden_layers":2`, `"num_hidden_layers":3`, 1), good())
 		}, []string{`"encoder.layer.2.`, "missing"}},
 		{"no weights", func() string {
 			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, ConfigFile), []byte(tinyConfigJSON), 0o644)
+			os.WriteFile(filepath.Join(dir, ConfigFile), []byte(ckTinyConfigJSON), 0o644)
 			return dir
 		}, []string{WeightsFile, WeightsIndexFile}},
 		{"pytorch weights only", func() string {
 			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, ConfigFile), []byte(tinyConfigJSON), 0o644)
+			os.WriteFile(filepath.Join(dir, ConfigFile), []byte(ckTinyConfigJSON), 0o644)
 			os.WriteFile(filepath.Join(dir, "pytorch_model.bin"), []byte("x"), 0o644)
 			return dir
 		}, []string{"pytorch_model.bin", "only safetensors"}},
 		{"corrupt weights", func() string {
-			dir := writeModel(t, tinyConfigJSON, good())
+			dir := ckWriteModel(t, ckTinyConfigJSON, good())
 			p := filepath.Join(dir, WeightsFile)
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)-1], 0o644)
 			return dir
 		}, []string{WeightsFile, "truncated"}},
 		{"index names a missing tensor", func() string {
-			dir := writeSharded(t, good())
+			dir := ckWriteSharded(t, good())
 			b, _ := os.ReadFile(filepath.Join(dir, WeightsIndexFile))
 			var idx struct {
 				WeightMap map[string]string `json:"weight_map"`
 			}
 			json.Unmarshal(b, &idx)
 			idx.WeightMap["encoder.layer.0.extra"] = "model-00001-of-00002.safetensors"
-			writeIndex(t, dir, idx.WeightMap)
+			ckWriteIndex(t, dir, idx.WeightMap)
 			return dir
 		}, []string{`"encoder.layer.0.extra"`, WeightsIndexFile, "model-00001-of-00002.safetensors"}},
 		{"shard tensor not in index", func() string {
-			dir := writeSharded(t, good())
+			dir := ckWriteSharded(t, good())
 			b, _ := os.ReadFile(filepath.Join(dir, WeightsIndexFile))
 			var idx struct {
 				WeightMap map[string]string `json:"weight_map"`
 			}
 			json.Unmarshal(b, &idx)
 			delete(idx.WeightMap, NameWordEmbeddings)
-			writeIndex(t, dir, idx.WeightMap)
+			ckWriteIndex(t, dir, idx.WeightMap)
 			return dir
 		}, []string{`"embeddings.word_embeddings.weight"`, "not listed", "model-00001-of-00002.safetensors"}},
 		{"shard outside the folder", func() string {
-			dir := writeSharded(t, good())
-			writeIndex(t, dir, map[string]string{NameWordEmbeddings: "../model.safetensors"})
+			dir := ckWriteSharded(t, good())
+			ckWriteIndex(t, dir, map[string]string{NameWordEmbeddings: "../model.safetensors"})
 			return dir
 		}, []string{"weight_map", `"embeddings.word_embeddings.weight"`, "../model.safetensors"}},
 	}
@@ -368,7 +368,7 @@ func TestLoadCheckpointMiniLM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ck2.Fingerprint != ck.Fingerprint || !hex64.MatchString(ck.Fingerprint) {
+	if ck2.Fingerprint != ck.Fingerprint || !ckHex64.MatchString(ck.Fingerprint) {
 		t.Fatalf("fingerprint %q then %q", ck.Fingerprint, ck2.Fingerprint)
 	}
 	t.Logf("all-MiniLM-L6-v2 fingerprint %s", ck.Fingerprint)

@@ -37,7 +37,7 @@ func TestExpectedTensors(t *testing.T) {
 		"embeddings.position_embeddings.weight":             {16, 8},
 		"pooler.dense.weight":                               {8, 8},
 	} {
-		if !equalShape(byName[name], want) {
+		if !ckptEqualShape(byName[name], want) {
 			t.Errorf("%s: %v, want %v", name, byName[name], want)
 		}
 	}
