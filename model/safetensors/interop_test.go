@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/houlsby/adapters/internal/testassets"
@@ -287,5 +288,76 @@ func TestRealCheckpointRoundTrip(t *testing.T) {
 	w, err := f.ReadFloat32("embeddings.LayerNorm.weight")
 	if err != nil || len(w) != 384 {
 		t.Fatalf("ReadFloat32: %v, %d values", err, len(w))
+	}
+}
+
+// strictOnly names the crafted files of rejectCases that the reference
+// implementation accepts and we reject on purpose (see the package comment):
+// a repeated tensor name or metadata key, which serde's maps resolve by
+// keeping the last, and unknown tensor fields, which serde ignores. (A
+// repeated "__metadata__" or tensor field the reference rejects as well.)
+var strictOnly = map[string]bool{
+	"duplicate tensor":       true,
+	"duplicate metadata key": true,
+	"unknown field":          true,
+}
+
+// TestReferenceAgreesOnCraftedFiles opens every crafted file of rejectCases
+// and acceptCases with the reference Python package: it must reject what we
+// reject (except the strictOnly cases, which it must accept, so that list
+// stays true) and accept what we accept.
+func TestReferenceAgreesOnCraftedFiles(t *testing.T) {
+	py := testassets.Path(".venv-ref", "bin", "python")
+	testassets.Require(t, "make ref-env", py)
+	dir := t.TempDir()
+	want := map[string]bool{} // file -> reference should accept
+	var args []string
+	for i, c := range rejectCases() {
+		p := filepath.Join(dir, "reject"+strconv.Itoa(i))
+		os.WriteFile(p, c.buf, 0o644)
+		want[p] = strictOnly[c.name]
+		args = append(args, p)
+	}
+	for i, c := range acceptCases() {
+		p := filepath.Join(dir, "accept"+strconv.Itoa(i))
+		os.WriteFile(p, c.buf, 0o644)
+		want[p] = true
+		args = append(args, p)
+	}
+	script := `
+import json, sys
+from safetensors import safe_open
+out = {}
+for p in sys.argv[1:]:
+    try:
+        with safe_open(p, framework="numpy") as f:
+            f.keys(); f.metadata()
+        out[p] = "ok"
+    except Exception as e:
+        out[p] = type(e).__name__ + ": " + str(e)
+print(json.dumps(out))
+`
+	cmd := exec.Command(py, append([]string{"-c", script}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, stderr.String())
+	}
+	var got map[string]string
+	if err := json.Unmarshal(outb, &got); err != nil {
+		t.Fatalf("%v: %s", err, outb)
+	}
+	names := map[string]string{}
+	for i, c := range rejectCases() {
+		names[filepath.Join(dir, "reject"+strconv.Itoa(i))] = "reject case " + c.name
+	}
+	for i, c := range acceptCases() {
+		names[filepath.Join(dir, "accept"+strconv.Itoa(i))] = "accept case " + c.name
+	}
+	for _, p := range args {
+		if accepted := got[p] == "ok"; accepted != want[p] {
+			t.Errorf("%s: reference says %q, expected accept=%v", names[p], got[p], want[p])
+		}
 	}
 }

@@ -9,8 +9,10 @@
 //   - the n header bytes are UTF-8 JSON: one object whose keys are tensor
 //     names, plus an optional "__metadata__" object mapping strings to
 //     strings; trailing whitespace (the reference pads with spaces) is allowed;
-//   - duplicate keys anywhere in the header are rejected (the reference's
-//     serde maps silently keep the last one; we refuse the ambiguity);
+//   - duplicate keys anywhere in the header are rejected (the reference
+//     rejects a repeated tensor field or "__metadata__", but silently keeps
+//     the last of a repeated tensor name or metadata key; we refuse the
+//     ambiguity);
 //   - a tensor entry holds exactly "dtype" (a known dtype name), "shape"
 //     (non-negative integers) and "data_offsets" ([begin, end]); unknown fields
 //     are rejected (stricter than the reference, which ignores them);

@@ -12,21 +12,23 @@ import (
 	"testing"
 )
 
-// TestParseRejects checks every validation rule with a crafted bad file: the
-// error wraps the right sentinel and names the file and the offending tensor
-// or field.
-func TestParseRejects(t *testing.T) {
+// rejectCase is a crafted bad file, the sentinel its error must wrap and
+// substrings (besides the file name) its message must contain.
+type rejectCase struct {
+	name string
+	buf  []byte
+	want error
+	says []string
+}
+
+// rejectCases are crafted files that break one rule each.
+func rejectCases() []rejectCase {
 	f32 := func(name string, b, e int) string {
 		return `"` + name + `":{"dtype":"F32","shape":[1],"data_offsets":[` + strconv.Itoa(b) + `,` + strconv.Itoa(e) + `]}`
 	}
 	hugeHeader := make([]byte, 8)
 	binary.LittleEndian.PutUint64(hugeHeader, MaxHeaderSize+1)
-	cases := []struct {
-		name string
-		buf  []byte
-		want error
-		says []string // substrings of the message besides the file name
-	}{
+	return []rejectCase{
 		{"short file", []byte{1, 2, 3}, ErrHeaderTooSmall, nil},
 		{"header over 100MB", hugeHeader, ErrHeaderTooLarge, []string{"100000001"}},
 		{"header past EOF", rawFile(`{}`, nil)[:9], ErrInvalidHeaderLength, nil},
@@ -34,7 +36,7 @@ func TestParseRejects(t *testing.T) {
 		{"not json", rawFile(`{"a":`, nil), ErrInvalidHeader, nil},
 		{"not an object", rawFile(`[]`, nil), ErrInvalidHeader, nil},
 		{"trailing garbage in header", rawFile(`{} x`, nil), ErrInvalidHeader, []string{"after the JSON"}},
-		{"duplicate tensor", rawFile(`{`+f32("w", 0, 4)+`,`+f32("w", 4, 8)+`}`, make([]byte, 8)), ErrDuplicateKey, []string{`"w"`}},
+		{"duplicate tensor", rawFile(`{`+f32("w", 0, 4)+`,`+f32("w", 0, 4)+`}`, make([]byte, 4)), ErrDuplicateKey, []string{`"w"`}},
 		{"duplicate field", rawFile(`{"w":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, make([]byte, 4)), ErrDuplicateKey, []string{`tensor "w"`, `"dtype"`}},
 		{"duplicate metadata key", rawFile(`{"__metadata__":{"k":"a","k":"b"}}`, nil), ErrDuplicateKey, []string{"__metadata__", `"k"`}},
 		{"duplicate metadata", rawFile(`{"__metadata__":{},"__metadata__":{}}`, nil), ErrDuplicateKey, []string{"__metadata__"}},
@@ -58,6 +60,13 @@ func TestParseRejects(t *testing.T) {
 		{"metadata not object", rawFile(`{"__metadata__":"x"}`, nil), ErrInvalidMetadata, nil},
 		{"metadata nested", rawFile(`{"__metadata__":{"k":{"a":"b"}}}`, nil), ErrInvalidMetadata, nil},
 	}
+}
+
+// TestParseRejects checks every validation rule with a crafted bad file: the
+// error wraps the right sentinel and names the file and the offending tensor
+// or field.
+func TestParseRejects(t *testing.T) {
+	cases := rejectCases()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f, err := Parse("crafted.safetensors", c.buf)
@@ -77,15 +86,16 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
-// TestParseAccepts covers valid corner cases the reference accepts: empty
-// file, tensors listed out of offset order, zero-size tensors, scalars,
-// sub-byte dtypes, null metadata, whitespace padding.
-func TestParseAccepts(t *testing.T) {
-	cases := []struct {
-		name  string
-		buf   []byte
-		names []string
-	}{
+// acceptCase is a valid corner-case file and its tensor names, sorted.
+type acceptCase struct {
+	name  string
+	buf   []byte
+	names []string
+}
+
+// acceptCases are valid files at the edges of the rules.
+func acceptCases() []acceptCase {
+	return []acceptCase{
 		{"empty", rawFile(`{}`, nil), nil},
 		{"padded", rawFile("  {}  \n\t", nil), nil},
 		{"null metadata", rawFile(`{"__metadata__":null}`, nil), nil},
@@ -93,6 +103,13 @@ func TestParseAccepts(t *testing.T) {
 		{"zero size and scalar", rawFile(`{"z":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"s":{"dtype":"F64","shape":[],"data_offsets":[0,8]}}`, make([]byte, 8)), []string{"s", "z"}},
 		{"F4 pair", rawFile(`{"w":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}`, []byte{0x21}), []string{"w"}},
 	}
+}
+
+// TestParseAccepts covers valid corner cases the reference accepts: empty
+// file, tensors listed out of offset order, zero-size tensors, scalars,
+// sub-byte dtypes, null metadata, whitespace padding.
+func TestParseAccepts(t *testing.T) {
+	cases := acceptCases()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f, err := Parse("ok.safetensors", c.buf)
