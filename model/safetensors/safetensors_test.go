@@ -302,3 +302,23 @@ func TestF16AllValues(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenErrors: a missing file and an empty file (which cannot be mapped
+// and takes the read fallback) give errors naming the path.
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.safetensors")
+	if _, err := Open(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.safetensors")
+	os.WriteFile(empty, nil, 0o644)
+	if _, err := Open(empty); !errors.Is(err, ErrHeaderTooSmall) || !strings.Contains(err.Error(), empty) {
+		t.Errorf("empty file: %v", err)
+	}
+	f, err := Open(filepath.Join(dir, "..", filepath.Base(dir), "empty.safetensors"))
+	if err == nil {
+		f.Close()
+		t.Error("opened an empty file")
+	}
+}
