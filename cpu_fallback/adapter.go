@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/houlsby/adapters/backend"
 )
@@ -18,7 +17,7 @@ func actForward(act backend.Act, z float32) float32 {
 	case backend.GELU:
 		return gelu(z)
 	case backend.Swish:
-		return z / (1 + float32(math.Exp(-float64(z))))
+		return float32(float64(z) * sigmoid(z))
 	}
 	panic(fmt.Sprintf("cpu: unknown activation %v", act))
 }
@@ -34,8 +33,8 @@ func actGrad(act backend.Act, z float32) float32 {
 	case backend.GELU:
 		return geluGrad(z)
 	case backend.Swish:
-		s := 1 / (1 + float32(math.Exp(-float64(z))))
-		return s + z*s*(1-s)
+		s := sigmoid(z)
+		return float32(s * (1 + float64(z)*(1-s)))
 	}
 	panic(fmt.Sprintf("cpu: unknown activation %v", act))
 }
@@ -108,31 +107,20 @@ func (be *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Te
 	be.mu.Lock()
 	defer be.mu.Unlock()
 	if M == 0 {
-		copy(ov, iv)
-		addBiasRows(ov, buv, N, C)
+		be.row = rowTask{kind: rowAddRowBias, o: ov, a: buv, x: iv, C: C}
+		parallelRange(N, grainRows, &be.row)
+		be.row = rowTask{}
 		return nil
 	}
 	// z = inp·wDownᵀ + bDown; h = act(z).
 	sgemm(false, true, N, M, C, 1, iv, C, wdv, C, 0, zv, M)
 	hv := be.buf(scrA, nm)
-	parallelFor(N, grainRows, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			zr, hr := zv[n*M:n*M+M], hv[n*M:n*M+M]
-			for j := range zr {
-				zr[j] += bdv[j]
-				hr[j] = actForward(act, zr[j])
-			}
-		}
-	})
-	// out = inp + bUp + h·wUpᵀ.
-	parallelFor(N, grainRows, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			o, x := ov[n*C:n*C+C], iv[n*C:n*C+C]
-			for j := range o {
-				o[j] = x[j] + buv[j]
-			}
-		}
-	})
+	be.row = rowTask{kind: rowBiasAct, o: zv, a: bdv, x: hv, C: M, act: act}
+	parallelRange(N, grainRows, &be.row)
+	// out = inp + bUp + h·wUpᵀ (out may alias inp: z is already computed).
+	be.row = rowTask{kind: rowAddRowBias, o: ov, a: buv, x: iv, C: C}
+	parallelRange(N, grainRows, &be.row)
+	be.row = rowTask{}
 	sgemm(false, true, N, C, M, 1, hv, M, wuv, M, 1, ov, C)
 	return nil
 }
@@ -211,15 +199,12 @@ func (be *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, 
 	be.mu.Lock()
 	defer be.mu.Unlock()
 	if dbuv != nil {
-		colSumsAdd(dbuv, gv, N, C)
+		be.colSumsAdd(dbuv, gv, N, C)
 	}
 	if M > 0 && dwuv != nil {
 		hv := be.buf(scrA, nm)
-		parallelFor(nm, grainElems/4, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				hv[i] = actForward(act, zv[i])
-			}
-		})
+		be.ew = ewTask{kind: ewAct, o: hv, a: zv, act: act}
+		be.runEW(nm, grainElems/4)
 		sgemm(true, false, C, M, N, 1, gv, C, hv, M, 1, dwuv, M)
 	}
 	needDz := M > 0 && (div != nil || dwdv != nil || dbdv != nil)
@@ -227,13 +212,10 @@ func (be *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, 
 	if needDz {
 		dz = be.buf(scrB, nm)
 		sgemm(false, false, N, M, C, 1, gv, C, wuv, M, 0, dz, M)
-		parallelFor(nm, grainElems/4, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				dz[i] *= actGrad(act, zv[i])
-			}
-		})
+		be.ew = ewTask{kind: ewActGradMul, o: dz, a: zv, act: act}
+		be.runEW(nm, grainElems/4)
 		if dbdv != nil {
-			colSumsAdd(dbdv, dz, N, M)
+			be.colSumsAdd(dbdv, dz, N, M)
 		}
 		if dwdv != nil {
 			sgemm(true, false, M, C, N, 1, dz, M, iv, C, 1, dwdv, C)

@@ -64,25 +64,10 @@ func (be *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, 
 	if p > 0 {
 		drop = be.buf(scrA, maxWorkers()*T*T)
 	}
-	scale := float32(1 / math.Sqrt(float64(HS)))
-	C3 := 3 * C
-	parallelForW(B*NH, 1, func(w, lo, hi int) {
-		for bh := lo; bh < hi; bh++ {
-			b, h := bh/NH, bh%NH
-			q := qv[b*T*C3+h*HS:]
-			k := qv[b*T*C3+C+h*HS:]
-			v := qv[b*T*C3+2*C+h*HS:]
-			P := pv[bh*T*T : bh*T*T+T*T]
-			sgemm(false, true, T, T, HS, scale, q, C3, k, C3, 0, P, T)
-			softmaxMasked(P, mk[b*T:b*T+T], T)
-			pd := P
-			if p > 0 {
-				pd = drop[w*T*T : w*T*T+T*T]
-				dropoutApply(pd, P, bh*T*T, p, seed)
-			}
-			sgemm(false, false, T, HS, T, 1, pd, T, v, C3, 0, ov[b*T*C+h*HS:], C)
-		}
-	})
+	be.attn = attnTask{out: ov, probs: pv, qkv: qv, mask: mk, s1: drop,
+		T: T, NH: NH, HS: HS, p: p, seed: seed}
+	parallelRange(B*NH, 1, &be.attn)
+	be.attn = attnTask{}
 	return nil
 }
 
@@ -160,42 +145,89 @@ func (be *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor
 	defer be.mu.Unlock()
 	ws := maxWorkers() * T * T
 	all := be.buf(scrA, 2*ws)
-	pdBuf, dsBuf := all[:ws], all[ws:]
-	scale := float32(1 / math.Sqrt(float64(HS)))
-	C3 := 3 * C
-	parallelForW(B*NH, 1, func(w, lo, hi int) {
-		for bh := lo; bh < hi; bh++ {
-			b, h := bh/NH, bh%NH
-			off := b*T*C3 + h*HS
-			q, k, v := qv[off:], qv[off+C:], qv[off+2*C:]
-			dq, dk, dvv := dv[off:], dv[off+C:], dv[off+2*C:]
-			g := gv[b*T*C+h*HS:]
-			P := pv[bh*T*T : bh*T*T+T*T]
-			pd := P
-			if p > 0 {
-				pd = pdBuf[w*T*T : w*T*T+T*T]
-				dropoutApply(pd, P, bh*T*T, p, seed)
-			}
-			dS := dsBuf[w*T*T : w*T*T+T*T]
-			// dV = P̃ᵀ·dout (T×HS), dP̃ = dout·Vᵀ (T×T).
-			sgemm(true, false, T, HS, T, 1, pd, T, g, C, 0, dvv, C3)
-			sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
-			if p > 0 {
-				dropoutApply(dS, dS, bh*T*T, p, seed)
-			}
-			for t := 0; t < T; t++ {
-				pr, dr := P[t*T:t*T+T], dS[t*T:t*T+T]
-				var dot float32
-				for s, x := range pr {
-					dot += x * dr[s]
-				}
-				for s, x := range pr {
-					dr[s] = x * (dr[s] - dot)
-				}
-			}
-			sgemm(false, false, T, HS, T, scale, dS, T, k, C3, 0, dq, C3)
-			sgemm(true, false, T, HS, T, scale, dS, T, q, C3, 0, dk, C3)
-		}
-	})
+	be.attn = attnTask{back: true, out: gv, probs: pv, qkv: qv, dqkv: dv, s1: all[:ws], s2: all[ws:],
+		T: T, NH: NH, HS: HS, p: p, seed: seed}
+	parallelRange(B*NH, 1, &be.attn)
+	be.attn = attnTask{}
 	return nil
+}
+
+// attnTask is attention's parallel work over (b, h) pairs. s1 and s2 are
+// per-worker T×T scratch (dropped-out probabilities, dS).
+type attnTask struct {
+	back                  bool
+	out, probs, qkv, dqkv []float32 // back: out holds dout
+	mask                  []int32
+	s1, s2                []float32
+	T, NH, HS             int
+	p                     float32
+	seed                  uint64
+}
+
+func (t *attnTask) run(w, lo, hi int) {
+	if t.back {
+		t.backward(w, lo, hi)
+	} else {
+		t.forward(w, lo, hi)
+	}
+}
+
+func (t *attnTask) forward(w, lo, hi int) {
+	T, NH, HS := t.T, t.NH, t.HS
+	C := NH * HS
+	C3 := 3 * C
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	for bh := lo; bh < hi; bh++ {
+		b, h := bh/NH, bh%NH
+		off := b*T*C3 + h*HS
+		q, k, v := t.qkv[off:], t.qkv[off+C:], t.qkv[off+2*C:]
+		P := t.probs[bh*T*T : bh*T*T+T*T]
+		sgemm(false, true, T, T, HS, scale, q, C3, k, C3, 0, P, T)
+		softmaxMasked(P, t.mask[b*T:b*T+T], T)
+		pd := P
+		if t.p > 0 {
+			pd = t.s1[w*T*T : w*T*T+T*T]
+			dropoutApply(pd, P, bh*T*T, t.p, t.seed)
+		}
+		sgemm(false, false, T, HS, T, 1, pd, T, v, C3, 0, t.out[b*T*C+h*HS:], C)
+	}
+}
+
+func (t *attnTask) backward(w, lo, hi int) {
+	T, NH, HS := t.T, t.NH, t.HS
+	C := NH * HS
+	C3 := 3 * C
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	for bh := lo; bh < hi; bh++ {
+		b, h := bh/NH, bh%NH
+		off := b*T*C3 + h*HS
+		q, k, v := t.qkv[off:], t.qkv[off+C:], t.qkv[off+2*C:]
+		dq, dk, dv := t.dqkv[off:], t.dqkv[off+C:], t.dqkv[off+2*C:]
+		g := t.out[b*T*C+h*HS:]
+		P := t.probs[bh*T*T : bh*T*T+T*T]
+		pd := P
+		if t.p > 0 {
+			pd = t.s1[w*T*T : w*T*T+T*T]
+			dropoutApply(pd, P, bh*T*T, t.p, t.seed)
+		}
+		dS := t.s2[w*T*T : w*T*T+T*T]
+		// dV = P̃ᵀ·dout (T×HS), dP̃ = dout·Vᵀ (T×T).
+		sgemm(true, false, T, HS, T, 1, pd, T, g, C, 0, dv, C3)
+		sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
+		if t.p > 0 {
+			dropoutApply(dS, dS, bh*T*T, t.p, t.seed)
+		}
+		for i := 0; i < T; i++ {
+			pr, dr := P[i*T:i*T+T], dS[i*T:i*T+T]
+			var dot float32
+			for s, x := range pr {
+				dot += x * dr[s]
+			}
+			for s, x := range pr {
+				dr[s] = x * (dr[s] - dot)
+			}
+		}
+		sgemm(false, false, T, HS, T, scale, dS, T, k, C3, 0, dq, C3)
+		sgemm(true, false, T, HS, T, scale, dS, T, q, C3, 0, dk, C3)
+	}
 }

@@ -19,6 +19,17 @@ import (
 type Backend struct {
 	mu      sync.Mutex
 	scratch [nScratch][]float32
+
+	// One task struct per kind of parallel region (see tasks.go), filled
+	// under mu.
+	ew   ewTask
+	cs   colSumTask
+	row  rowTask
+	ss   sumSqTask
+	ln   lnTask
+	emb  embTask
+	attn attnTask
+	ce   ceTask
 }
 
 // Scratch slots; each op uses its own fixed slots.

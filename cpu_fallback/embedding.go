@@ -54,19 +54,11 @@ func (be *Backend) EmbeddingForward(out, ids, table backend.Tensor, N, C int, ac
 	if C == 0 {
 		return nil
 	}
-	parallelFor(N, grainRows, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			src := tv[int(idv[n])*C : int(idv[n])*C+C]
-			dst := ov[n*C : n*C+C]
-			if accumulate {
-				for j, v := range src {
-					dst[j] += v
-				}
-			} else {
-				copy(dst, src)
-			}
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.emb = embTask{out: ov, table: tv, ids: idv, C: C, accumulate: accumulate}
+	parallelRange(N, grainRows, &be.emb)
+	be.emb = embTask{}
 	return nil
 }
 
@@ -101,16 +93,46 @@ func (be *Backend) EmbeddingBackward(dtable, dout, ids backend.Tensor, N, C int)
 	if C == 0 {
 		return nil
 	}
-	nb := (C + colBlock - 1) / colBlock
-	parallelFor(nb, 1, func(lo, hi int) {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.emb = embTask{back: true, out: gv, table: tv, ids: idv, C: C}
+	parallelRange((C+colBlock-1)/colBlock, 1, &be.emb)
+	be.emb = embTask{}
+	return nil
+}
+
+// embTask gathers rows (forward, over rows) or scatter-adds them (back, over
+// column blocks: each block owned by one worker, rows added in order).
+type embTask struct {
+	back, accumulate bool
+	out, table       []float32 // forward: out (N, C) from table; back: dout into dtable
+	ids              []int32
+	C                int
+}
+
+func (t *embTask) run(_, lo, hi int) {
+	C := t.C
+	if t.back {
 		c0, c1 := lo*colBlock, min(hi*colBlock, C)
-		for n, id := range idv {
-			src := gv[n*C+c0 : n*C+c1]
-			dst := tv[int(id)*C+c0 : int(id)*C+c1]
+		for n, id := range t.ids {
+			src := t.out[n*C+c0 : n*C+c1]
+			dst := t.table[int(id)*C+c0 : int(id)*C+c1]
 			for j, v := range src {
 				dst[j] += v
 			}
 		}
-	})
-	return nil
+		return
+	}
+	for n := lo; n < hi; n++ {
+		id := int(t.ids[n])
+		src := t.table[id*C : id*C+C]
+		dst := t.out[n*C : n*C+C]
+		if t.accumulate {
+			for j, v := range src {
+				dst[j] += v
+			}
+		} else {
+			copy(dst, src)
+		}
+	}
 }

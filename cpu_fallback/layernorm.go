@@ -46,28 +46,11 @@ func (be *Backend) LayerNormForward(out, mean, rstd, inp, w, b backend.Tensor, N
 	if C == 0 {
 		return nil
 	}
-	parallelFor(N, grainRows, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			x := iv[n*C : n*C+C]
-			var s float64
-			for _, v := range x {
-				s += float64(v)
-			}
-			m := s / float64(C)
-			var ss float64
-			for _, v := range x {
-				d := float64(v) - m
-				ss += d * d
-			}
-			r := 1 / math.Sqrt(ss/float64(C)+float64(eps))
-			mf, rf := float32(m), float32(r)
-			o := ov[n*C : n*C+C]
-			for j, v := range x {
-				o[j] = (v-mf)*rf*wv[j] + bv[j]
-			}
-			mv[n], rv[n] = mf, rf
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ln = lnTask{out: ov, mean: mv, rstd: rv, inp: iv, w: wv, b: bv, C: C, eps: eps}
+	parallelRange(N, grainRows, &be.ln)
+	be.ln = lnTask{}
 	return nil
 }
 
@@ -120,62 +103,120 @@ func (be *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd back
 	if C == 0 {
 		return nil
 	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ln = lnTask{dinp: div, dw: dwv, db: dbv, dout: gv, inp: iv, w: wv, mean: mv, rstd: rv, N: N, C: C}
 	// Parameter gradients first (dinp may alias dout): column blocks, rows
 	// in order, so the sums do not depend on the core count.
 	if dwv != nil || dbv != nil {
-		nb := (C + colBlock - 1) / colBlock
-		parallelFor(nb, 1, func(lo, hi int) {
-			var aw, ab [colBlock]float32
-			for blk := lo; blk < hi; blk++ {
-				c0 := blk * colBlock
-				c1 := min(c0+colBlock, C)
-				sw, sb := aw[:c1-c0], ab[:c1-c0]
-				clear(sw)
-				clear(sb)
-				for n := 0; n < N; n++ {
-					m, r := mv[n], rv[n]
-					g := gv[n*C+c0 : n*C+c1]
-					x := iv[n*C+c0 : n*C+c1]
-					for j, d := range g {
-						sw[j] += d * ((x[j] - m) * r)
-						sb[j] += d
-					}
-				}
-				if dwv != nil {
-					for j, v := range sw {
-						dwv[c0+j] += v
-					}
-				}
-				if dbv != nil {
-					for j, v := range sb {
-						dbv[c0+j] += v
-					}
-				}
-			}
-		})
+		be.ln.params = true
+		parallelRange((C+colBlock-1)/colBlock, 1, &be.ln)
+		be.ln.params = false
 	}
-	if div == nil {
-		return nil
+	if div != nil {
+		be.ln.back = true
+		parallelRange(N, grainRows, &be.ln)
 	}
-	parallelFor(N, grainRows, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			m, r := mv[n], rv[n]
-			g := gv[n*C : n*C+C]
-			x := iv[n*C : n*C+C]
-			var sg, sgx float32
+	be.ln = lnTask{}
+	return nil
+}
+
+// lnTask is LayerNorm's parallel work: forward rows, backward rows (back)
+// or parameter-gradient column blocks (params).
+type lnTask struct {
+	back, params               bool
+	out, mean, rstd, inp, w, b []float32
+	dinp, dw, db, dout         []float32
+	N, C                       int
+	eps                        float32
+}
+
+func (t *lnTask) run(_, lo, hi int) {
+	switch {
+	case t.params:
+		t.paramGrads(lo, hi)
+	case t.back:
+		t.backward(lo, hi)
+	default:
+		t.forward(lo, hi)
+	}
+}
+
+func (t *lnTask) forward(lo, hi int) {
+	C := t.C
+	for n := lo; n < hi; n++ {
+		x := t.inp[n*C : n*C+C]
+		var s float64
+		for _, v := range x {
+			s += float64(v)
+		}
+		m := s / float64(C)
+		var ss float64
+		for _, v := range x {
+			d := float64(v) - m
+			ss += d * d
+		}
+		r := 1 / math.Sqrt(ss/float64(C)+float64(t.eps))
+		mf, rf := float32(m), float32(r)
+		o := t.out[n*C : n*C+C]
+		w, b := t.w[:C], t.b[:C]
+		for j, v := range x {
+			o[j] = (v-mf)*rf*w[j] + b[j]
+		}
+		t.mean[n], t.rstd[n] = mf, rf
+	}
+}
+
+func (t *lnTask) paramGrads(lo, hi int) {
+	C := t.C
+	var aw, ab [colBlock]float32
+	for blk := lo; blk < hi; blk++ {
+		c0 := blk * colBlock
+		c1 := min(c0+colBlock, C)
+		sw, sb := aw[:c1-c0], ab[:c1-c0]
+		clear(sw)
+		clear(sb)
+		for n := 0; n < t.N; n++ {
+			m, r := t.mean[n], t.rstd[n]
+			g := t.dout[n*C+c0 : n*C+c1]
+			x := t.inp[n*C+c0 : n*C+c1]
 			for j, d := range g {
-				gw := d * wv[j]
-				sg += gw
-				sgx += gw * ((x[j] - m) * r)
-			}
-			sg /= float32(C)
-			sgx /= float32(C)
-			o := div[n*C : n*C+C]
-			for j, d := range g {
-				xh := (x[j] - m) * r
-				o[j] = r * (d*wv[j] - sg - xh*sgx)
+				sw[j] += d * ((x[j] - m) * r)
+				sb[j] += d
 			}
 		}
-	})
-	return nil
+		if t.dw != nil {
+			for j, v := range sw {
+				t.dw[c0+j] += v
+			}
+		}
+		if t.db != nil {
+			for j, v := range sb {
+				t.db[c0+j] += v
+			}
+		}
+	}
+}
+
+func (t *lnTask) backward(lo, hi int) {
+	C := t.C
+	w := t.w[:C]
+	for n := lo; n < hi; n++ {
+		m, r := t.mean[n], t.rstd[n]
+		g := t.dout[n*C : n*C+C]
+		x := t.inp[n*C : n*C+C]
+		var sg, sgx float32
+		for j, d := range g {
+			gw := d * w[j]
+			sg += gw
+			sgx += gw * ((x[j] - m) * r)
+		}
+		sg /= float32(C)
+		sgx /= float32(C)
+		o := t.dinp[n*C : n*C+C]
+		for j, d := range g {
+			xh := (x[j] - m) * r
+			o[j] = r * (d*w[j] - sg - xh*sgx)
+		}
+	}
 }

@@ -42,37 +42,11 @@ func (be *Backend) SoftmaxCrossEntropy(loss, dlogits, logits, labels backend.Ten
 			return fmt.Errorf("%s: labels[%d] = %d is not below V = %d", op, i, y, V)
 		}
 	}
-	parallelFor(N, grainRows, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			y := yv[n]
-			var d []float32
-			if dv != nil {
-				d = dv[n*V : n*V+V]
-			}
-			if y < 0 {
-				lv[n] = 0
-				clear(d)
-				continue
-			}
-			x := xv[n*V : n*V+V]
-			mx := x[0]
-			for _, v := range x {
-				mx = max(mx, v)
-			}
-			var s float64
-			for _, v := range x {
-				s += math.Exp(float64(v - mx))
-			}
-			lse := float64(mx) + math.Log(s)
-			lv[n] = float32(lse - float64(x[y]))
-			if d != nil {
-				for j, v := range x {
-					d[j] = scale * float32(math.Exp(float64(v)-lse))
-				}
-				d[y] -= scale
-			}
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ce = ceTask{loss: lv, dlogits: dv, logits: xv, labels: yv, V: V, scale: scale}
+	parallelRange(N, grainRows, &be.ce)
+	be.ce = ceTask{}
 	return nil
 }
 
@@ -141,18 +115,52 @@ func (be *Backend) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.
 	if err != nil {
 		return err
 	}
-	bc1 := float32(1 - math.Pow(float64(h.Beta1), float64(h.Step)))
-	bc2 := float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))
-	parallelFor(n, grainElems, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gv[i]
-			mi := h.Beta1*mv[i] + (1-h.Beta1)*g
-			vi := h.Beta2*vv[i] + (1-h.Beta2)*g*g
-			mv[i], vv[i] = mi, vi
-			mhat := mi / bc1
-			vhat := vi / bc2
-			pv[i] -= h.LR * (h.WeightDecay*pv[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewAdamW, o: pv, a: gv, b: mv, c: vv, h: h,
+		bc1: float32(1 - math.Pow(float64(h.Beta1), float64(h.Step))),
+		bc2: float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))}
+	be.runEW(n, grainElems)
 	return nil
+}
+
+// ceTask is softmax cross-entropy over rows.
+type ceTask struct {
+	loss, dlogits, logits []float32
+	labels                []int32
+	V                     int
+	scale                 float32
+}
+
+func (t *ceTask) run(_, lo, hi int) {
+	V := t.V
+	for n := lo; n < hi; n++ {
+		y := t.labels[n]
+		var d []float32
+		if t.dlogits != nil {
+			d = t.dlogits[n*V : n*V+V]
+		}
+		if y < 0 {
+			t.loss[n] = 0
+			clear(d)
+			continue
+		}
+		x := t.logits[n*V : n*V+V]
+		mx := x[0]
+		for _, v := range x {
+			mx = max(mx, v)
+		}
+		var s float64
+		for _, v := range x {
+			s += math.Exp(float64(v - mx))
+		}
+		lse := float64(mx) + math.Log(s)
+		t.loss[n] = float32(lse - float64(x[y]))
+		if d != nil {
+			for j, v := range x {
+				d[j] = t.scale * float32(math.Exp(float64(v)-lse))
+			}
+			d[y] -= t.scale
+		}
+	}
 }

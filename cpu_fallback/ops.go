@@ -10,7 +10,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/houlsby/adapters/backend"
 )
@@ -20,7 +19,6 @@ import (
 const (
 	grainElems = 16384 // pointwise ops, elements
 	grainRows  = 8     // row ops over C ~ 384..1024, rows
-	colBlock   = 64    // column block for column reductions (one cache line run of 256 B)
 )
 
 // span returns the elements a (possibly transposed, strided, batched)
@@ -119,19 +117,17 @@ func (be *Backend) AddBias(x, bias backend.Tensor, N, C int) error {
 	if err != nil {
 		return err
 	}
-	addBiasRows(xv, bv, N, C)
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.addBiasRows(xv, bv, N, C)
 	return nil
 }
 
-func addBiasRows(x, bias []float32, N, C int) {
-	parallelFor(N, grainRows, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			row := x[n*C : n*C+C]
-			for j, bj := range bias[:C] {
-				row[j] += bj
-			}
-		}
-	})
+// addBiasRows adds bias (C) to every row of x (N, C). Callers hold be.mu.
+func (be *Backend) addBiasRows(x, bias []float32, N, C int) {
+	be.row = rowTask{kind: rowAddBias, o: x, a: bias, C: C}
+	parallelRange(N, grainRows, &be.row)
+	be.row = rowTask{}
 }
 
 // BiasGrad accumulates the column sums of dout (N, C) into dbias (C).
@@ -152,33 +148,28 @@ func (be *Backend) BiasGrad(dbias, dout backend.Tensor, N, C int) error {
 	if err != nil {
 		return err
 	}
-	colSumsAdd(bv, dv, N, C)
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.colSumsAdd(bv, dv, N, C)
 	return nil
 }
 
-// colSumsAdd adds the column sums of x (N, C) to dst (C). Each column is
-// summed over rows in order 0..N-1 by one goroutine, so the result does not
-// depend on the number of cores.
-func colSumsAdd(dst, x []float32, N, C int) {
-	nb := (C + colBlock - 1) / colBlock
-	parallelFor(nb, 1, func(lo, hi int) {
-		var acc [colBlock]float32
-		for blk := lo; blk < hi; blk++ {
-			c0 := blk * colBlock
-			c1 := min(c0+colBlock, C)
-			a := acc[:c1-c0]
-			clear(a)
-			for n := 0; n < N; n++ {
-				row := x[n*C+c0 : n*C+c1]
-				for j, v := range row {
-					a[j] += v
-				}
-			}
-			for j, v := range a {
-				dst[c0+j] += v
-			}
-		}
-	})
+// colSumsAdd adds the column sums of x (N, C) to dst (C) (see colSumTask).
+// Callers hold be.mu.
+func (be *Backend) colSumsAdd(dst, x []float32, N, C int) {
+	if C == 0 {
+		return
+	}
+	be.cs = colSumTask{dst: dst, x: x, N: N, C: C}
+	parallelRange((C+colBlock-1)/colBlock, 1, &be.cs)
+	be.cs = colSumTask{}
+}
+
+// runEW runs the elementwise task be.ew over n elements and clears it.
+// Callers hold be.mu.
+func (be *Backend) runEW(n, grain int) {
+	parallelRange(n, grain, &be.ew)
+	be.ew = ewTask{}
 }
 
 // Add sets out = a + b over n elements (out may alias a or b).
@@ -199,12 +190,10 @@ func (be *Backend) Add(out, a, b backend.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems, func(lo, hi int) {
-		o, x, y := ov[lo:hi], av[lo:hi], bv[lo:hi]
-		for i := range o {
-			o[i] = x[i] + y[i]
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewAdd, o: ov, a: av, b: bv}
+	be.runEW(n, grainElems)
 	return nil
 }
 
@@ -218,11 +207,10 @@ func (be *Backend) Scale(x backend.Tensor, alpha float32, n int) error {
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			xv[i] *= alpha
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewScale, o: xv, alpha: alpha}
+	be.runEW(n, grainElems)
 	return nil
 }
 
@@ -251,35 +239,15 @@ func (be *Backend) SumSquares(out, x backend.Tensor, n int) error {
 	defer be.mu.Unlock()
 	nb := (n + sumBlock - 1) / sumBlock
 	part := be.buf(scrA, nb)
-	parallelFor(nb, 16, func(lo, hi int) {
-		for blk := lo; blk < hi; blk++ {
-			var s float32
-			for _, v := range xv[blk*sumBlock : min(blk*sumBlock+sumBlock, n)] {
-				s += v * v
-			}
-			part[blk] = s
-		}
-	})
+	be.ss = sumSqTask{part: part, x: xv}
+	parallelRange(nb, 16, &be.ss)
+	be.ss = sumSqTask{}
 	var s float32
 	for _, v := range part {
 		s += v
 	}
 	ov[0] = s
 	return nil
-}
-
-// gelu is the exact GELU x·Φ(x) = x/2·(1+erf(x/√2)), in float64 and rounded.
-func gelu(x float32) float32 {
-	xd := float64(x)
-	return float32(0.5 * xd * (1 + math.Erf(xd*math.Sqrt2/2)))
-}
-
-// geluGrad is d/dx x·Φ(x) = Φ(x) + x·φ(x).
-func geluGrad(x float32) float32 {
-	xd := float64(x)
-	cdf := 0.5 * (1 + math.Erf(xd*math.Sqrt2/2))
-	pdf := math.Exp(-0.5*xd*xd) / math.Sqrt(2*math.Pi)
-	return float32(cdf + xd*pdf)
 }
 
 // GeluForward sets out = x·Φ(x) (exact erf GELU) over n elements.
@@ -296,11 +264,10 @@ func (be *Backend) GeluForward(out, inp backend.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems/4, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			ov[i] = gelu(iv[i])
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewGelu, o: ov, a: iv}
+	be.runEW(n, grainElems/4)
 	return nil
 }
 
@@ -322,11 +289,10 @@ func (be *Backend) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems/4, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			dv[i] = gv[i] * geluGrad(iv[i])
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewGeluBack, o: dv, a: iv, b: gv}
+	be.runEW(n, grainElems/4)
 	return nil
 }
 
@@ -344,11 +310,10 @@ func (be *Backend) TanhForward(out, inp backend.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems/4, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			ov[i] = float32(math.Tanh(float64(iv[i])))
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewTanh, o: ov, a: iv}
+	be.runEW(n, grainElems/4)
 	return nil
 }
 
@@ -370,12 +335,10 @@ func (be *Backend) TanhBackward(dinp, dout, out backend.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			y := ov[i]
-			dv[i] = gv[i] * (1 - y*y)
-		}
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewTanhBack, o: dv, a: ov, b: gv}
+	be.runEW(n, grainElems)
 	return nil
 }
 
@@ -414,9 +377,10 @@ func (be *Backend) DropoutForward(out, inp backend.Tensor, n int, p float32, see
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems, func(lo, hi int) {
-		dropoutApply(ov[lo:hi], iv[lo:hi], lo, p, seed)
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewDropout, o: ov, a: iv, p: p, seed: seed}
+	be.runEW(n, grainElems)
 	return nil
 }
 
@@ -438,8 +402,9 @@ func (be *Backend) DropoutBackward(dinp, dout backend.Tensor, n int, p float32, 
 	if err != nil {
 		return err
 	}
-	parallelFor(n, grainElems, func(lo, hi int) {
-		dropoutApply(dv[lo:hi], gv[lo:hi], lo, p, seed)
-	})
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.ew = ewTask{kind: ewDropout, o: dv, a: gv, p: p, seed: seed}
+	be.runEW(n, grainElems)
 	return nil
 }

@@ -1,0 +1,44 @@
+package cpu
+
+import "math"
+
+// erf approximates the error function with the odd rational minimax
+// approximation of Eigen's generic_fast_erf_float (numerator degree 13,
+// denominator degree 8 in x, argument clamped to [-4, 4] where erf is 1 to
+// within 2e-8), evaluated in float64. Against math.Erf its absolute error is
+// below 9.5e-8 (0.8 float32 ulp at 1) over [-8, 8] (TestErfAccuracy), at a
+// fraction of the cost of math.Erf.
+func erf(x float64) float64 {
+	x = max(-4, min(4, x))
+	x2 := x * x
+	p := x2*-2.72614225801306e-10 + 2.77068142495902e-08
+	p = p*x2 + -2.10102402082508e-06
+	p = p*x2 + -5.69250639462346e-05
+	p = p*x2 + -7.34990630326855e-04
+	p = p*x2 + -2.95459980854025e-03
+	p = p*x2 + -1.60960333262415e-02
+	q := x2*-1.45660718464996e-05 + -2.13374055278905e-04
+	q = q*x2 + -1.68282697438203e-03
+	q = q*x2 + -7.37332916720468e-03
+	q = q*x2 + -1.42647390514189e-02
+	return x * p / q
+}
+
+// invSqrt2Pi is 1/√(2π), the normal density at 0.
+const invSqrt2Pi = 0.3989422804014327
+
+// gelu is the exact GELU x·Φ(x) = x/2·(1+erf(x/√2)).
+func gelu(x float32) float32 {
+	xd := float64(x)
+	return float32(0.5 * xd * (1 + erf(xd*(1/math.Sqrt2))))
+}
+
+// geluGrad is d/dx x·Φ(x) = Φ(x) + x·φ(x).
+func geluGrad(x float32) float32 {
+	xd := float64(x)
+	cdf := 0.5 * (1 + erf(xd*(1/math.Sqrt2)))
+	return float32(cdf + xd*invSqrt2Pi*math.Exp(-0.5*xd*xd))
+}
+
+// sigmoid is 1/(1+e^-x) in float64.
+func sigmoid(x float32) float64 { return 1 / (1 + math.Exp(-float64(x))) }

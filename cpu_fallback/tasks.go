@@ -1,0 +1,187 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// Task structs: the per-op state of a parallel region. The Backend keeps one
+// of each and fills it under its mutex, so ops hand the worker pool a
+// pointer (no closure, no allocation). Each op clears its task afterwards so
+// the Backend does not keep the caller's slices alive.
+
+// ewKind selects the elementwise operation of an ewTask.
+type ewKind int
+
+const (
+	ewAdd        ewKind = iota // o = a + b
+	ewScale                    // o *= alpha
+	ewGelu                     // o = gelu(a)
+	ewGeluBack                 // o = b·gelu'(a)   (a = inp, b = dout)
+	ewTanh                     // o = tanh(a)
+	ewTanhBack                 // o = b·(1-a²)     (a = out, b = dout)
+	ewDropout                  // o = a·keep/(1-p), element index = base + i
+	ewAct                      // o = act(a)
+	ewActGradMul               // o *= act'(a)
+	ewAdamW                    // o = param, a = grad, b = m, c = v
+)
+
+// ewTask is every elementwise op over [0, n).
+type ewTask struct {
+	kind       ewKind
+	o, a, b, c []float32
+	alpha      float32
+	p          float32
+	seed       uint64
+	act        backend.Act
+	h          backend.AdamW
+	bc1, bc2   float32 // AdamW bias corrections 1-β1ᵗ, 1-β2ᵗ
+}
+
+func (t *ewTask) run(_, lo, hi int) {
+	o := t.o[lo:hi]
+	switch t.kind {
+	case ewAdd:
+		a, b := t.a[lo:hi], t.b[lo:hi]
+		for i := range o {
+			o[i] = a[i] + b[i]
+		}
+	case ewScale:
+		for i := range o {
+			o[i] *= t.alpha
+		}
+	case ewGelu:
+		a := t.a[lo:hi]
+		for i := range o {
+			o[i] = gelu(a[i])
+		}
+	case ewGeluBack:
+		a, b := t.a[lo:hi], t.b[lo:hi]
+		for i := range o {
+			o[i] = b[i] * geluGrad(a[i])
+		}
+	case ewTanh:
+		a := t.a[lo:hi]
+		for i := range o {
+			o[i] = float32(math.Tanh(float64(a[i])))
+		}
+	case ewTanhBack:
+		a, b := t.a[lo:hi], t.b[lo:hi]
+		for i := range o {
+			o[i] = b[i] * (1 - a[i]*a[i])
+		}
+	case ewDropout:
+		dropoutApply(o, t.a[lo:hi], lo, t.p, t.seed)
+	case ewAct:
+		a := t.a[lo:hi]
+		for i := range o {
+			o[i] = actForward(t.act, a[i])
+		}
+	case ewActGradMul:
+		a := t.a[lo:hi]
+		for i := range o {
+			o[i] *= actGrad(t.act, a[i])
+		}
+	case ewAdamW:
+		g, m, v := t.a[lo:hi], t.b[lo:hi], t.c[lo:hi]
+		h := &t.h
+		for i := range o {
+			mi := h.Beta1*m[i] + (1-h.Beta1)*g[i]
+			vi := h.Beta2*v[i] + (1-h.Beta2)*g[i]*g[i]
+			m[i], v[i] = mi, vi
+			mhat := mi / t.bc1
+			vhat := vi / t.bc2
+			o[i] -= h.LR * (h.WeightDecay*o[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
+		}
+	}
+}
+
+// colBlock is the column block of column reductions: 64 floats, 256 bytes,
+// a few cache lines per row, small enough for the accumulators to stay in
+// registers or L1.
+const colBlock = 64
+
+// colSumTask adds the column sums of x (N, C) to dst (C) over column blocks;
+// each column is summed over rows 0..N-1 in order by one worker, so the
+// result does not depend on the number of cores.
+type colSumTask struct {
+	dst, x []float32
+	N, C   int
+}
+
+func (t *colSumTask) run(_, lo, hi int) {
+	var acc [colBlock]float32
+	for blk := lo; blk < hi; blk++ {
+		c0 := blk * colBlock
+		c1 := min(c0+colBlock, t.C)
+		a := acc[:c1-c0]
+		clear(a)
+		for n := 0; n < t.N; n++ {
+			row := t.x[n*t.C+c0 : n*t.C+c1]
+			for j, v := range row {
+				a[j] += v
+			}
+		}
+		for j, v := range a {
+			t.dst[c0+j] += v
+		}
+	}
+}
+
+// rowTask is a row-wise op over rows [lo, hi) of (N, C) tensors.
+type rowKind int
+
+const (
+	rowAddBias    rowKind = iota // o += a (a is the (C) bias)
+	rowAddRowBias                // o = x + a   (out = inp + bUp)
+	rowBiasAct                   // o += a; x = act(o)   (z += bDown; h = act(z))
+)
+
+type rowTask struct {
+	kind rowKind
+	o, a []float32
+	x    []float32
+	C    int
+	act  backend.Act
+}
+
+func (t *rowTask) run(_, lo, hi int) {
+	C := t.C
+	for n := lo; n < hi; n++ {
+		o := t.o[n*C : n*C+C]
+		switch t.kind {
+		case rowAddBias:
+			for j, b := range t.a[:C] {
+				o[j] += b
+			}
+		case rowAddRowBias:
+			x := t.x[n*C : n*C+C]
+			for j, b := range t.a[:C] {
+				o[j] = x[j] + b
+			}
+		case rowBiasAct:
+			x := t.x[n*C : n*C+C]
+			for j, b := range t.a[:C] {
+				o[j] += b
+				x[j] = actForward(t.act, o[j])
+			}
+		}
+	}
+}
+
+// sumSqTask computes float32 partial sums of squares of fixed blocks.
+type sumSqTask struct {
+	part, x []float32
+}
+
+func (t *sumSqTask) run(_, lo, hi int) {
+	n := len(t.x)
+	for blk := lo; blk < hi; blk++ {
+		var s float32
+		for _, v := range t.x[blk*sumBlock : min(blk*sumBlock+sumBlock, n)] {
+			s += v * v
+		}
+		t.part[blk] = s
+	}
+}
