@@ -1,2 +1,88 @@
 #!/usr/bin/env bash
-echo "scripts/cuda-check.sh: not written yet"
+# `make cuda-check`: compile checks of the CUDA path on a machine without a
+# GPU. Needs root (or sudo) the first time, to install the toolkit.
+#
+#  1. scripts/install-cuda.sh     Debian's nvidia-cuda-toolkit (CUDA 11.8); skipped if nvcc exists
+#  2. make ptx                    kernels/*.cu → kernels/ptx/*.ptx (nvcc -ptx, compute_80)
+#  3. go vet -tags cuda ./...     the cuda-tagged Go code, against the embedded PTX
+#  4. go build -tags cuda         build/train-gpu-cuda (when cmd/train-gpu is a main package)
+#  5. go test -tags cuda -c       build/<pkg>.test for every package with cuda-tagged tests
+#                                 (gpu, cuda): binaries to carry to a GPU machine
+#  6. emulated kernel tests       scripts/emu-test.sh when it exists
+#
+# Nothing here runs a cuda-tagged binary: gorgonia.org/cu calls cuInit when
+# the program starts and exits without a GPU. See docs/gpu-status.md for how
+# to run the binaries on a GPU machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+t0=$(date +%s)
+step() { echo; echo "--- cuda-check: $* ($(( $(date +%s) - t0 ))s)"; }
+
+step "CUDA toolkit"
+bash scripts/install-cuda.sh
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/lib/nvidia-cuda-toolkit/bin/nvcc ]; then
+	export PATH=/usr/lib/nvidia-cuda-toolkit/bin:$PATH
+fi
+
+# Link against the driver API stub (libcuda.so with SONAME libcuda.so.1): the
+# binaries then load the real driver's libcuda.so.1 on the GPU machine.
+# Debian's nvidia-cuda-dev puts the stub in the multiarch stubs folder and
+# cuda.h in /usr/include; NVIDIA's own toolkit uses /usr/local/cuda.
+stub=""
+for d in /usr/lib/x86_64-linux-gnu/stubs /usr/local/cuda/lib64/stubs /usr/local/cuda/targets/x86_64-linux/lib/stubs; do
+	if [ -e "$d/libcuda.so" ]; then stub=$d; break; fi
+done
+if [ -z "$stub" ]; then
+	echo "cuda-check: no stub libcuda.so found (looked in the Debian and /usr/local/cuda stub folders)" >&2
+	exit 1
+fi
+inc=/usr/include
+[ -e "$inc/cuda.h" ] || inc=/usr/local/cuda/include
+if [ ! -e "$inc/cuda.h" ]; then
+	echo "cuda-check: cuda.h not found in /usr/include or /usr/local/cuda/include" >&2
+	exit 1
+fi
+export CGO_ENABLED=1
+export CGO_CFLAGS="${CGO_CFLAGS:-} -I$inc"
+export CGO_LDFLAGS="${CGO_LDFLAGS:-} -L$stub"
+echo "cuda-check: CGO_CFLAGS=$CGO_CFLAGS CGO_LDFLAGS=$CGO_LDFLAGS"
+
+step "make ptx"
+make ptx
+n=$(ls kernels/ptx/*.ptx 2>/dev/null | wc -l)
+if [ "$n" -eq 0 ]; then
+	echo "cuda-check: make ptx produced no kernels/ptx/*.ptx" >&2
+	exit 1
+fi
+
+step "go vet -tags cuda ./..."
+$GO vet -tags cuda ./...
+
+mkdir -p build
+step "go build -tags cuda ./cmd/train-gpu"
+if [ "$($GO list -tags cuda -f '{{.Name}}' ./cmd/train-gpu 2>/dev/null || true)" = main ]; then
+	$GO build -tags cuda -o build/train-gpu-cuda ./cmd/train-gpu
+	echo "cuda-check: built build/train-gpu-cuda"
+else
+	echo "cuda-check: cmd/train-gpu has no main package yet: skipping the binary"
+fi
+
+step "go test -tags cuda -c (test binaries for the GPU machine)"
+# Every package with a cuda-tagged _test.go file ("//go:build cuda", not "!cuda").
+pkgs=$( { git ls-files '*_test.go'; git ls-files --others --exclude-standard '*_test.go'; } |
+	{ xargs -r grep -lE '^//go:build (.* )?cuda( |$)' || true; } | xargs -r -n1 dirname | sort -u)
+for dir in $pkgs; do
+	name=$(echo "$dir" | tr / -)
+	$GO test -tags cuda -c -o "build/$name.test" "./$dir"
+	echo "cuda-check: built build/$name.test"
+done
+
+step "emulated kernel tests"
+if [ -f scripts/emu-test.sh ]; then
+	bash scripts/emu-test.sh
+else
+	echo "cuda-check: scripts/emu-test.sh not present: no emulated kernel tests wired yet"
+fi
+
+step "done"
