@@ -79,15 +79,20 @@ func i32(op, name string, t backend.Tensor, n int) ([]int32, error) {
 func nonneg(op, names string, vals ...int) error {
 	for i, v := range vals {
 		if v < 0 {
-			name := strings.Split(names, ",")
-			n := "size"
-			if i < len(name) {
-				n = strings.TrimSpace(name[i])
-			}
-			return fmt.Errorf("%s: %s = %d is negative", op, n, v)
+			return negativeSize(op, names, i, v)
 		}
 	}
 	return nil
+}
+
+// negativeSize is nonneg's error, out of line so that vals does not escape.
+func negativeSize(op, names string, i, v int) error {
+	name := strings.Split(names, ",")
+	n := "size"
+	if i < len(name) {
+		n = strings.TrimSpace(name[i])
+	}
+	return fmt.Errorf("%s: %s = %d is negative", op, n, v)
 }
 
 // mul multiplies sizes, reporting overflow as an error.
@@ -95,7 +100,7 @@ func mul(op string, vals ...int) (int, error) {
 	p := 1
 	for _, v := range vals {
 		if v != 0 && p > math.MaxInt32*64/v {
-			return 0, fmt.Errorf("%s: sizes %v are too large", op, vals)
+			return 0, fmt.Errorf("%s: a product of sizes exceeds %d elements", op, math.MaxInt32*64)
 		}
 		p *= v
 	}

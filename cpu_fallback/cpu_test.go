@@ -1,0 +1,295 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// TestErfAccuracy bounds the rational erf against math.Erf on a fine grid.
+// The bound 1e-7 is just under one float32 ulp at 1 (2⁻²³ ≈ 1.19e-7); the
+// measured maximum is 9.5e-8.
+func TestErfAccuracy(t *testing.T) {
+	worst := 0.0
+	for i := -80000; i <= 80000; i++ {
+		x := float64(i) * 1e-4
+		worst = math.Max(worst, math.Abs(erf(x)-math.Erf(x)))
+	}
+	if worst > 1e-7 {
+		t.Fatalf("max |erf - math.Erf| = %.3g over [-8, 8], want <= 1e-7", worst)
+	}
+	t.Logf("max |erf - math.Erf| = %.3g", worst)
+	// GELU and its derivative against the float64 definition: erf's 1e-7
+	// times |x|/2 plus one float32 rounding (6e-8 relative), so 3e-7 of
+	// max(1, |value|).
+	for i := -16000; i <= 16000; i++ {
+		x := float32(i) * 5e-4
+		xd := float64(x)
+		g := 0.5 * xd * (1 + math.Erf(xd/math.Sqrt2))
+		dg := 0.5*(1+math.Erf(xd/math.Sqrt2)) + xd*math.Exp(-xd*xd/2)/math.Sqrt(2*math.Pi)
+		if e := math.Abs(float64(gelu(x))-g) / math.Max(1, math.Abs(g)); e > 3e-7 {
+			t.Fatalf("gelu(%v) = %v, want %v", x, gelu(x), g)
+		}
+		if e := math.Abs(float64(geluGrad(x))-dg) / math.Max(1, math.Abs(dg)); e > 3e-7 {
+			t.Fatalf("geluGrad(%v) = %v, want %v", x, geluGrad(x), dg)
+		}
+	}
+}
+
+func TestRounding(t *testing.T) {
+	cases := []struct {
+		dt      backend.DType
+		in, out float32
+	}{
+		{backend.BF16, 1, 1},
+		{backend.BF16, 1 + 1.0/256, 1},                      // tie, rounds to even (1)
+		{backend.BF16, 1 + 3.0/256, 1 + 4.0/256},            // tie, rounds to even (1+2⁻⁶)
+		{backend.BF16, 1 + 1.0/256 + 1.0/4096, 1 + 1.0/128}, // above the tie
+		{backend.BF16, -3.14159265, -3.140625},
+		{backend.F16, 1 + 1.0/2048, 1}, // tie, to even
+		{backend.F16, 1 + 3.0/2048, 1 + 2.0/1024},
+		{backend.F16, 65504, 65504},                // largest finite
+		{backend.F16, 65520, float32(math.Inf(1))}, // rounds past it
+		{backend.F16, -1e6, float32(math.Inf(-1))},
+		{backend.F16, 0x1p-24, 0x1p-24},     // smallest subnormal
+		{backend.F16, 0x1p-26, 0},           // below half of it
+		{backend.F16, 3 * 0x1p-25, 0x1p-23}, // 1.5 subnormal steps, tie to even (2 steps)
+	}
+	be := New()
+	for _, c := range cases {
+		x, err := be.Alloc(c.dt, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := be.Upload(x, []float32{c.in}); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, 1)
+		if err := be.Download(got, x); err != nil {
+			t.Fatal(err)
+		}
+		if got[0] != c.out {
+			t.Errorf("%v: Upload(%v) stores %v, want %v", c.dt, c.in, got[0], c.out)
+		}
+	}
+	if v := roundBF16(float32(math.NaN())); v == v {
+		t.Errorf("roundBF16(NaN) = %v", v)
+	}
+	// Copy from F32 into BF16 rounds too.
+	src, _ := be.Alloc(backend.F32, 2)
+	dst, _ := be.Alloc(backend.BF16, 2)
+	_ = be.Upload(src, []float32{1 + 1.0/256 + 1.0/4096, 2})
+	if err := be.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if d := dst.(*Tensor).Data; d[0] != 1+1.0/128 || d[1] != 2 {
+		t.Errorf("Copy F32→BF16 gave %v", d)
+	}
+}
+
+func TestParallelRangeCoversOnce(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 7, 64, 1000, 4097} {
+		for _, grain := range []int{0, 1, 3, 100} {
+			hits := make([]int32, n)
+			var mu sync.Mutex
+			parallelFor(n, grain, func(lo, hi int) {
+				mu.Lock()
+				defer mu.Unlock()
+				for i := lo; i < hi; i++ {
+					hits[i]++
+				}
+			})
+			for i, h := range hits {
+				if h != 1 {
+					t.Fatalf("n=%d grain=%d: index %d run %d times", n, grain, i, h)
+				}
+			}
+		}
+	}
+	// A nested region runs inline with the same chunks (no deadlock).
+	var total, inner, calls int64
+	var mu sync.Mutex
+	parallelFor(8, 1, func(lo, hi int) {
+		parallelFor(100, 1, func(a, b int) {
+			mu.Lock()
+			inner += int64(b - a)
+			mu.Unlock()
+		})
+		mu.Lock()
+		total += int64(hi - lo)
+		calls++
+		mu.Unlock()
+	})
+	if total != 8 || inner != 100*calls {
+		t.Fatalf("nested parallelFor covered %d outer and %d inner items in %d outer chunks, want 8 and %d", total, inner, calls, 100*calls)
+	}
+}
+
+// opSequence is a representative training step of one adapter layer on the
+// backend: embedding, attention with dropout, adapter, LayerNorm, GELU,
+// loss, backward through all of them, and an AdamW step. It returns the
+// tensors whose contents depend on every reduction.
+type opSequence struct {
+	be                                       *Backend
+	B, T, NH, HS, C, M, N, V                 int
+	ids, mask, labels                        backend.Tensor
+	table, qkv, out, probs, z, ad, ln        backend.Tensor
+	mean, rstd, w, b, wd, bd, wu, bu         backend.Tensor
+	h, logits, loss, dlogits, dh, dq, dadapt backend.Tensor
+	dwd, dbd, dwu, dbu, dw, db, dtable, m, v backend.Tensor
+	ss, wcls                                 backend.Tensor
+}
+
+func newOpSequence(t testing.TB, B, T, NH, HS, M int) *opSequence {
+	be := New()
+	C := NH * HS
+	N := B * T
+	s := &opSequence{be: be, B: B, T: T, NH: NH, HS: HS, C: C, M: M, N: N, V: 3}
+	r := rand.New(rand.NewPCG(1, 2))
+	alloc := func(dt backend.DType, scale float64, shape ...int) backend.Tensor {
+		x, err := be.Alloc(dt, shape...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dt == backend.F32 && scale > 0 {
+			d := x.(*Tensor).Data
+			for i := range d {
+				d[i] = float32((2*r.Float64() - 1) * scale)
+			}
+		}
+		return x
+	}
+	s.ids, s.mask, s.labels = alloc(backend.I32, 0, N), alloc(backend.I32, 0, B, T), alloc(backend.I32, 0, N)
+	for i := 0; i < N; i++ {
+		s.ids.(*Tensor).Ints[i] = int32(i * 7 % 50)
+		s.labels.(*Tensor).Ints[i] = int32(i%4) - 1
+	}
+	for b := 0; b < B; b++ {
+		for i := 0; i < T-b%T; i++ {
+			s.mask.(*Tensor).Ints[b*T+i] = 1
+		}
+	}
+	s.table = alloc(backend.F32, 1, 50, 3*C)
+	s.qkv, s.out, s.probs = alloc(backend.F32, 0, N, 3*C), alloc(backend.F32, 0, N, C), alloc(backend.F32, 0, B, NH, T, T)
+	s.z, s.ad, s.ln = alloc(backend.F32, 0, N, M), alloc(backend.F32, 0, N, C), alloc(backend.F32, 0, N, C)
+	s.mean, s.rstd = alloc(backend.F32, 0, N), alloc(backend.F32, 0, N)
+	s.w, s.b = alloc(backend.F32, 1, C), alloc(backend.F32, 1, C)
+	s.wd, s.bd, s.wu, s.bu = alloc(backend.F32, 0.2, M, C), alloc(backend.F32, 0.2, M), alloc(backend.F32, 0.2, C, M), alloc(backend.F32, 0.2, C)
+	s.h, s.logits, s.loss, s.dlogits = alloc(backend.F32, 0, N, C), alloc(backend.F32, 0, N, s.V), alloc(backend.F32, 0, N), alloc(backend.F32, 0, N, s.V)
+	s.wcls = alloc(backend.F32, 0.3, s.V, C)
+	s.dh, s.dq, s.dadapt = alloc(backend.F32, 0, N, C), alloc(backend.F32, 0, N, 3*C), alloc(backend.F32, 0, N, C)
+	s.dwd, s.dbd, s.dwu, s.dbu = alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, M), alloc(backend.F32, 0, C, M), alloc(backend.F32, 0, C)
+	s.dw, s.db, s.dtable = alloc(backend.F32, 0, C), alloc(backend.F32, 0, C), alloc(backend.F32, 0, 50, 3*C)
+	s.m, s.v, s.ss = alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, 1)
+	return s
+}
+
+// step runs the sequence once; any error fails the test.
+func (s *opSequence) step(t testing.TB) {
+	be, N, C, M := s.be, s.N, s.C, s.M
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(be.EmbeddingForward(s.qkv, s.ids, s.table, N, 3*C, false))
+	must(be.AttentionForward(s.out, s.probs, s.qkv, s.mask, s.B, s.T, s.NH, s.HS, 0.1, 7))
+	must(be.AdapterForward(s.ad, s.z, s.out, s.wd, s.bd, s.wu, s.bu, N, C, M, backend.GELU))
+	must(be.LayerNormForward(s.ln, s.mean, s.rstd, s.ad, s.w, s.b, N, C, 1e-12))
+	must(be.GeluForward(s.h, s.ln, N*C))
+	must(be.DropoutForward(s.h, s.h, N*C, 0.1, 9))
+	must(be.Gemm(s.logits, s.h, s.wcls, backend.MatMul{TransB: true, M: N, N: s.V, K: C, Alpha: 1}))
+	must(be.SoftmaxCrossEntropy(s.loss, s.dlogits, s.logits, s.labels, N, s.V, 1/float32(N)))
+	must(be.Gemm(s.dh, s.dlogits, s.wcls, backend.MatMul{M: N, N: C, K: s.V, Alpha: 1}))
+	must(be.DropoutBackward(s.dh, s.dh, N*C, 0.1, 9))
+	must(be.GeluBackward(s.dh, s.dh, s.ln, N*C))
+	must(be.LayerNormBackward(s.dadapt, s.dw, s.db, s.dh, s.ad, s.w, s.mean, s.rstd, N, C))
+	must(be.AdapterBackward(s.dh, s.dwd, s.dbd, s.dwu, s.dbu, s.dadapt, s.out, s.z, s.wd, s.wu, N, C, M, backend.GELU))
+	must(be.AttentionBackward(s.dq, s.dh, s.qkv, s.probs, s.mask, s.B, s.T, s.NH, s.HS, 0.1, 7))
+	must(be.EmbeddingBackward(s.dtable, s.dq, s.ids, N, 3*C))
+	must(be.BiasGrad(s.dbu, s.dh, N, C))
+	must(be.Add(s.dh, s.dh, s.dadapt, N*C))
+	must(be.Scale(s.dh, 0.5, N*C))
+	must(be.SumSquares(s.ss, s.dwd, M*C))
+	must(be.AdamWStep(s.wd, s.dwd, s.m, s.v, M*C, backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1}))
+	must(be.TanhForward(s.out, s.ad, N*C))
+	must(be.TanhBackward(s.dadapt, s.dh, s.out, N*C))
+}
+
+func (s *opSequence) results() [][]float32 {
+	var out [][]float32
+	for _, x := range []backend.Tensor{s.loss, s.dq, s.dtable, s.dwd, s.dbd, s.dwu, s.dbu, s.dw, s.db, s.ss, s.wd, s.dadapt, s.dh} {
+		out = append(out, append([]float32(nil), x.(*Tensor).Data...))
+	}
+	return out
+}
+
+// TestDeterministicAcrossProcs runs the op sequence under GOMAXPROCS 1, 2
+// and 3 (chunkings differ) twice each and demands bitwise-identical results:
+// every reduction's order is fixed by the sizes alone.
+func TestDeterministicAcrossProcs(t *testing.T) {
+	var ref [][]float32
+	for _, procs := range []int{1, 2, 3, 1, 2} {
+		old := runtime.GOMAXPROCS(procs)
+		s := newOpSequence(t, 3, 17, 3, 8, 5)
+		s.step(t)
+		s.step(t)
+		got := s.results()
+		runtime.GOMAXPROCS(old)
+		if ref == nil {
+			ref = got
+			continue
+		}
+		for i := range ref {
+			for j := range ref[i] {
+				if math.Float32bits(ref[i][j]) != math.Float32bits(got[i][j]) {
+					t.Fatalf("GOMAXPROCS=%d: result %d differs at %d: %v vs %v", procs, i, j, got[i][j], ref[i][j])
+				}
+			}
+		}
+	}
+}
+
+// TestConcurrentBackends runs two backends at once (one gets the worker
+// pool, the other runs its regions inline) and checks both against a
+// serial run.
+func TestConcurrentBackends(t *testing.T) {
+	s := newOpSequence(t, 2, 11, 2, 4, 3)
+	s.step(t)
+	want := s.results()
+	var wg sync.WaitGroup
+	got := make([][][]float32, 4)
+	for g := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := newOpSequence(t, 2, 11, 2, 4, 3)
+			s.step(t)
+			got[g] = s.results()
+		}()
+	}
+	wg.Wait()
+	for g := range got {
+		for i := range want {
+			for j := range want[i] {
+				if math.Float32bits(want[i][j]) != math.Float32bits(got[g][i][j]) {
+					t.Fatalf("goroutine %d: result %d differs at %d", g, i, j)
+				}
+			}
+		}
+	}
+}
+
+// TestNoAllocsAfterWarmup: after one warm-up step (scratch grown, pools
+// started) a whole op sequence allocates nothing.
+func TestNoAllocsAfterWarmup(t *testing.T) {
+	s := newOpSequence(t, 2, 33, 4, 8, 8)
+	s.step(t)
+	if allocs := testing.AllocsPerRun(5, func() { s.step(t) }); allocs != 0 {
+		t.Fatalf("op sequence allocates %v times per step after warm-up, want 0", allocs)
+	}
+}
