@@ -83,7 +83,7 @@ type DataConfig struct {
 	// SkipBadRows skips and counts malformed rows instead of failing.
 	SkipBadRows bool `toml:"skip_bad_rows"`
 	// MaxTrainExamples and MaxEvalExamples cap how many examples are used
-	// (0 = all); the first ones in file order are kept.
+	// (0 = all): a random sample fixed by train.seed, kept in file order.
 	MaxTrainExamples int `toml:"max_train_examples"`
 	MaxEvalExamples  int `toml:"max_eval_examples"`
 }

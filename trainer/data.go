@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strconv"
@@ -381,6 +382,23 @@ func readCSV(path string, r io.Reader, l Layout, add addFunc, full func() bool) 
 	return nil
 }
 
+// Subsample keeps n examples drawn at random (seeded, so the same seed keeps
+// the same rows) in their file order; n <= 0 or n >= len keeps all. Files are
+// often sorted by label, so taking the first n would not do.
+func (ds *Dataset) Subsample(n int, seed uint64) {
+	if n <= 0 || n >= len(ds.Examples) {
+		return
+	}
+	g := rand.New(rand.NewPCG(seed, pcgStream))
+	pick := g.Perm(len(ds.Examples))[:n]
+	sort.Ints(pick)
+	out := make([]Example, n)
+	for i, j := range pick {
+		out[i] = ds.Examples[j]
+	}
+	ds.Examples = out
+}
+
 // Labels is a label vocabulary: index <-> label string.
 type Labels struct {
 	Names []string
@@ -492,25 +510,24 @@ type Splits struct {
 func LoadSplits(c *Config) (*Splits, error) {
 	l := LayoutFor(c)
 	var s Splits
-	lt := l
-	lt.Max = c.Data.MaxTrainExamples
 	var err error
-	if s.Train, err = ReadFile(c.Data.Train, lt); err != nil {
+	if s.Train, err = ReadFile(c.Data.Train, l); err != nil {
 		return nil, err
 	}
-	le := l
-	le.Max = c.Data.MaxEvalExamples
+	s.Train.Subsample(c.Data.MaxTrainExamples, c.Train.Seed)
 	if c.Data.Validation != "" {
-		if s.Validation, err = ReadFile(c.Data.Validation, le); err != nil {
+		if s.Validation, err = ReadFile(c.Data.Validation, l); err != nil {
 			return nil, err
 		}
+		s.Validation.Subsample(c.Data.MaxEvalExamples, c.Train.Seed+1)
 	}
 	if c.Data.Test != "" {
-		lx := le
+		lx := l
 		lx.RequireLabel = false
 		if s.Test, err = ReadFile(c.Data.Test, lx); err != nil {
 			return nil, err
 		}
+		s.Test.Subsample(c.Data.MaxEvalExamples, c.Train.Seed+2)
 	}
 	if c.Data.Task == TaskClassification {
 		if len(c.Data.Labels) > 0 {

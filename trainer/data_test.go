@@ -155,3 +155,52 @@ func TestLabelsFromData(t *testing.T) {
 		t.Errorf("string order: %s", got)
 	}
 }
+
+// A label-sorted file must not give a one-label subsample.
+func TestSubsample(t *testing.T) {
+	mk := func() *Dataset {
+		ds := &Dataset{}
+		for i := 0; i < 1000; i++ {
+			l := "ham"
+			if i >= 700 {
+				l = "spam"
+			}
+			ds.Examples = append(ds.Examples, Example{Line: i + 1, RawLabel: l})
+		}
+		return ds
+	}
+	a, b, c := mk(), mk(), mk()
+	a.Subsample(100, 5)
+	b.Subsample(100, 5)
+	c.Subsample(100, 6)
+	spam := 0
+	for i, ex := range a.Examples {
+		if ex.RawLabel == "spam" {
+			spam++
+		}
+		if i > 0 && ex.Line <= a.Examples[i-1].Line {
+			t.Fatal("not in file order")
+		}
+		if b.Examples[i] != ex {
+			t.Fatal("same seed, different sample")
+		}
+	}
+	// 30% spam: a sample of 100 has 30 ± 4.6 (binomial sd); 10..50 cannot fail by chance.
+	if len(a.Examples) != 100 || spam < 10 || spam > 50 {
+		t.Errorf("%d examples, %d spam", len(a.Examples), spam)
+	}
+	same := 0
+	for i := range a.Examples {
+		if a.Examples[i] == c.Examples[i] {
+			same++
+		}
+	}
+	if same == 100 {
+		t.Error("seed does not change the sample")
+	}
+	d := mk()
+	d.Subsample(0, 1)
+	if len(d.Examples) != 1000 {
+		t.Error("0 must keep all")
+	}
+}

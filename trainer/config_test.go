@@ -1,0 +1,134 @@
+package trainer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const minimal = `
+[model]
+dir = "m"
+[data]
+train = "t.jsonl"
+`
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(writeConfig(t, minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Strategy.Name != "adapters" || c.Adapter.Bottleneck != 64 || !c.TrainLayerNorm() || c.PeakLR() != 1e-3 ||
+		c.MetricForBest() != "accuracy" || c.Device.Kind != "auto" || c.Model.MaxLength != 128 || !c.Train.Dropout {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, _ = LoadConfig(writeConfig(t, minimal+"[strategy]\nname = \"full\"\n"), nil)
+	if c.PeakLR() != 2e-5 {
+		t.Errorf("full default lr %v", c.PeakLR())
+	}
+}
+
+func TestConfigUnknownKeys(t *testing.T) {
+	for _, tc := range []struct{ text, key string }{
+		{minimal + "[train]\nlearning_rate = 1e-3\n", "train.learning_rate"},
+		{minimal + "[adapter]\nbotleneck = 8\n", "adapter.botleneck"},
+		{minimal + "[extra]\nx = 1\n", "extra"},
+	} {
+		_, err := LoadConfig(writeConfig(t, tc.text), nil)
+		if err == nil || !strings.Contains(err.Error(), "unknown key") || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: %v", tc.key, err)
+		}
+	}
+	if _, err := LoadConfig(writeConfig(t, minimal), []string{"train.epoch=2"}); err == nil || !strings.Contains(err.Error(), "train.epoch") {
+		t.Errorf("unknown override: %v", err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, tc := range []struct{ override, want string }{
+		{"train.batch_size=0", "train.batch_size"},
+		{"train.lr=-1", "train.lr"},
+		{"train.warmup_ratio=1", "train.warmup_ratio"},
+		{"train.on_nonfinite=ignore", "train.on_nonfinite"},
+		{"train.metric_for_best=pearson", "does not fit"},
+		{"train.metric_for_best=bleu", "train.metric_for_best"},
+		{"strategy.name=lora", "strategy.name"},
+		{"strategy.name=top_k", "strategy.top_k"},
+		{"data.format=xml", "data.format"},
+		{"data.labels=[\"a\",\"a\"]", "data.labels"},
+		{"data.positive_label=x", "data.positive_label"},
+		{"data.header=false", "data.header"},
+		{"device.kind=tpu", "device.kind"},
+		{"model.head=avg", "model.head"},
+		{"model.max_length=2", "model.max_length"},
+		{"data.preset=cola2", "data.preset"},
+		{"data.task=ranking", "data.task"},
+	} {
+		ov := []string{tc.override}
+		switch tc.want {
+		case "data.positive_label":
+			ov = append(ov, `data.labels=["a","b"]`)
+		case "data.header":
+			ov = append(ov, "data.format=tsv")
+		}
+		_, err := LoadConfig(writeConfig(t, minimal), ov)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.override, err)
+		}
+	}
+	if _, err := LoadConfig(writeConfig(t, "[data]\ntrain = \"x\"\n"), nil); err == nil || !strings.Contains(err.Error(), "model.dir") {
+		t.Errorf("missing model.dir: %v", err)
+	}
+}
+
+func TestConfigOverrides(t *testing.T) {
+	c, err := LoadConfig(writeConfig(t, minimal), []string{
+		"train.lr=3e-4", "data.train=other.jsonl", "strategy.train_layernorm=false", "adapter.layers=[0, 2]",
+		"output.dir = runs/x", "data.labels=[\"ham\",\"spam\"]", "train.seed=7",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Train.LR != 3e-4 || c.Data.Train != "other.jsonl" || c.TrainLayerNorm() || len(c.Adapter.Layers) != 2 ||
+		c.Output.Dir != "runs/x" || c.Data.Labels[1] != "spam" || c.Train.Seed != 7 {
+		t.Errorf("%+v", c)
+	}
+	if _, err := LoadConfig(writeConfig(t, minimal), []string{"noequals"}); err == nil {
+		t.Error("bad override accepted")
+	}
+	// The encoded config reads back to the same values.
+	text, err := c.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadConfig(writeConfig(t, string(text)), nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if d.Train.LR != c.Train.LR || d.Data.Train != c.Data.Train || d.TrainLayerNorm() != c.TrainLayerNorm() {
+		t.Errorf("encode round trip: %+v", d)
+	}
+}
+
+// The shipped examples load and validate.
+func TestExampleConfigs(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "examples", "*.toml"))
+	if len(files) == 0 {
+		t.Fatal("no examples/*.toml")
+	}
+	for _, f := range files {
+		if _, err := LoadConfig(f, nil); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
