@@ -19,9 +19,12 @@ import (
 //	out = LayerNorm(x_residual + h + W_up·act(W_down·h + b_down) + b_up)
 //
 // which is where AdapterHub's `adapters` library puts them for its "houlsby"
-// config (original_ln_before=True: the residual add and the pretrained
-// LayerNorm follow the adapter). Attention only or FFN only gives the other
-// common variants (Pfeiffer is FFN only).
+// config (DoubleSeqBnConfig: original_ln_before=False, original_ln_after=True,
+// residual_before_ln=True: the adapter sees the dropout output, adds it back
+// itself, then the block's residual add and pretrained LayerNorm follow);
+// tests/encoder_parity_test.go checks this against the library on real
+// weights. Attention only or FFN only gives the other common variants
+// (Pfeiffer is FFN only).
 //
 // Tensors per adapter, under HF-style names (i is the layer):
 //
