@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/houlsby/adapters/internal/testassets"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// The BERT-base sweep. Expected adapter counts are 24·(2·768·m + 768 + m),
+// confirmed with AdapterHub `adapters` 1.3.0 (see adapter/count_test.go).
+// The issue's 313,344 ... 9,455,616 leave out b_down (24·m each).
+func TestParamsBertBase(t *testing.T) {
+	code, out, errOut := runCLI("params", filepath.Join("testdata", "bert-base-uncased-config.json"), "--train-layernorm=false")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := map[string]string{"8": "313,536", "16": "608,640", "32": "1,198,848", "64": "2,379,264", "128": "4,740,096", "256": "9,461,760"}
+	rows := 0
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 8 {
+			if w, ok := want[f[0]]; ok {
+				rows++
+				if f[3] != w {
+					t.Errorf("m=%s: adapter params %s, want %s", f[0], f[3], w)
+				}
+				if f[2] != "24" {
+					t.Errorf("m=%s: %s adapters, want 24", f[0], f[2])
+				}
+			}
+		}
+	}
+	if rows != 6 {
+		t.Errorf("%d sweep rows in:\n%s", rows, out)
+	}
+	if !strings.Contains(out, "109,482,240") {
+		t.Errorf("backbone count missing:\n%s", out)
+	}
+	// m = 64 with LayerNorms (the default): 2,379,264 + 38,400 + 1,538 =
+	// 2,419,202 trained, 2.210% of 109,482,240.
+	_, out, _ = runCLI("params", filepath.Join("testdata", "bert-base-uncased-config.json"), "--bottlenecks", "64")
+	if !regexp.MustCompile(`64\s+99,136\s+24\s+2,379,264\s+38,400\s+1,538\s+2,419,202\s+2\.210%`).MatchString(out) {
+		t.Errorf("m=64 row with LayerNorms:\n%s", out)
+	}
+	code, out, _ = runCLI("params", "--strategy", "top_k", "--top-k", "2", filepath.Join("testdata", "bert-base-uncased-config.json"))
+	// Top 2 layers (2·7,087,872) + pooler (590,592) + classifier (1,538).
+	if code != 0 || !strings.Contains(out, "14,767,874") {
+		t.Errorf("top_k 2:\n%s", out)
+	}
+}
+
+func TestParamsErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"params"},
+		{"params", "testdata/nope.json"},
+		{"params", "testdata/bert-base-uncased-config.json", "--strategy", "lora"},
+		{"params", "testdata/bert-base-uncased-config.json", "--bottlenecks", "8,x"},
+		{"params", "testdata/bert-base-uncased-config.json", "--bottlenecks", "1000"},
+	} {
+		if code, _, _ := runCLI(args...); code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+	}
+}
+
+// Every command has a --help that documents all its flags.
+func TestHelp(t *testing.T) {
+	code, out, _ := runCLI("help")
+	if code != 0 {
+		t.Fatal("help failed")
+	}
+	for _, c := range commands {
+		if !strings.Contains(out, c.name) {
+			t.Errorf("usage does not list %s", c.name)
+		}
+		code, out, _ := runCLI(c.name, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: train-gpu "+c.name) {
+			t.Errorf("%s --help: exit %d\n%s", c.name, code, out)
+		}
+	}
+	_, out, _ = runCLI("train", "--help")
+	for _, f := range []string{"-c", "-set", "-resume", "-dry-run", "-epochs", "-lr", "-device", "-max-train-examples", "-output"} {
+		if !strings.Contains(out, "  "+f) {
+			t.Errorf("train --help lacks %s", f)
+		}
+	}
+	if code, _, _ := runCLI("frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+func spamConfig(t *testing.T) string {
+	t.Helper()
+	testassets.Require(t, "make assets", filepath.Join(testassets.ModelDir(), "config.json"), filepath.Join(testassets.SpamDir(), "train.jsonl"))
+	// The example's paths are relative to the repository root.
+	root := testassets.Root()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(root); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(wd) })
+	return filepath.Join(root, "examples", "spam.toml")
+}
+
+func TestTrainDryRun(t *testing.T) {
+	cfg := spamConfig(t)
+	code, out, errOut := runCLI("train", "-c", cfg, "--dry-run", "--device", "cpu", "--max-train-examples", "300", "--set", "train.lr=3e-4")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, s := range []string{"12 adapters of m=64", "605,954 of 22,713,216", "train.jsonl: 300 examples", "labels: ham, spam", "device: cpu", "dry run"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+	code, _, errOut = runCLI("train", "-c", cfg, "--dry-run", "--set", "train.learning_rate=1")
+	if code != 1 || !strings.Contains(errOut, "unknown key train.learning_rate") {
+		t.Errorf("unknown key: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI("train", "-c", cfg, "--dry-run", "--batch-size", "0")
+	if code != 1 || !strings.Contains(errOut, "train.batch_size") {
+		t.Errorf("bad batch size: exit %d: %s", code, errOut)
+	}
+}
+
+// Without the cuda build tag, --device cuda is a clear error and auto falls
+// back to the CPU saying why.
+func TestDeviceSelection(t *testing.T) {
+	if _, err := openDevice("cuda", 0, &bytes.Buffer{}); err == nil {
+		t.Skip("a CUDA device opened; this test covers builds without CUDA")
+	} else if !strings.Contains(err.Error(), "device cuda") {
+		t.Errorf("cuda error: %v", err)
+	}
+	var log bytes.Buffer
+	be, err := openDevice("auto", 0, &log)
+	if err != nil || be.Name() == "" || !strings.Contains(log.String(), "using the CPU") {
+		t.Errorf("auto: %v %q", err, log.String())
+	}
+	if _, err := openDevice("tpu", 0, &log); err == nil {
+		t.Error("tpu accepted")
+	}
+}
+
+func TestGroup(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 22713216: "22,713,216", -1234: "-1,234"} {
+		if got := group(n); got != want {
+			t.Errorf("group(%d) = %s", n, got)
+		}
+	}
+}
