@@ -15,6 +15,11 @@ package gpu
 //
 // Every timed loop ends with a device Sync before the timer stops.
 //
+// Dtypes follow the launchers (gpu/ops_common.go): activations, gradients
+// and trainable tensors F32, frozen weights in the backend's FrozenDType
+// (BF16 through Open). In the byte counts, 4 is an F32 element and ew a
+// frozen-weight element.
+//
 //	make ptx && go test -tags cuda -run '^$' -bench . -benchtime 200x ./gpu/
 //
 // BenchmarkGemmCuBLAS runs the same GEMMs through cuBLAS (loaded at run time)
@@ -81,7 +86,7 @@ var benchShapes = []benchShape{
 // allocates its operands and returns the call to time.
 type benchOp struct {
 	name         string
-	flops, bytes func(s benchShape, e float64) float64
+	flops, bytes func(s benchShape, ew float64) float64
 	setup        func(b *testing.B, be backend.Backend, s benchShape) func() error
 }
 
@@ -132,7 +137,7 @@ func runBench(b *testing.B, s benchShape, op benchOp) {
 	x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(1))}
 	defer x.free()
 	call := op.setup(b, be, s)
-	e := float64(gb.FrozenDType().Size())
+	ew := float64(gb.FrozenDType().Size())
 	// Warm up: module JIT, function lookup, first-touch of the memory.
 	if err := call(); err != nil {
 		b.Fatal(err)
@@ -158,7 +163,7 @@ func runBench(b *testing.B, s benchShape, op benchOp) {
 		b.Fatal(err)
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
-	flops, bytes := op.flops(s, e), op.bytes(s, e)
+	flops, bytes := op.flops(s, ew), op.bytes(s, ew)
 	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
 	b.ReportMetric(bytes/sec/1e9, "GB/s")
 	bound := max(flops/peakFLOPS, bytes/peakBW)
@@ -176,26 +181,25 @@ func gemmOp(name string, out, in func(benchShape) int, dx bool) benchOp {
 		flops: func(s benchShape, _ float64) float64 {
 			return 2 * float64(s.B*s.T) * float64(out(s)) * float64(in(s))
 		},
-		bytes: func(s benchShape, e float64) float64 {
+		bytes: func(s benchShape, ew float64) float64 {
 			n, o, i := float64(s.B*s.T), float64(out(s)), float64(in(s))
 			if dx {
-				return e*(n*o+o*i) + 4*n*i
+				return 4*n*o + ew*o*i + 4*n*i
 			}
-			return e*(n*i+o*i) + 4*n*o
+			return 4*n*i + ew*o*i + 4*n*o
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(2))}
 			b.Cleanup(x.free)
 			N, O, I := s.B*s.T, out(s), in(s)
-			dt := be.FrozenDType()
-			w := x.t(dt, 0.02, O, I)
+			w := x.t(be.FrozenDType(), 0.02, O, I)
 			if dx {
-				dy := x.t(dt, 1, N, O)
+				dy := x.t(backend.F32, 1, N, O)
 				dX := x.t(backend.F32, 0, N, I)
 				p := backend.MatMul{M: N, N: I, K: O, Alpha: 1}
 				return func() error { return be.Gemm(dX, dy, w, p) }
 			}
-			in := x.t(dt, 1, N, I)
+			in := x.t(backend.F32, 1, N, I)
 			y := x.t(backend.F32, 0, N, O)
 			p := backend.MatMul{TransB: true, M: N, N: O, K: I, Alpha: 1}
 			return func() error { return be.Gemm(y, in, w, p) }
@@ -210,12 +214,12 @@ func adapterParams(s benchShape) int {
 	return s.L * 2 * (2*s.C*s.M + s.C + s.M) // Houlsby: two adapters per layer
 }
 
-// elementwise describes an op over n = f(s) elements touching k arrays.
+// elementwise describes an op over n = f(s) F32 elements touching k arrays.
 func elementwise(name string, n func(benchShape) int, k float64, run func(x *bench, s benchShape) func() error) benchOp {
 	return benchOp{
 		name:  name,
 		flops: zero,
-		bytes: func(s benchShape, e float64) float64 { return k * e * float64(n(s)) },
+		bytes: func(s benchShape, _ float64) float64 { return k * 4 * float64(n(s)) },
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(3))}
 			b.Cleanup(x.free)
@@ -239,13 +243,13 @@ var benchOps = []benchOp{
 		name: "attention_fwd",
 		// QKᵀ and P·V: 2·2·B·NH·T²·HS = 4·B·T²·C.
 		flops: func(s benchShape, _ float64) float64 { return 4 * float64(s.B) * float64(s.T*s.T) * float64(s.C) },
-		bytes: func(s benchShape, e float64) float64 {
-			return e * (float64(s.B*s.T*4*s.C) + float64(s.B*s.NH*s.T*s.T))
+		bytes: func(s benchShape, _ float64) float64 {
+			return 4 * (float64(s.B*s.T*4*s.C) + float64(s.B*s.NH*s.T*s.T))
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(4))}
 			b.Cleanup(x.free)
-			dt := be.FrozenDType()
+			dt := backend.F32 // activations
 			qkv := x.t(dt, 1, s.B, s.T, 3*s.C)
 			mask := x.t(backend.I32, 0, s.B, s.T)
 			out := x.t(dt, 0, s.B, s.T, s.C)
@@ -259,13 +263,13 @@ var benchOps = []benchOp{
 		name: "attention_bwd",
 		// dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q: 8·B·T²·C.
 		flops: func(s benchShape, _ float64) float64 { return 8 * float64(s.B) * float64(s.T*s.T) * float64(s.C) },
-		bytes: func(s benchShape, e float64) float64 {
-			return e * (float64(s.B*s.T*7*s.C) + float64(s.B*s.NH*s.T*s.T))
+		bytes: func(s benchShape, _ float64) float64 {
+			return 4 * (float64(s.B*s.T*7*s.C) + float64(s.B*s.NH*s.T*s.T))
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(5))}
 			b.Cleanup(x.free)
-			dt := be.FrozenDType()
+			dt := backend.F32 // activations
 			qkv := x.t(dt, 1, s.B, s.T, 3*s.C)
 			mask := x.t(backend.I32, 0, s.B, s.T)
 			out := x.t(dt, 0, s.B, s.T, s.C)
@@ -284,13 +288,13 @@ var benchOps = []benchOp{
 		name: "adapter_fwd",
 		// down (N·C·M) and up (N·M·C) projections, 2 flops per MAC.
 		flops: func(s benchShape, _ float64) float64 { return 4 * float64(s.B*s.T) * float64(s.C*s.M) },
-		bytes: func(s benchShape, e float64) float64 {
-			return e*float64(2*nc(s)+s.B*s.T*s.M) + 4*float64(2*s.C*s.M+s.C+s.M)
+		bytes: func(s benchShape, _ float64) float64 {
+			return 4*float64(2*nc(s)+s.B*s.T*s.M) + 4*float64(2*s.C*s.M+s.C+s.M)
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(6))}
 			b.Cleanup(x.free)
-			dt := be.FrozenDType()
+			dt := backend.F32 // activations
 			N := s.B * s.T
 			inp := x.t(dt, 1, N, s.C)
 			out := x.t(dt, 0, N, s.C)
@@ -304,13 +308,13 @@ var benchOps = []benchOp{
 		name: "adapter_bwd",
 		// dh = dout·wUp, dinp += dz·wDown, dWUp += doutᵀ·act(z), dWDown += dzᵀ·inp.
 		flops: func(s benchShape, _ float64) float64 { return 8 * float64(s.B*s.T) * float64(s.C*s.M) },
-		bytes: func(s benchShape, e float64) float64 {
-			return e*float64(3*nc(s)+s.B*s.T*s.M) + 8*float64(2*s.C*s.M+s.C+s.M)
+		bytes: func(s benchShape, _ float64) float64 {
+			return 4*float64(3*nc(s)+s.B*s.T*s.M) + 8*float64(2*s.C*s.M+s.C+s.M)
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(7))}
 			b.Cleanup(x.free)
-			dt := be.FrozenDType()
+			dt := backend.F32 // activations
 			N := s.B * s.T
 			inp, dout := x.t(dt, 1, N, s.C), x.t(dt, 1, N, s.C)
 			z := x.t(dt, 1, N, s.M)
@@ -324,7 +328,7 @@ var benchOps = []benchOp{
 		},
 	},
 	elementwise("layernorm_fwd", nc, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType()
+		dt := backend.F32 // activations
 		N := s.B * s.T
 		inp, out := x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C)
 		mean, rstd := x.t(backend.F32, 0, N), x.t(backend.F32, 0, N)
@@ -332,7 +336,7 @@ var benchOps = []benchOp{
 		return func() error { return x.be.LayerNormForward(out, mean, rstd, inp, w, bias, N, s.C, 1e-12) }
 	}),
 	elementwise("layernorm_bwd", nc, 3, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType()
+		dt := backend.F32 // activations
 		N := s.B * s.T
 		inp, out, dout, dinp := x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C), x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C)
 		mean, rstd := x.t(backend.F32, 0, N), x.t(backend.F32, 0, N)
@@ -344,27 +348,27 @@ var benchOps = []benchOp{
 		return func() error { return x.be.LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd, N, s.C) }
 	}),
 	elementwise("gelu_fwd", nff, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType()
+		dt := backend.F32 // activations
 		inp, out := x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
 		return func() error { return x.be.GeluForward(out, inp, nff(s)) }
 	}),
 	elementwise("gelu_bwd", nff, 3, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType()
+		dt := backend.F32 // activations
 		inp, dout, dinp := x.t(dt, 1, nff(s)), x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
 		return func() error { return x.be.GeluBackward(dinp, dout, inp, nff(s)) }
 	}),
 	elementwise("add_bias", nff, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType()
-		y, bias := x.t(backend.F32, 1, s.B*s.T, s.FF), x.t(dt, 0.1, s.FF)
+		dt := backend.F32 // activations
+		y, bias := x.t(dt, 1, s.B*s.T, s.FF), x.t(x.be.FrozenDType(), 0.1, s.FF)
 		return func() error { return x.be.AddBias(y, bias, s.B*s.T, s.FF) }
 	}),
 	elementwise("add", nc, 3, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType()
+		dt := backend.F32 // activations
 		a, c, out := x.t(dt, 1, nc(s)), x.t(dt, 1, nc(s)), x.t(dt, 0, nc(s))
 		return func() error { return x.be.Add(out, a, c, nc(s)) }
 	}),
 	elementwise("dropout_fwd", nc, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType()
+		dt := backend.F32 // activations
 		inp, out := x.t(dt, 1, nc(s)), x.t(dt, 0, nc(s))
 		seed := uint64(0)
 		return func() error { seed++; return x.be.DropoutForward(out, inp, nc(s), 0.1, seed) }
@@ -399,13 +403,13 @@ var benchOps = []benchOp{
 	{
 		name:  "embedding_fwd",
 		flops: zero,
-		bytes: func(s benchShape, e float64) float64 { return 2 * e * float64(nc(s)) },
+		bytes: func(s benchShape, ew float64) float64 { return (ew + 4) * float64(nc(s)) },
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(10))}
 			b.Cleanup(x.free)
-			dt := be.FrozenDType()
+			dt := backend.F32 // activations
 			N := s.B * s.T
-			table := x.t(dt, 0.02, 30522, s.C)
+			table := x.t(be.FrozenDType(), 0.02, 30522, s.C)
 			ids := x.t(backend.I32, 0, N)
 			out := x.t(dt, 0, N, s.C)
 			return func() error { return be.EmbeddingForward(out, ids, table, N, s.C, false) }
@@ -487,26 +491,29 @@ var (
 )
 
 func runCuBLAS(b *testing.B, s benchShape, op benchOp) {
-	gb, be, dev := benchBackend(b)
+	_, be, dev := benchBackend(b)
 	cublasOnce.Do(func() { cublasH, cublasErr = cuda.OpenBLAS(dev.D) })
 	if cublasErr != nil {
 		b.Skipf("cuBLAS unavailable: %v", cublasErr)
 	}
-	if gb.FrozenDType() != backend.BF16 {
-		b.Skip("cuBLAS comparison is for bf16 operands")
-	}
-	// Build the operands with the op's own setup, then call cuBLAS on the
-	// same buffers: recover them by running setup with a recording backend.
+	// Record the op's MatMul with its own setup, then give cuBLAS bf16
+	// operands of the same shapes (cublasGemmEx has no mixed f32×bf16 input;
+	// the launchers feed F32 activations with BF16 weights, so cuBLAS does
+	// a little less memory traffic here than gemm.cu).
 	rec := &gemmRecorder{Backend: be}
 	call := op.setup(b, rec, s)
 	if err := call(); err != nil {
 		b.Fatal(err)
 	}
-	g := rec.last
-	cc, aa, bb := g.c.(*Tensor), g.a.(*Tensor), g.b.(*Tensor)
+	p := rec.last.p
+	x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(12))}
+	defer x.free()
+	aa := x.t(backend.BF16, 1, p.M*p.K).(*Tensor)
+	bb := x.t(backend.BF16, 0.02, p.K*p.N).(*Tensor)
+	cc := x.t(backend.F32, 0, p.M*p.N).(*Tensor)
 	gemm := func() error {
 		return cublasH.GemmBF16F32(uint64(cc.Ptr), uint64(aa.Ptr), uint64(bb.Ptr),
-			g.p.TransA, g.p.TransB, g.p.M, g.p.N, g.p.K, g.p.Alpha, g.p.Beta)
+			p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, p.Beta)
 	}
 	if err := gemm(); err != nil {
 		b.Fatal(err)
@@ -541,13 +548,10 @@ func runCuBLAS(b *testing.B, s benchShape, op benchOp) {
 // gemmRecorder is a backend.Backend that records the last Gemm's operands.
 type gemmRecorder struct {
 	backend.Backend
-	last struct {
-		c, a, b backend.Tensor
-		p       backend.MatMul
-	}
+	last struct{ p backend.MatMul }
 }
 
 func (r *gemmRecorder) Gemm(c, a, b backend.Tensor, p backend.MatMul) error {
-	r.last.c, r.last.a, r.last.b, r.last.p = c, a, b, p
+	r.last.p = p
 	return nil
 }
