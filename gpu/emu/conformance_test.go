@@ -1,0 +1,32 @@
+package emu
+
+import (
+	"testing"
+
+	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/gpu"
+	"github.com/houlsby/adapters/tests/conformance"
+)
+
+// newBackend returns the gpu backend over a fresh emulated device.
+func newBackend(t *testing.T, bf16 bool) func() backend.Backend {
+	return func() backend.Backend {
+		be, err := gpu.New(New(), gpu.Options{BF16: bf16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := be.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return be
+	}
+}
+
+// TestConformanceF32 runs the shared backend suite on the gpu backend in
+// float32 mode, with the float32 tolerances (the GEMMs of two F32 operands
+// run the fp32 kernel, so nothing is rounded to bf16).
+func TestConformanceF32(t *testing.T) {
+	conformance.Run(t, newBackend(t, false), conformance.Float32())
+}

@@ -1,0 +1,206 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// Limits and geometry of kernels/adapter.cu: the bottleneck rows of a block
+// live in shared memory, (adRows, adMaxM) floats.
+const (
+	adMaxM = 256
+	adRows = 8
+)
+
+func adapterArgs(op string, N, C, M int, act backend.Act) (nc, nm, cm int, err error) {
+	if err = sizes(op, "N,C,M", N, C, M); err != nil {
+		return
+	}
+	switch act {
+	case backend.ReLU, backend.GELU, backend.Swish:
+	default:
+		return 0, 0, 0, fmt.Errorf("%s: unknown activation %v", op, act)
+	}
+	if M > adMaxM {
+		return 0, 0, 0, fmt.Errorf("%s: bottleneck M = %d, the fused adapter kernels support M <= %d", op, M, adMaxM)
+	}
+	if nc, err = mulOK(op, N, C); err != nil {
+		return
+	}
+	if nm, err = mulOK(op, N, M); err != nil {
+		return
+	}
+	cm, err = mulOK(op, C, M)
+	return
+}
+
+// AdapterForward is the fused Houlsby bottleneck on inp (N, C) in one
+// kernel: z = inp·wDownᵀ + bDown (N, M, saved), out = inp + act(z)·wUpᵀ +
+// bUp. The four adapter tensors share one dtype (F32 or BF16); out may alias
+// inp. M <= 256.
+func (b *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Tensor, N, C, M int, act backend.Act) error {
+	const op = "gpu.AdapterForward"
+	nc, nm, cm, err := adapterArgs(op, N, C, M, act)
+	if err != nil {
+		return err
+	}
+	ot, err := f32(op, "out", out, nc)
+	if err != nil {
+		return err
+	}
+	zt, err := f32(op, "z", z, nm)
+	if err != nil {
+		return err
+	}
+	it, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	wdt, err := weight(op, "wDown", wDown, cm)
+	if err != nil {
+		return err
+	}
+	bdt, err := weight(op, "bDown", bDown, M)
+	if err != nil {
+		return err
+	}
+	wut, err := weight(op, "wUp", wUp, cm)
+	if err != nil {
+		return err
+	}
+	but, err := weight(op, "bUp", bUp, C)
+	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "wDown, bDown, wUp and bUp", wdt, bdt, wut, but); err != nil {
+		return err
+	}
+	if nc == 0 {
+		return nil
+	}
+	return b.launch(op, "adapter_fwd"+suffix(wdt), Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}, b1(256), 0,
+		ptr(ot), ptr(zt), ptr(it), ptr(wdt), ptr(bdt), ptr(wut), ptr(but), Int(N), Int(C), Int(M), Int(int(act)))
+}
+
+// AdapterBackward: dinp (=) = dout + (dout·wUp ⊙ act'(z))·wDown; dWDown,
+// dBDown, dWUp, dBUp (+=, F32), each nil when frozen. One fused kernel
+// computes dz = (dout·wUp) ⊙ act'(z), a = act(z) (only when dWUp is
+// trained) and dinp; the weight gradients are then accumulated by the GEMM
+// and bias-grad kernels (deterministic). dz and a live in pool scratch. When
+// dinp aliases dout, dinp is computed by a second launch after the weight
+// gradients have read dout.
+func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp backend.Tensor, N, C, M int, act backend.Act) (err error) {
+	const op = "gpu.AdapterBackward"
+	nc, nm, cm, err := adapterArgs(op, N, C, M, act)
+	if err != nil {
+		return err
+	}
+	dit, err := optF32(op, "dinp", dinp, nc)
+	if err != nil {
+		return err
+	}
+	dwdt, err := optF32(op, "dWDown", dWDown, cm)
+	if err != nil {
+		return err
+	}
+	dbdt, err := optF32(op, "dBDown", dBDown, M)
+	if err != nil {
+		return err
+	}
+	dwut, err := optF32(op, "dWUp", dWUp, cm)
+	if err != nil {
+		return err
+	}
+	dbut, err := optF32(op, "dBUp", dBUp, C)
+	if err != nil {
+		return err
+	}
+	gt, err := f32(op, "dout", dout, nc)
+	if err != nil {
+		return err
+	}
+	it, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	zt, err := f32(op, "z", z, nm)
+	if err != nil {
+		return err
+	}
+	wdt, err := weight(op, "wDown", wDown, cm)
+	if err != nil {
+		return err
+	}
+	wut, err := weight(op, "wUp", wUp, cm)
+	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "wDown and wUp", wdt, wut); err != nil {
+		return err
+	}
+	if nc == 0 {
+		return nil
+	}
+	if dbut != nil {
+		if err := b.biasGrad(op, dbut, gt, N, C); err != nil {
+			return err
+		}
+	}
+	if dit == nil && dwdt == nil && dbdt == nil && dwut == nil {
+		return nil
+	}
+	// Scratch: dz (N, M) always, a (N, M) for dWUp.
+	scratch := func(name string) (*Tensor, error) {
+		t, err := b.Alloc(backend.F32, max(nm, 1))
+		if err != nil {
+			return nil, fmt.Errorf("%s: scratch %s: %w", op, name, err)
+		}
+		return t.(*Tensor), nil
+	}
+	dz, err := scratch("dz")
+	if err != nil {
+		return err
+	}
+	defer b.Free(dz)
+	var a *Tensor
+	if dwut != nil {
+		if a, err = scratch("a"); err != nil {
+			return err
+		}
+		defer b.Free(a)
+	}
+	aliased := overlaps(dit, gt, nc)
+	first := dit
+	if aliased {
+		first = nil
+	}
+	grid := Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}
+	kernel := "adapter_bwd" + suffix(wdt)
+	if err := b.launch(op, kernel, grid, b1(256), 0, ptr(first), ptr(dz), ptr(a), ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
+		Int(N), Int(C), Int(M), Int(int(act))); err != nil {
+		return err
+	}
+	if M > 0 {
+		if dwut != nil { // dWUp (C, M) += doutᵀ (C, N) · a (N, M)
+			if err := b.gemm(op, dwut, gt, a, true, false, C, M, N, C, M, M, 1, 0, 0, 0, 1, 1); err != nil {
+				return err
+			}
+		}
+		if dwdt != nil { // dWDown (M, C) += dzᵀ (M, N) · inp (N, C)
+			if err := b.gemm(op, dwdt, dz, it, true, false, M, C, N, M, C, C, 1, 0, 0, 0, 1, 1); err != nil {
+				return err
+			}
+		}
+		if dbdt != nil {
+			if err := b.biasGrad(op, dbdt, dz, N, M); err != nil {
+				return err
+			}
+		}
+	}
+	if aliased {
+		return b.launch(op, kernel, grid, b1(256), 0, ptr(dit), ptr(dz), 0, ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
+			Int(N), Int(C), Int(M), Int(int(act)))
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// Limits of kernels/attention.cu: shared memory holds a score row of up to
+// attMaxT keys per warp and K/V tiles of up to attMaxHS columns.
+const (
+	attMaxT  = 512
+	attMaxHS = 128
+	attRows  = 8 // query (or key) rows per block, one warp each
+)
+
+// attnArgs validates the sizes common to both attention passes.
+func attnArgs(op string, B, T, NH, HS int, p float32) (C int, err error) {
+	if err := sizes(op, "B,T,NH,HS", B, T, NH, HS); err != nil {
+		return 0, err
+	}
+	if err := checkP(op, p); err != nil {
+		return 0, err
+	}
+	if T > attMaxT || HS > attMaxHS {
+		return 0, fmt.Errorf("%s: T = %d, HS = %d: the attention kernels support T <= %d and HS <= %d", op, T, HS, attMaxT, attMaxHS)
+	}
+	if NH > 65535 || B > 65535 {
+		return 0, fmt.Errorf("%s: B = %d, NH = %d exceed the grid's 65535", op, B, NH)
+	}
+	if _, err := mulOK(op, B, NH, T, T); err != nil {
+		return 0, err
+	}
+	if _, err := mulOK(op, B, T, 3, NH, HS); err != nil {
+		return 0, err
+	}
+	return NH * HS, nil
+}
+
+func attnGrid(B, T, NH int) Dim3 {
+	return Dim3{X: uint32((T + attRows - 1) / attRows), Y: uint32(NH), Z: uint32(B)}
+}
+
+// AttentionForward: multi-head masked scaled-dot-product self-attention over
+// qkv (B, T, 3C), mask (B, T) I32, into out (B, T, C) and probs
+// (B, NH, T, T) (softmax before dropout). A query whose keys are all masked
+// gets zero probabilities and a zero output. T <= 512, HS <= 128.
+func (b *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
+	const op = "gpu.AttentionForward"
+	C, err := attnArgs(op, B, T, NH, HS, p)
+	if err != nil {
+		return err
+	}
+	ot, err := f32(op, "out", out, B*T*C)
+	if err != nil {
+		return err
+	}
+	pt, err := f32(op, "probs", probs, B*NH*T*T)
+	if err != nil {
+		return err
+	}
+	qt, err := f32(op, "qkv", qkv, B*T*3*C)
+	if err != nil {
+		return err
+	}
+	mt, err := i32(op, "mask", mask, B*T)
+	if err != nil {
+		return err
+	}
+	if B*T*C == 0 {
+		return nil
+	}
+	return b.launch(op, "attn_fwd_f32", attnGrid(B, T, NH), b1(32*attRows), 0,
+		ptr(ot), ptr(pt), ptr(qt), ptr(mt), Int(B), Int(T), Int(NH), Int(HS), F(p), seed)
+}
+
+// AttentionBackward: dqkv (B, T, 3C) (=) from dout (B, T, C), the forward's
+// qkv and probs and the same dropout seed, in three launches (D = rowsum(P ⊙
+// dP), then dK and dV, then dQ; see kernels/attention.cu). dqkv must not
+// alias qkv, dout or probs.
+func (b *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
+	const op = "gpu.AttentionBackward"
+	C, err := attnArgs(op, B, T, NH, HS, p)
+	if err != nil {
+		return err
+	}
+	dt, err := f32(op, "dqkv", dqkv, B*T*3*C)
+	if err != nil {
+		return err
+	}
+	gt, err := f32(op, "dout", dout, B*T*C)
+	if err != nil {
+		return err
+	}
+	qt, err := f32(op, "qkv", qkv, B*T*3*C)
+	if err != nil {
+		return err
+	}
+	pt, err := f32(op, "probs", probs, B*NH*T*T)
+	if err != nil {
+		return err
+	}
+	if _, err := i32(op, "mask", mask, B*T); err != nil {
+		return err
+	}
+	if B*T*C == 0 {
+		return nil
+	}
+	n := B * T * 3 * C
+	if overlaps(dt, qt, n) || overlaps(dt, gt, min(n, B*T*C)) || overlaps(dt, pt, min(n, B*NH*T*T)) {
+		return fmt.Errorf("%s: dqkv must not alias qkv, dout or probs", op)
+	}
+	args := []uint64{ptr(dt), ptr(gt), ptr(qt), ptr(pt), Int(B), Int(T), Int(NH), Int(HS), F(p), seed}
+	for _, k := range []string{"attn_bwd_d_f32", "attn_bwd_dkv_f32", "attn_bwd_dq_f32"} {
+		if err := b.launch(op, k, attnGrid(B, T, NH), b1(32*attRows), 0, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

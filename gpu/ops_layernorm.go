@@ -1,0 +1,110 @@
+package gpu
+
+import "github.com/houlsby/adapters/backend"
+
+// lnRows is the number of rows (one warp each) per LayerNorm block.
+const lnRows = 4
+
+// LayerNormForward: out = (inp-mean)·rstd·w + b over rows of inp (N, C),
+// saving mean and rstd (N, F32). w and b share one dtype (F32 or BF16).
+func (b *Backend) LayerNormForward(out, mean, rstd, inp, w, bias backend.Tensor, N, C int, eps float32) error {
+	const op = "gpu.LayerNormForward"
+	if err := sizes(op, "N,C", N, C); err != nil {
+		return err
+	}
+	nc, err := mulOK(op, N, C)
+	if err != nil {
+		return err
+	}
+	ot, err := f32(op, "out", out, nc)
+	if err != nil {
+		return err
+	}
+	mt, err := f32(op, "mean", mean, N)
+	if err != nil {
+		return err
+	}
+	rt, err := f32(op, "rstd", rstd, N)
+	if err != nil {
+		return err
+	}
+	it, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	wt, err := weight(op, "w", w, C)
+	if err != nil {
+		return err
+	}
+	bt, err := weight(op, "b", bias, C)
+	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "w and b", wt, bt); err != nil {
+		return err
+	}
+	if N == 0 || C == 0 {
+		return nil
+	}
+	return b.launch(op, "layernorm_fwd"+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
+		ptr(ot), ptr(mt), ptr(rt), ptr(it), ptr(wt), ptr(bt), Int(N), Int(C), F(eps))
+}
+
+// LayerNormBackward: dinp (=, nil to skip), dw and db (+=, nil when frozen).
+// The weight gradients run first, so dinp may alias dout.
+func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backend.Tensor, N, C int) error {
+	const op = "gpu.LayerNormBackward"
+	if err := sizes(op, "N,C", N, C); err != nil {
+		return err
+	}
+	nc, err := mulOK(op, N, C)
+	if err != nil {
+		return err
+	}
+	dit, err := optF32(op, "dinp", dinp, nc)
+	if err != nil {
+		return err
+	}
+	dwt, err := optF32(op, "dw", dw, C)
+	if err != nil {
+		return err
+	}
+	dbt, err := optF32(op, "db", db, C)
+	if err != nil {
+		return err
+	}
+	gt, err := f32(op, "dout", dout, nc)
+	if err != nil {
+		return err
+	}
+	it, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	wt, err := weight(op, "w", w, C)
+	if err != nil {
+		return err
+	}
+	mt, err := f32(op, "mean", mean, N)
+	if err != nil {
+		return err
+	}
+	rt, err := f32(op, "rstd", rstd, N)
+	if err != nil {
+		return err
+	}
+	if N == 0 || C == 0 {
+		return nil
+	}
+	if dwt != nil || dbt != nil {
+		if err := b.launch(op, "layernorm_bwd_dwdb_f32", Dim3{X: uint32((C + 31) / 32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
+			ptr(dwt), ptr(dbt), ptr(gt), ptr(it), ptr(mt), ptr(rt), Int(N), Int(C)); err != nil {
+			return err
+		}
+	}
+	if dit == nil {
+		return nil
+	}
+	return b.launch(op, "layernorm_bwd_dx"+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
+		ptr(dit), ptr(gt), ptr(it), ptr(wt), ptr(mt), ptr(rt), Int(N), Int(C))
+}

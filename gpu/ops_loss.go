@@ -1,0 +1,119 @@
+package gpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/houlsby/adapters/backend"
+)
+
+// SoftmaxCrossEntropy over logits (N, V) and labels (N, I32): loss (N) gets
+// each row's loss; dlogits (=, may be nil) gets scale·(softmax - onehot).
+// Rows with a negative label are ignored (zero loss and gradient); a label
+// >= V is an error (checking costs reading the labels back, see
+// checkIndices).
+func (b *Backend) SoftmaxCrossEntropy(loss, dlogits, logits, labels backend.Tensor, N, V int, scale float32) error {
+	const op = "gpu.SoftmaxCrossEntropy"
+	if err := sizes(op, "N,V", N, V); err != nil {
+		return err
+	}
+	nv, err := mulOK(op, N, V)
+	if err != nil {
+		return err
+	}
+	lt, err := f32(op, "loss", loss, N)
+	if err != nil {
+		return err
+	}
+	dt, err := optF32(op, "dlogits", dlogits, nv)
+	if err != nil {
+		return err
+	}
+	xt, err := f32(op, "logits", logits, nv)
+	if err != nil {
+		return err
+	}
+	yt, err := i32(op, "labels", labels, N)
+	if err != nil {
+		return err
+	}
+	if N == 0 {
+		return nil
+	}
+	if err := b.checkIndices(op, "labels", yt, N, V, true); err != nil {
+		return err
+	}
+	if N > math.MaxInt32 {
+		return fmt.Errorf("%s: N = %d rows exceed the grid", op, N)
+	}
+	return b.launch(op, "softmax_xent_f32", Dim3{X: uint32(N), Y: 1, Z: 1}, b1(256), 0,
+		ptr(lt), ptr(dt), ptr(xt), ptr(yt), Int(N), Int(V), F(scale))
+}
+
+// MSE over pred and target (N): loss = (pred-target)², dpred (=, may be
+// nil) = scale·2·(pred-target).
+func (b *Backend) MSE(loss, dpred, pred, target backend.Tensor, N int, scale float32) error {
+	const op = "gpu.MSE"
+	if err := sizes(op, "N", N); err != nil {
+		return err
+	}
+	lt, err := f32(op, "loss", loss, N)
+	if err != nil {
+		return err
+	}
+	dt, err := optF32(op, "dpred", dpred, N)
+	if err != nil {
+		return err
+	}
+	pt, err := f32(op, "pred", pred, N)
+	if err != nil {
+		return err
+	}
+	tt, err := f32(op, "target", target, N)
+	if err != nil {
+		return err
+	}
+	if N == 0 {
+		return nil
+	}
+	return b.launch(op, "mse_f32", grid1D(N), b1(block1D), 0, ptr(lt), ptr(dt), ptr(pt), ptr(tt), Int(N), F(scale))
+}
+
+// AdamWStep updates n elements of param from grad with moments m and v (all
+// F32) in one fused kernel, with the same formula and float32 bias
+// corrections as cpu.AdamWStep (torch.optim.AdamW).
+func (b *Backend) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.AdamW) error {
+	const op = "gpu.AdamWStep"
+	if err := sizes(op, "n", n); err != nil {
+		return err
+	}
+	if h.Step < 1 {
+		return fmt.Errorf("%s: Step = %d, want >= 1 (it counts from 1)", op, h.Step)
+	}
+	if !(h.Beta1 >= 0 && h.Beta1 < 1 && h.Beta2 >= 0 && h.Beta2 < 1) {
+		return fmt.Errorf("%s: betas (%v, %v) must lie in [0, 1)", op, h.Beta1, h.Beta2)
+	}
+	pt, err := f32(op, "param", param, n)
+	if err != nil {
+		return err
+	}
+	gt, err := f32(op, "grad", grad, n)
+	if err != nil {
+		return err
+	}
+	mt, err := f32(op, "m", m, n)
+	if err != nil {
+		return err
+	}
+	vt, err := f32(op, "v", v, n)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	bc1 := float32(1 - math.Pow(float64(h.Beta1), float64(h.Step)))
+	bc2 := float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))
+	return b.launch(op, "adamw_f32", grid1D(n), b1(block1D), 0, ptr(pt), ptr(gt), ptr(mt), ptr(vt), Int(n),
+		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(h.WeightDecay), F(bc1), F(bc2))
+}
