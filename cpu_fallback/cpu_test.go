@@ -293,3 +293,28 @@ func TestNoAllocsAfterWarmup(t *testing.T) {
 		t.Fatalf("op sequence allocates %v times per step after warm-up, want 0", allocs)
 	}
 }
+
+// TestExpAccuracy: the fast exp against math.Exp over the whole float32
+// range of results, relative error below 1e-8 (a sixth of float32's 2⁻²⁴;
+// the polynomial's truncation bound is 5.3e-9), and the edge cases.
+func TestExpAccuracy(t *testing.T) {
+	worst := 0.0
+	for i := -1040000; i <= 890000; i++ {
+		x := float64(i) * 1e-4
+		want := math.Exp(x)
+		if want < 0x1p-126 { // float32 subnormal results: within one step 2⁻¹⁴⁹
+			if math.Abs(float64(float32(exp(x))-float32(want))) > 0x1p-149 {
+				t.Fatalf("exp(%v) = %v, want %v", x, exp(x), want)
+			}
+			continue
+		}
+		worst = math.Max(worst, math.Abs(exp(x)-want)/want)
+	}
+	if worst > 1e-8 {
+		t.Fatalf("max relative error of exp = %.3g, want <= 1e-8", worst)
+	}
+	t.Logf("max relative error of exp = %.3g", worst)
+	if exp(-1000) != 0 || !math.IsInf(exp(1000), 1) || !math.IsNaN(exp(math.NaN())) || exp(math.Inf(-1)) != 0 || exp(0) != 1 {
+		t.Fatalf("exp edge cases: %v %v %v %v %v", exp(-1000), exp(1000), exp(math.NaN()), exp(math.Inf(-1)), exp(0))
+	}
+}
