@@ -10,8 +10,8 @@ import (
 )
 
 // Finite-difference settings. Central differences have truncation error
-// h²/6·|f”'| and roundoff about eps·|L|/h (eps = 2⁻⁵² ≈ 2.2e-16); the sum is
-// smallest near h = eps^(1/3) ≈ 6e-6. With h = 5e-6, |f”'| = O(10) and
+// h²/6·|f⁽³⁾| and roundoff about eps·|L|/h (eps = 2⁻⁵² ≈ 2.2e-16); the sum is
+// smallest near h = eps^(1/3) ≈ 6e-6. With h = 5e-6, |f⁽³⁾| = O(10) and
 // |L| = O(10) for these small problems, both terms are ~1e-10, four orders
 // below fdTol.
 const (
