@@ -63,7 +63,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // to dst. Special tokens written in the text map to their ids.
 func (t *Tokenizer) AppendIDs(dst []int32, text string) []int32 {
 	sc := scratchPool.Get().(*scratch)
-	dst = t.appendIDs(dst, text, sc)
+	dst = t.appendIDs(dst, text, sc, -1)
 	scratchPool.Put(sc)
 	return dst
 }
@@ -79,9 +79,11 @@ func (t *Tokenizer) Tokenize(text string) []string {
 }
 
 // appendIDs splits text at special tokens and encodes the pieces between.
-func (t *Tokenizer) appendIDs(dst []int32, text string, sc *scratch) []int32 {
+// With limit >= 0 it may stop once dst holds limit ids or more: the ids are
+// produced left to right, so a prefix of the full result is exact.
+func (t *Tokenizer) appendIDs(dst []int32, text string, sc *scratch, limit int) []int32 {
 	if len(t.specials) == 0 {
-		return t.appendPlainIDs(dst, text, sc)
+		return t.appendPlainIDs(dst, text, sc, limit)
 	}
 	start := 0
 	for i := 0; i < len(text); i++ {
@@ -90,7 +92,10 @@ func (t *Tokenizer) appendIDs(dst []int32, text string, sc *scratch) []int32 {
 		}
 		for _, s := range t.specials { // longest first: leftmost-longest match
 			if strings.HasPrefix(text[i:], s.text) {
-				dst = t.appendPlainIDs(dst, text[start:i], sc)
+				dst = t.appendPlainIDs(dst, text[start:i], sc, limit)
+				if limit >= 0 && len(dst) >= limit {
+					return dst
+				}
 				dst = append(dst, s.id)
 				i += len(s.text) - 1
 				start = i + 1
@@ -98,13 +103,13 @@ func (t *Tokenizer) appendIDs(dst []int32, text string, sc *scratch) []int32 {
 			}
 		}
 	}
-	return t.appendPlainIDs(dst, text[start:], sc)
+	return t.appendPlainIDs(dst, text[start:], sc, limit)
 }
 
 // appendPlainIDs normalizes, pre-tokenizes and WordPiece-encodes text that
-// holds no special token.
-func (t *Tokenizer) appendPlainIDs(dst []int32, text string, sc *scratch) []int32 {
-	if text == "" {
+// holds no special token; limit as for appendIDs.
+func (t *Tokenizer) appendPlainIDs(dst []int32, text string, sc *scratch, limit int) []int32 {
+	if text == "" || (limit >= 0 && len(dst) >= limit) {
 		return dst
 	}
 	sc.norm = t.appendNormalized(sc.norm[:0], text, sc)
@@ -129,6 +134,9 @@ func (t *Tokenizer) appendPlainIDs(dst []int32, text string, sc *scratch) []int3
 			}
 			if punct {
 				dst = t.appendWordPiece(dst, n[i:i+size])
+			}
+			if limit >= 0 && len(dst) >= limit {
+				return dst
 			}
 		} else if word < 0 {
 			word = i
@@ -242,10 +250,15 @@ func (t *Tokenizer) EncodePair(a, b string, opt Options) Encoding {
 }
 
 func (t *Tokenizer) encode(a, b string, pair bool, opt Options, sc *scratch) Encoding {
-	sc.ids = t.appendIDs(sc.ids[:0], a, sc)
+	limit := -1
+	if opt.MaxLength > 0 && !pair {
+		limit = opt.MaxLength - 2 // longest_first keeps a prefix; stop early
+	}
+	sc.ids = t.appendIDs(sc.ids[:0], a, sc, limit)
 	ids1, ids2 := sc.ids, []int32(nil)
 	if pair {
-		sc.ids2 = t.appendIDs(sc.ids2[:0], b, sc)
+		// Pair truncation depends on both full lengths: no early stop.
+		sc.ids2 = t.appendIDs(sc.ids2[:0], b, sc, -1)
 		ids2 = sc.ids2
 	}
 	if opt.MaxLength > 0 {

@@ -129,18 +129,33 @@ func lowerAfter15(r rune) (rune, bool) {
 // across it and splitting the text there is exact.
 const nfdKeep = "\U00011938"
 
-// appendNFD appends the NFD form of b as the reference computes it.
-func appendNFD(dst, b []byte) []byte {
+// appendNFD appends the NFD form of b as the reference computes it. It uses
+// the scratch iterator, not norm.NFD.Append, which allocates a buffer per
+// call.
+func appendNFD(dst, b []byte, it *norm.Iter) []byte {
 	for {
-		i := bytes.Index(b, []byte(nfdKeep))
-		if i < 0 {
-			return norm.NFD.Append(dst, b...)
+		i := bytes.Index(b, nfdKeepBytes)
+		seg := b
+		if i >= 0 {
+			seg = b[:i]
 		}
-		dst = norm.NFD.Append(dst, b[:i]...)
+		if norm.NFD.QuickSpan(seg) == len(seg) {
+			dst = append(dst, seg...) // already NFD: the common case
+		} else {
+			it.Init(norm.NFD, seg)
+			for !it.Done() {
+				dst = append(dst, it.Next()...)
+			}
+		}
+		if i < 0 {
+			return dst
+		}
 		dst = append(dst, nfdKeep...)
 		b = b[i+len(nfdKeep):]
 	}
 }
+
+var nfdKeepBytes = []byte(nfdKeep)
 
 // scratch holds the reusable buffers of one encoding call.
 type scratch struct {
@@ -149,6 +164,7 @@ type scratch struct {
 	nfd  []byte  // its NFD form
 	ids  []int32 // content ids of the current sequence
 	ids2 []int32 // content ids of the second sequence of a pair
+	iter norm.Iter
 }
 
 // appendNormalized appends the BertNormalizer form of s to dst. ASCII bytes
@@ -207,7 +223,7 @@ func (t *Tokenizer) appendNormalizedRun(dst []byte, s string, sc *scratch) []byt
 	}
 	sc.run = run
 	if cfg.StripAccents {
-		sc.nfd = appendNFD(sc.nfd[:0], run)
+		sc.nfd = appendNFD(sc.nfd[:0], run, &sc.iter)
 		run = sc.nfd
 	}
 	for i := 0; i < len(run); {

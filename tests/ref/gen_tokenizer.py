@@ -84,6 +84,9 @@ CRAFTED = [
     "\u0600\u0601 arabic number signs \u06dd \u070f \u08e2",
     "\u0345 ypogegrammeni \u0951\u0952 \u1ab0\u1dff",
     "word" + "\u0301" * 20,
+    "zalgo" + "\u0301\u0316" * 20 + " over thirty marks",  # > 30 non-starters (stream-safe limit)
+    "music \U0001D165\U0001D16D\U0001D165\U0001D167 Mc and Mn with ccc",
+    "dives \U00011938 akuru \u0958 qa",  # post-Unicode-12 decomposition, a composition-excluded char
     "thisisaverylongwordwithoutanyspacesthatwillbesplitintomanywordpiecesbythetokenizer",
     "Subject: Re: [ILUG] WE'RE GONNA WIN!!!",
 ]
