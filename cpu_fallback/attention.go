@@ -60,13 +60,14 @@ func (be *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, 
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
+	nw := maxWorkers()
 	var drop []float32
 	if p > 0 {
-		drop = be.buf(scrA, maxWorkers()*T*T)
+		drop = be.buf(scrA, nw*T*T)
 	}
 	be.attn = attnTask{out: ov, probs: pv, qkv: qv, mask: mk, s1: drop,
 		T: T, NH: NH, HS: HS, p: p, seed: seed}
-	parallelRange(B*NH, 1, &be.attn)
+	parallelRangeW(B*NH, 1, nw, &be.attn)
 	be.attn = attnTask{}
 	return nil
 }
@@ -143,11 +144,12 @@ func (be *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	ws := maxWorkers() * T * T
+	nw := maxWorkers()
+	ws := nw * T * T
 	all := be.buf(scrA, 2*ws)
 	be.attn = attnTask{back: true, out: gv, probs: pv, qkv: qv, dqkv: dv, s1: all[:ws], s2: all[ws:],
 		T: T, NH: NH, HS: HS, p: p, seed: seed}
-	parallelRange(B*NH, 1, &be.attn)
+	parallelRangeW(B*NH, 1, nw, &be.attn)
 	be.attn = attnTask{}
 	return nil
 }

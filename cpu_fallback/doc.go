@@ -1,4 +1,31 @@
 // Package cpu is the pure-Go, float32 backend (no cgo). It implements
 // backend.Backend on all cores and is the reference every other backend is
-// checked against.
+// checked against (tests/conformance runs against it, and it against the
+// float64 oracle tests/ref64).
+//
+// Design:
+//
+//   - Tensors (*Tensor) keep float32 elements in Data (I32 in Ints); views
+//     alias their parent's slice. BF16 and F16 tensors are stored as float32
+//     values rounded to that precision by Upload and Copy; ops compute in
+//     float32 and do not round their results. FrozenDType is F32.
+//   - Every matrix product goes through sgemm (gemm.go). Attention runs two
+//     sgemm calls per (batch, head) reading Q, K and V in place through the
+//     leading dimension 3C; the fused adapter is three to five sgemm calls
+//     around row-parallel bias and activation passes.
+//   - Arguments are validated before any work: a bad size, dtype, short or
+//     freed tensor, id or label out of range gives an error naming the op
+//     and the argument; nothing is written. Panics are reserved for bugs.
+//   - Deterministic: every reduction runs in an order fixed by the sizes
+//     alone (per-row sums, column blocks summed over rows in order, fixed
+//     1024-element blocks for SumSquares), never by the number of cores, so
+//     results are bitwise identical across runs and GOMAXPROCS values.
+//   - Allocation-free after warm-up: parallel regions run on a persistent
+//     worker pool (parallel.go) over task structs kept in the Backend, and
+//     scratch buffers are kept in the Backend, grown on demand. A Backend
+//     serialises its calls with a mutex, so it may be shared by goroutines.
+//   - Transcendentals for float32 results are evaluated in float64 with
+//     cheap approximations accurate to well under a float32 ulp: erf
+//     (rational, |error| < 1e-7) for GELU, exp (Cody-Waite + degree-7
+//     polynomial, relative error < 1e-8) for softmax, GELU' and swish.
 package cpu

@@ -65,10 +65,10 @@ func startPool() {
 }
 
 // chunks returns the number of chunks and their length for n items of at
-// least grain each on up to maxWorkers() workers.
-func chunks(n, grain int) (w, chunk int) {
+// least grain each on up to workers workers.
+func chunks(n, grain, workers int) (w, chunk int) {
 	grain = max(grain, 1)
-	w = min(maxWorkers(), (n+grain-1)/grain)
+	w = min(workers, (n+grain-1)/grain)
 	w = max(w, 1)
 	chunk = (n + w - 1) / w
 	return (n + chunk - 1) / chunk, chunk
@@ -78,10 +78,16 @@ func chunks(n, grain int) (w, chunk int) {
 // each chunk's index w (0 <= w < maxWorkers(), distinct among concurrent
 // calls) so r can use per-worker scratch. It does not allocate.
 func parallelRange(n, grain int, r ranger) {
+	parallelRangeW(n, grain, maxWorkers(), r)
+}
+
+// parallelRangeW is parallelRange on at most workers chunks, for callers
+// that sized per-worker scratch for workers (0 <= w < workers).
+func parallelRangeW(n, grain, workers int, r ranger) {
 	if n <= 0 {
 		return
 	}
-	w, chunk := chunks(n, grain)
+	w, chunk := chunks(n, grain, max(workers, 1))
 	if w <= 1 {
 		r.run(0, 0, n)
 		return
