@@ -125,6 +125,9 @@ type TrainConfig struct {
 	Seed uint64 `toml:"seed"`
 	// EvalEvery evaluates (and checkpoints) every N steps; 0 = every epoch.
 	EvalEvery int `toml:"eval_every"`
+	// CheckpointEvery writes a resumable checkpoint every N steps besides
+	// the one at every evaluation; 0 = at evaluations only.
+	CheckpointEvery int `toml:"checkpoint_every"`
 	// EarlyStoppingPatience stops after N evaluations without improvement
 	// (0 = never).
 	EarlyStoppingPatience int `toml:"early_stopping_patience"`
@@ -434,6 +437,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("train.clip_norm = %v: must be >= 0 (0 = off)", t.ClipNorm)
 	case t.EvalEvery < 0:
 		return fmt.Errorf("train.eval_every = %d: must be >= 0", t.EvalEvery)
+	case t.CheckpointEvery < 0:
+		return fmt.Errorf("train.checkpoint_every = %d: must be >= 0", t.CheckpointEvery)
 	case t.EarlyStoppingPatience < 0:
 		return fmt.Errorf("train.early_stopping_patience = %d: must be >= 0", t.EarlyStoppingPatience)
 	case t.LogEvery < 1:

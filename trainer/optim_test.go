@@ -50,7 +50,7 @@ func upload(t *testing.T, be backend.Backend, v []float32) backend.Tensor {
 	return x
 }
 
-func download(t *testing.T, be backend.Backend, x backend.Tensor) []float32 {
+func downloadT(t *testing.T, be backend.Backend, x backend.Tensor) []float32 {
 	t.Helper()
 	out := make([]float32, x.Len())
 	if err := be.Download(out, x); err != nil {
@@ -66,11 +66,11 @@ func TestClipGradients(t *testing.T) {
 	if err != nil || norm != 5 {
 		t.Fatalf("norm %v %v", norm, err)
 	}
-	if g := download(t, be, ps[1].Grad); g[0] != 4 {
+	if g := downloadT(t, be, ps[1].Grad); g[0] != 4 {
 		t.Errorf("unclipped gradient changed: %v", g)
 	}
 	norm, _ = ClipGradients(be, ps, 1)
-	a, b := download(t, be, ps[0].Grad), download(t, be, ps[1].Grad)
+	a, b := downloadT(t, be, ps[0].Grad), downloadT(t, be, ps[1].Grad)
 	// Scale 1/(5+1e-6); float32 rounding of the scaled values: 1e-6 relative.
 	if norm != 5 || math.Abs(float64(a[0])-3/(5+1e-6)) > 1e-6 || math.Abs(float64(b[0])-4/(5+1e-6)) > 1e-6 {
 		t.Errorf("clipped to %v %v", a, b)
@@ -98,7 +98,7 @@ func TestAdamWUpdate(t *testing.T) {
 		}
 	}
 	for pi, wd := range []float64{0.1, 0} {
-		got := download(t, be, ps[pi].T)
+		got := downloadT(t, be, ps[pi].T)
 		for i := range w0 {
 			w, m, v := float64(w0[i]), 0.0, 0.0
 			for s, lr := range lrs {

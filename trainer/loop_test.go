@@ -1,0 +1,206 @@
+package trainer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/houlsby/adapters/adapter"
+	cpu "github.com/houlsby/adapters/cpu_fallback"
+	"github.com/houlsby/adapters/model"
+	"github.com/houlsby/adapters/model/safetensors"
+)
+
+// tinyModel writes a random 2-layer BERT (d = 16, 2 heads) with a
+// vocabulary of a few words into dir; training on it takes milliseconds.
+func tinyModel(t *testing.T, dir string, withPooler bool) {
+	t.Helper()
+	words := []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "great", "awful", "the", "a", "plot", "acting", "was", "is", "very", "not"}
+	if err := os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte(strings.Join(words, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgJSON := fmt.Sprintf(`{"model_type": "bert", "hidden_act": "gelu", "hidden_size": 16, "num_hidden_layers": 2,
+"num_attention_heads": 2, "intermediate_size": 32, "vocab_size": %d, "max_position_embeddings": 32, "type_vocab_size": 2,
+"layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}`, len(words))
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfgJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := model.ParseConfig("tiny", []byte(cfgJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := rand.New(rand.NewPCG(1, 2))
+	var ts []safetensors.NamedTensor
+	for _, s := range model.ExpectedTensors(cfg, withPooler) {
+		d := make([]float32, s.NumElements())
+		for i := range d {
+			d[i] = float32(g.NormFloat64() * 0.2)
+			if strings.HasSuffix(s.Name, "LayerNorm.weight") {
+				d[i] = 1
+			}
+		}
+		ts = append(ts, safetensors.F32Tensor(s.Name, s.Shape, d))
+	}
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tinyData writes a sentiment toy task: "good/great" vs "bad/awful".
+func tinyData(t *testing.T, path string, n int, seed uint64) {
+	t.Helper()
+	g := rand.New(rand.NewPCG(seed, 9))
+	pos, neg := []string{"good", "great"}, []string{"bad", "awful"}
+	filler := []string{"the", "movie", "film", "plot", "acting", "was", "is", "very", "a"}
+	var b bytes.Buffer
+	for i := 0; i < n; i++ {
+		label, words := "pos", pos
+		if g.IntN(2) == 0 {
+			label, words = "neg", neg
+		}
+		var w []string
+		for k := 0; k < 2+g.IntN(8); k++ {
+			w = append(w, filler[g.IntN(len(filler))])
+		}
+		at := g.IntN(len(w) + 1)
+		w = append(w[:at], append([]string{words[g.IntN(2)]}, w[at:]...)...)
+		js, _ := json.Marshal(map[string]string{"text": strings.Join(w, " "), "label": label})
+		b.Write(append(js, '\n'))
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tinyRun(t *testing.T, out string, extra ...string) *Config {
+	t.Helper()
+	dir := t.TempDir()
+	tinyModel(t, dir, true)
+	tinyData(t, filepath.Join(dir, "train.jsonl"), 96, 1)
+	tinyData(t, filepath.Join(dir, "val.jsonl"), 40, 2)
+	ov := []string{"model.dir=" + dir, "model.max_length=16", "data.train=" + filepath.Join(dir, "train.jsonl"),
+		"data.validation=" + filepath.Join(dir, "val.jsonl"), "output.dir=" + out, "adapter.bottleneck=4",
+		"train.batch_size=8", "train.epochs=2", "train.log_every=1", "device.kind=cpu"}
+	c, err := LoadConfig("", append(ov, extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func train(t *testing.T, c *Config, o Options) (*Result, error) {
+	t.Helper()
+	s, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Train(s, cpu.New(), o)
+}
+
+// A kill (StopAfter) after a checkpoint and --resume give the very same
+// adapter file, byte for byte, as an uninterrupted run.
+func TestResumeBitwise(t *testing.T) {
+	extra := []string{"train.max_steps=14", "train.checkpoint_every=4", "train.eval_every=5"}
+	a := filepath.Join(t.TempDir(), "a")
+	if _, err := train(t, tinyRun(t, a, extra...), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(t.TempDir(), "b")
+	cb := tinyRun(t, b, extra...)
+	if _, err := train(t, cb, Options{StopAfter: 7}); !IsStopped(err) {
+		t.Fatalf("StopAfter: %v", err)
+	}
+	ck, err := LoadCheckpoint(filepath.Join(b, CheckpointFileName), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.State.Step != 5 { // checkpoints at 4 and at the eval at 5; steps 6, 7 are lost
+		t.Errorf("checkpoint at step %d, want 5", ck.State.Step)
+	}
+	res, err := train(t, cb, Options{Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 14 {
+		t.Errorf("%d steps", res.Steps)
+	}
+	fa, _ := adapter.Load(filepath.Join(a, AdapterFileName), "")
+	fb, _ := adapter.Load(filepath.Join(b, AdapterFileName), "")
+	if fa == nil || fb == nil || len(fa.Tensors) != len(fb.Tensors) {
+		t.Fatal("adapter files missing")
+	}
+	for i := range fa.Tensors {
+		for j := range fa.Tensors[i].Data {
+			if fa.Tensors[i].Data[j] != fb.Tensors[i].Data[j] {
+				t.Fatalf("%s[%d]: %v (uninterrupted) vs %v (resumed)", fa.Tensors[i].Name, j, fa.Tensors[i].Data[j], fb.Tensors[i].Data[j])
+			}
+		}
+	}
+	// Resuming with another configuration is refused.
+	cb.Train.LR = 0.5
+	if _, err := train(t, cb, Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "another configuration") {
+		t.Errorf("resume with another config: %v", err)
+	}
+}
+
+// Training the adapters on the toy task lowers the validation loss and
+// writes a loadable adapter file holding exactly the trained tensors.
+func TestTrainLearns(t *testing.T) {
+	out := t.TempDir()
+	c := tinyRun(t, out, "train.epochs=6", "train.lr=3e-3", "train.dropout=false")
+	s, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := cpu.New()
+	m0, err := NewModel(be, s.Ckpt, s.AdapterFile(), 8, 16, c.Train.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, before, err := Evaluate(m0, s.Tok, s.EncVal, s.Splits.Validation, 8, 1)
+	m0.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	res, err := Train(s, be, Options{Progress: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 96 examples / 8 = 12 steps per epoch.
+	if res.Steps != 72 || res.Final == nil {
+		t.Fatalf("%+v", res)
+	}
+	t.Logf("validation loss %.4f -> %.4f, accuracy %.3f -> %.3f", before.Loss, res.Final.Loss, before.Accuracy, res.Final.Accuracy)
+	if !(res.Final.Loss < before.Loss) {
+		t.Errorf("validation loss did not drop: %.4f -> %.4f", before.Loss, res.Final.Loss)
+	}
+	f, err := adapter.Load(res.AdapterPath, s.Ckpt.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Strategy.Name != "adapters" || strings.Join(f.Labels, ",") != "neg,pos" {
+		t.Errorf("adapter file: %+v", f)
+	}
+	if !strings.Contains(log.String(), `"event":"eval"`) || !strings.Contains(log.String(), `"event":"train"`) {
+		t.Errorf("progress log:\n%s", log.String())
+	}
+	// The saved adapter reproduces the final validation scores.
+	m1, err := NewModel(be, s.Ckpt, f, 8, 16, 999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Free()
+	_, again, err := Evaluate(m1, s.Tok, s.EncVal, s.Splits.Validation, 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Loss != res.Final.Loss || again.Accuracy != res.Final.Accuracy {
+		t.Errorf("reloaded adapter: loss %v acc %v, training ended at %v %v", again.Loss, again.Accuracy, res.Final.Loss, res.Final.Accuracy)
+	}
+}
