@@ -1,20 +1,18 @@
 package tokenizer
 
 import (
-	"bytes"
 	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // Character classes of the Hugging Face BertNormalizer and BertPreTokenizer
 // (tokenizers/src/normalizers/bert.rs, pre_tokenizers/bert.rs). The Unicode
 // categories come from the Rust crate unicode_categories 0.1.1, which holds
 // Unicode 9.0 data, not from Go's unicode package (Unicode 15.0): see
-// hftables.go and internal/gentables. White space (Rust char::is_whitespace),
-// NFD (crate unicode-normalization) and lowercasing (Rust core) follow
-// current Unicode, as Go does. Every class is checked against the reference
+// hftables.go and internal/gentables. NFD comes from the crate
+// unicode-normalization-alignments 0.1.12, also Unicode 9.0 (hfnorm.go).
+// White space (Rust char::is_whitespace) and lowercasing (Rust core) follow
+// current Unicode, as Go does, plus the few case pairs Go 1.26 lacks. Every class is checked against the reference
 // on all 1,112,064 code points by TestUnicodeTable.
 
 // isControl is bert.rs is_control: categories Cc, Cf, Co (Unicode 9.0)
@@ -121,41 +119,93 @@ func lowerAfter15(r rune) (rune, bool) {
 	return 0, false
 }
 
-// nfdKeep is the one character that Go's NFD (Unicode 15.0) decomposes and
-// the reference's does not: Hugging Face's NFD comes from the crate
-// unicode-normalization-alignments, whose tables predate Unicode 13.0, where
-// U+11938 DIVES AKURU VOWEL SIGN O (canonically U+11935 U+11930) was
-// encoded. Unknown to those tables, it is a starter, so NFD never reorders
-// across it and splitting the text there is exact.
-const nfdKeep = "\U00011938"
+// Hangul syllable decomposition constants (Unicode 3.12, "Conjoining Jamo
+// Behavior").
+const (
+	hangulSBase  = 0xAC00
+	hangulLBase  = 0x1100
+	hangulVBase  = 0x1161
+	hangulTBase  = 0x11A7
+	hangulTCount = 28
+	hangulNCount = 588 // VCount * TCount
+	hangulSCount = 11172
+)
 
-// appendNFD appends the NFD form of b as the reference computes it. It uses
-// the scratch iterator, not norm.NFD.Append, which allocates a buffer per
-// call.
-func appendNFD(dst, b []byte, it *norm.Iter) []byte {
-	for {
-		i := bytes.Index(b, nfdKeepBytes)
-		seg := b
-		if i >= 0 {
-			seg = b[:i]
-		}
-		if norm.NFD.QuickSpan(seg) == len(seg) {
-			dst = append(dst, seg...) // already NFD: the common case
-		} else {
-			it.Init(norm.NFD, seg)
-			for !it.Done() {
-				dst = append(dst, it.Next()...)
-			}
-		}
-		if i < 0 {
-			return dst
-		}
-		dst = append(dst, nfdKeep...)
-		b = b[i+len(nfdKeep):]
-	}
+// cccRune is a character with its canonical combining class.
+type cccRune struct {
+	r   rune
+	ccc uint8
 }
 
-var nfdKeepBytes = []byte(nfdKeep)
+// appendNFD appends the canonical decomposition (NFD) of b exactly as the
+// reference computes it: the Rust crate unicode-normalization-alignments
+// 0.1.12 with its Unicode 9.0 tables (hfnorm.go). Go's
+// golang.org/x/text/unicode/norm follows Unicode 15.0 and would decompose and
+// reorder characters encoded since 9.0 (for example U+11938) that the
+// reference leaves alone. Like the crate, it decomposes each character fully
+// and stably sorts each run of non-starters by combining class; it does not
+// insert U+034F after 30 non-starters (x/text's stream-safe form does).
+func appendNFD(dst, b []byte, pend *[]cccRune) []byte {
+	p := (*pend)[:0]
+	emit := func(r rune) {
+		c := hfCCC[r]
+		if c == 0 {
+			if len(p) > 0 {
+				dst = flushSorted(dst, p)
+				p = p[:0]
+			}
+			dst = utf8.AppendRune(dst, r)
+			return
+		}
+		p = append(p, cccRune{r, c})
+	}
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		i += size
+		switch {
+		case r < 0xC0: // no canonical decomposition below U+00C0, combining class 0
+			if len(p) > 0 {
+				dst = flushSorted(dst, p)
+				p = p[:0]
+			}
+			dst = utf8.AppendRune(dst, r)
+		case r >= hangulSBase && r < hangulSBase+hangulSCount:
+			s := r - hangulSBase
+			emit(hangulLBase + s/hangulNCount)
+			emit(hangulVBase + (s%hangulNCount)/hangulTCount)
+			if t := s % hangulTCount; t > 0 {
+				emit(hangulTBase + t)
+			}
+		default:
+			if d, ok := hfDecomp[r]; ok {
+				for _, c := range d {
+					emit(c)
+				}
+			} else {
+				emit(r)
+			}
+		}
+	}
+	if len(p) > 0 {
+		dst = flushSorted(dst, p)
+	}
+	*pend = p[:0]
+	return dst
+}
+
+// flushSorted stably sorts a run of non-starters by combining class
+// (insertion sort: runs are short) and appends it.
+func flushSorted(dst []byte, p []cccRune) []byte {
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && p[j-1].ccc > p[j].ccc; j-- {
+			p[j-1], p[j] = p[j], p[j-1]
+		}
+	}
+	for _, c := range p {
+		dst = utf8.AppendRune(dst, c.r)
+	}
+	return dst
+}
 
 // scratch holds the reusable buffers of one encoding call.
 type scratch struct {
@@ -164,7 +214,7 @@ type scratch struct {
 	nfd  []byte  // its NFD form
 	ids  []int32 // content ids of the current sequence
 	ids2 []int32 // content ids of the second sequence of a pair
-	iter norm.Iter
+	pend []cccRune // pending non-starters of appendNFD
 }
 
 // appendNormalized appends the BertNormalizer form of s to dst. ASCII bytes
@@ -223,7 +273,7 @@ func (t *Tokenizer) appendNormalizedRun(dst []byte, s string, sc *scratch) []byt
 	}
 	sc.run = run
 	if cfg.StripAccents {
-		sc.nfd = appendNFD(sc.nfd[:0], run, &sc.iter)
+		sc.nfd = appendNFD(sc.nfd[:0], run, &sc.pend)
 		run = sc.nfd
 	}
 	for i := 0; i < len(run); {
