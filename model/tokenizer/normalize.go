@@ -209,11 +209,11 @@ func flushSorted(dst []byte, p []cccRune) []byte {
 
 // scratch holds the reusable buffers of one encoding call.
 type scratch struct {
-	norm []byte  // normalized text
-	run  []byte  // one non-ASCII run after cleaning
-	nfd  []byte  // its NFD form
-	ids  []int32 // content ids of the current sequence
-	ids2 []int32 // content ids of the second sequence of a pair
+	norm []byte    // normalized text
+	run  []byte    // one non-ASCII run after cleaning
+	nfd  []byte    // its NFD form
+	ids  []int32   // content ids of the current sequence
+	ids2 []int32   // content ids of the second sequence of a pair
 	pend []cccRune // pending non-starters of appendNFD
 }
 
