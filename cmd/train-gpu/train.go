@@ -2,26 +2,25 @@ package main
 
 import (
 	"bufio"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/backend"
 	cpu "github.com/houlsby/adapters/cpu_fallback"
 	"github.com/houlsby/adapters/gpu"
 	"github.com/houlsby/adapters/model"
+	"github.com/houlsby/adapters/model/tokenizer"
 	"github.com/houlsby/adapters/trainer"
 	"github.com/houlsby/adapters/trainer/spamassassin"
 )
-
-// errNotWired is returned by the commands whose compute part waits for the
-// encoder (package model's New/Forward/Backward) and the training loop.
-var errNotWired = errors.New("not wired yet: the training loop (trainer/loop.go) waits for the encoder (model.New, Forward, Backward); configuration, data and device were checked")
 
 // openDevice selects the backend for device.kind: cpu, cuda (an error
 // without CUDA support or GPU), or auto (CUDA when it opens, else the CPU,
@@ -82,7 +81,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		{flag: "batch-size", key: "train.batch_size", help: "batch size (train.batch_size)"},
 		{flag: "lr", key: "train.lr", help: "peak learning rate (train.lr)"},
 		{flag: "seed", key: "train.seed", help: "random seed (train.seed)"},
-		{flag: "max-train-examples", key: "data.max_train_examples", help: "use the first N training examples (data.max_train_examples)"},
+		{flag: "max-train-examples", key: "data.max_train_examples", help: "use a seeded random sample of N training examples (data.max_train_examples)"},
 		{flag: "output", key: "output.dir", help: "output folder (output.dir)"},
 		{flag: "device", key: "device.kind", help: "auto, cpu or cuda (device.kind)"},
 	}
@@ -160,7 +159,36 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "dry run: configuration, model config, data and device are fine")
 		return nil
 	}
-	return errNotWired
+	sess, err := trainer.Open(cfg)
+	if err != nil {
+		return err
+	}
+	res, err := trainer.Train(sess, be, trainer.Options{Resume: *resume, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "trained %d steps", res.Steps)
+	if res.NonFinite > 0 {
+		fmt.Fprintf(stdout, " (%d non-finite steps skipped)", res.NonFinite)
+	}
+	fmt.Fprintln(stdout)
+	if res.Final != nil {
+		fmt.Fprintf(stdout, "validation: %s\n", formatScores(res.Final, sess.Splits.Labels == nil))
+		fmt.Fprintf(stdout, "best %s %.4f at step %d -> %s\n", res.BestMetric, res.Best, res.BestStep, filepath.Join(cfg.Output.Dir, trainer.BestFileName))
+	}
+	if res.Test != nil {
+		fmt.Fprintf(stdout, "test:       %s\n", formatScores(res.Test, sess.Splits.Labels == nil))
+	}
+	fmt.Fprintf(stdout, "adapter: %s\n", res.AdapterPath)
+	return nil
+}
+
+// formatScores prints the metrics of a task.
+func formatScores(s *trainer.Scores, regression bool) string {
+	if regression {
+		return fmt.Sprintf("loss %.4f  pearson %.4f  spearman %.4f  (n=%d)", s.Loss, s.Pearson, s.Spearman, s.N)
+	}
+	return fmt.Sprintf("loss %.4f  accuracy %.4f  f1 %.4f  macro_f1 %.4f  mcc %.4f  (n=%d)", s.Loss, s.Accuracy, s.F1, s.MacroF1, s.MCC, s.N)
 }
 
 const evalHelp = `
@@ -220,6 +248,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	dataPath := fs.String("data", "", "the labelled dataset")
 	df := addDataFlags(fs)
 	batch := fs.Int("batch-size", 64, "examples per forward pass")
+	maxLen := fs.Int("max-length", 128, "truncate inputs to this many tokens (with -c: model.max_length)")
 	device := fs.String("device", "auto", "auto, cpu or cuda")
 	ordinal := fs.Int("gpu", 0, "CUDA device ordinal")
 	if _, err := parse(fs, args, 0, 0); err != nil {
@@ -232,6 +261,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		layout = trainer.LayoutFor(cfg)
+		if !setFlags(fs)["max-length"] {
+			*maxLen = cfg.Model.MaxLength
+		}
 		if *modelDir == "" {
 			*modelDir = cfg.Model.Dir
 		}
@@ -256,7 +288,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *batch < 1 {
 		return fmt.Errorf("--batch-size %d: must be positive", *batch)
 	}
-	_, f, err := loadAdapter(*modelDir, *adapterPath)
+	ck, f, err := loadAdapter(*modelDir, *adapterPath)
 	if err != nil {
 		return err
 	}
@@ -276,27 +308,56 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "adapter %s (%s, %d labels), %d examples, device %s\n", *adapterPath, f.Strategy.Name, f.Head.NumLabels, len(ds.Examples), be.Name())
-	return errNotWired
+	_, scores, err := predictAll(be, ck, f, ds, *batch, *maxLen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", formatScores(scores, labels == nil))
+	return nil
+}
+
+// predictAll runs the adapted model over ds and scores it when labelled.
+func predictAll(be backend.Backend, ck *model.Checkpoint, f *adapter.File, ds *trainer.Dataset, batch, maxLen int) (*trainer.Predictions, *trainer.Scores, error) {
+	tok, err := tokenizer.Load(ck.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if maxLen > ck.Config.MaxPositionEmbeddings {
+		return nil, nil, fmt.Errorf("--max-length %d exceeds max_position_embeddings %d", maxLen, ck.Config.MaxPositionEmbeddings)
+	}
+	m, err := trainer.NewModel(be, ck, f, batch, maxLen, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer m.Free()
+	pos := -1
+	if len(f.Labels) == 2 {
+		pos = 1
+	}
+	return trainer.Evaluate(m, tok, trainer.Tokenize(tok, ds, maxLen), ds, batch, pos)
 }
 
 const predictHelp = `
 Usage: train-gpu predict --adapter FILE --model DIR [--input FILE.jsonl] [--output FILE]
 
-Predicts with an adapter file. Input is JSON Lines (--input; fields by
---text-field and --text-pair-field) or, without --input, one text per line
-on stdin. Output is JSON Lines on stdout (or --output): the input object
-with "prediction" (the label; the score for regression) and "probabilities"
-(label -> probability) added.
+Predicts with an adapter file. Input is a file (--input; JSON Lines, or
+TSV/CSV with a header row, see --format; fields by --text-field and
+--text-pair-field; a label field is not needed) or, without --input, one
+text per line on stdin. Output is one JSON object per input on stdout (or
+--output): "text" (and "text_pair"), "line" (the input line, with --input),
+"prediction" (the label; the value for regression) and "probabilities"
+(label -> probability).
 `
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("predict", predictHelp, stdout)
 	adapterPath := fs.String("adapter", "", "the adapter file (required)")
 	modelDir := fs.String("model", "", "the base model folder (required)")
-	input := fs.String("input", "", "JSON Lines input; empty: one text per line on stdin")
+	input := fs.String("input", "", "input file (--format); empty: one text per line on stdin")
 	output := fs.String("output", "", "output file; empty: stdout")
 	df := addDataFlags(fs)
 	batch := fs.Int("batch-size", 64, "examples per forward pass")
+	maxLen := fs.Int("max-length", 128, "truncate inputs to this many tokens")
 	device := fs.String("device", "auto", "auto, cpu or cuda")
 	ordinal := fs.Int("gpu", 0, "CUDA device ordinal")
 	if _, err := parse(fs, args, 0, 0); err != nil {
@@ -309,14 +370,13 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if *batch < 1 {
 		return fmt.Errorf("--batch-size %d: must be positive", *batch)
 	}
-	_, f, err := loadAdapter(*modelDir, *adapterPath)
+	ck, f, err := loadAdapter(*modelDir, *adapterPath)
 	if err != nil {
 		return err
 	}
 	var ds *trainer.Dataset
 	l := df.layout(false)
 	if *input != "" {
-		l.Format = "jsonl"
 		if ds, err = trainer.ReadFile(*input, l); err != nil {
 			return err
 		}
@@ -345,7 +405,64 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "adapter %s (%s, %d labels), %d inputs, device %s\n", *adapterPath, f.Strategy.Name, f.Head.NumLabels, len(ds.Examples), be.Name())
-	return errNotWired
+	for i := range ds.Examples {
+		ds.Examples[i].RawLabel = "" // predict never scores
+	}
+	preds, _, err := predictAll(be, ck, f, ds, *batch, *maxLen)
+	if err != nil {
+		return err
+	}
+	var w io.Writer = stdout
+	if *output != "" {
+		out, err := os.Create(*output)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		bw := bufio.NewWriter(out)
+		defer bw.Flush()
+		w = bw
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for i, ex := range ds.Examples {
+		rec := map[string]any{"text": ex.Text}
+		if ex.Pair != "" {
+			rec["text_pair"] = ex.Pair
+		}
+		if *input != "" {
+			rec["line"] = ex.Line
+		}
+		if len(f.Labels) == 0 {
+			rec["prediction"] = preds.Value[i]
+		} else {
+			rec["prediction"] = f.Labels[preds.Class[i]]
+			rec["probabilities"] = softmax(preds.Logits[i], f.Labels)
+		}
+		if err := enc.Encode(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// softmax maps logits to label -> probability.
+func softmax(logits []float32, labels []string) map[string]float64 {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	sum := 0.0
+	ps := make([]float64, len(logits))
+	for i, v := range logits {
+		ps[i] = math.Exp(float64(v) - mx)
+		sum += ps[i]
+	}
+	out := map[string]float64{}
+	for i, l := range labels {
+		out[l] = ps[i] / sum
+	}
+	return out
 }
 
 const benchHelp = `
@@ -398,7 +515,78 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "bench: %s, B=%d T=%d, device %s\n", *strategy, *batch, *seqLen, be.Name())
-	return errNotWired
+	ck, err := model.LoadCheckpoint(*modelDir)
+	if err != nil {
+		return err
+	}
+	f := &adapter.File{Strategy: adapter.Strategy{Name: *strategy, TopK: 1, TrainLayerNorm: true}, Head: adapter.Head{Kind: adapter.HeadPooler, NumLabels: 2},
+		Labels: []string{"0", "1"}, BaseFingerprint: ck.Fingerprint, Base: trainer.BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
+	if f.Strategy.UsesAdapters() {
+		f.Adapter = &a
+	}
+	m, err := trainer.NewModel(be, ck, f, *batch, *seqLen, 1)
+	if err != nil {
+		return err
+	}
+	defer m.Free()
+	var params []trainer.Param
+	for _, p := range m.TrainableParams() {
+		params = append(params, trainer.Param{Name: p.Name, T: p.T, Grad: p.Grad})
+	}
+	opt, err := trainer.NewAdamW(be, params, 0.01)
+	if err != nil {
+		return err
+	}
+	defer opt.Free(be)
+	g := trainer.NewRNG(1)
+	B, T := *batch, *seqLen
+	mb := &model.Batch{B: B, T: T, IDs: make([]int32, B*T), Mask: make([]int32, B*T), Labels: make([]int32, B)}
+	for i := range mb.IDs {
+		mb.IDs[i], mb.Mask[i] = int32(1000+g.IntN(ck.Config.VocabSize-1000)), 1
+	}
+	for i := range mb.Labels {
+		mb.Labels[i] = int32(g.IntN(2))
+	}
+	timeIt := func(train bool) (float64, error) {
+		var el time.Duration
+		for s := 0; s < 2+*steps; s++ {
+			t0 := time.Now()
+			if train {
+				if err := m.ZeroGrads(); err != nil {
+					return 0, err
+				}
+			}
+			if _, _, err := m.Forward(mb, train, uint64(s)); err != nil {
+				return 0, err
+			}
+			if train {
+				if err := m.Backward(); err != nil {
+					return 0, err
+				}
+				if err := opt.Update(be, 1e-5); err != nil {
+					return 0, err
+				}
+			}
+			if err := be.Sync(); err != nil {
+				return 0, err
+			}
+			if s >= 2 {
+				el += time.Since(t0)
+			}
+		}
+		return el.Seconds() / float64(*steps), nil
+	}
+	for _, mode := range []struct {
+		name  string
+		train bool
+	}{{"train step (forward+backward+AdamW)", true}, {"inference (forward)", false}} {
+		sec, err := timeIt(mode.train)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%-38s %8.1f ms/step  %8.1f examples/s  %9.0f tokens/s\n", mode.name, 1000*sec, float64(B)/sec, float64(B*T)/sec)
+	}
+	return nil
 }
 
 const dataHelp = `
