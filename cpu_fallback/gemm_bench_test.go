@@ -1,0 +1,96 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+)
+
+// gemmBenchShape is one benchmarked problem, named MxNxK_tAtB with N/T for
+// op(X) = X / Xᵀ.
+type gemmBenchShape struct {
+	m, n, k        int
+	transA, transB bool
+}
+
+func (s gemmBenchShape) String() string {
+	return fmt.Sprintf("%dx%dx%d_%s%s", s.m, s.n, s.k, tf(s.transA), tf(s.transB))
+}
+
+// gemmBenchShapes are the GEMMs of a BERT layer over 4096 tokens (BERT-base
+// d=768/FFN 3072 and MiniLM d=384/FFN 1536) in the three transpose cases the
+// model uses, and of a d=768, m=64 bottleneck adapter:
+//
+//	forward     Y  = X·Wᵀ   M=tokens, N=out, K=in    NT
+//	input grad  dX = dY·W   M=tokens, N=in,  K=out   NN
+//	weight grad dW = dYᵀ·X  M=out,    N=in,  K=tokens TN
+//
+// scripts/bench_gemm.py times numpy/OpenBLAS on the same list.
+var gemmBenchShapes = []gemmBenchShape{
+	// forward, X·Wᵀ
+	{4096, 384, 384, false, true},
+	{4096, 1536, 384, false, true},
+	{4096, 384, 1536, false, true},
+	{4096, 768, 768, false, true},
+	{4096, 3072, 768, false, true},
+	{4096, 768, 3072, false, true},
+	// input gradient, dY·W
+	{4096, 384, 1536, false, false},
+	{4096, 768, 768, false, false},
+	{4096, 768, 3072, false, false},
+	{4096, 3072, 768, false, false},
+	// weight gradient, dYᵀ·X
+	{384, 1536, 4096, true, false},
+	{768, 768, 4096, true, false},
+	{3072, 768, 4096, true, false},
+	{768, 3072, 4096, true, false},
+	// adapter d=768, m=64: down and up projections, their dX and dW
+	{4096, 64, 768, false, true},
+	{4096, 768, 64, false, true},
+	{4096, 768, 64, false, false},
+	{4096, 64, 768, false, false},
+	{64, 768, 4096, true, false},
+	{768, 64, 4096, true, false},
+}
+
+// BenchmarkGemm times sgemm (beta = 0, all cores) on gemmBenchShapes as
+// BenchmarkGemm/cpu/<shape>, and the plain Go kernel on two shapes as
+// BenchmarkGemm/cpu-go/<shape>, reporting GFLOP/s = 2·M·N·K / time.
+func BenchmarkGemm(b *testing.B) {
+	for _, s := range gemmBenchShapes {
+		b.Run("cpu/"+s.String(), func(b *testing.B) { benchGemm(b, bestGemmKernel, s) })
+	}
+	for _, s := range []gemmBenchShape{{4096, 768, 768, false, true}, {4096, 768, 64, false, true}} {
+		b.Run("cpu-go/"+s.String(), func(b *testing.B) { benchGemm(b, gemmGoKernel, s) })
+	}
+}
+
+func benchGemm(b *testing.B, kern *gemmKernel, s gemmBenchShape) {
+	rng := rand.New(rand.NewSource(1))
+	fill := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = 2*rng.Float32() - 1
+		}
+		return x
+	}
+	a, bm, c := fill(s.m*s.k), fill(s.k*s.n), make([]float32, s.m*s.n)
+	lda, ldb := s.k, s.n
+	if s.transA {
+		lda = s.m
+	}
+	if s.transB {
+		ldb = s.k
+	}
+	workers := gemmWorkers(kern, s.m, s.n, s.k)
+	call := func() {
+		sgemmBlocked(kern, workers, s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+	}
+	call() // warm-up: packing buffers, worker pool
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		call()
+	}
+	b.StopTimer()
+	b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
