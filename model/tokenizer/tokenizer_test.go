@@ -310,3 +310,41 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// FuzzEncode checks invariants on arbitrary input (invalid UTF-8 included):
+// no panic, equal slice lengths, the [CLS]/[SEP] layout, the length bound of
+// truncation, and that truncating a single text keeps a prefix of the
+// untruncated ids.
+func FuzzEncode(f *testing.F) {
+	for _, s := range []string{"", "Hello, world!", "a中b\u0301\x00\xff", "[SEP][CLS]x", strings.Repeat("ab", 80), "İ\U00011938\u1e9e"} {
+		f.Add(s, "second", 5)
+	}
+	tok := tiny(f, nil)
+	f.Fuzz(func(t *testing.T, a, b string, maxLen int) {
+		maxLen = 3 + (maxLen&0xff)%60
+		full := tok.Encode(a, Options{})
+		e := tok.Encode(a, Options{MaxLength: maxLen})
+		if e.Len() > maxLen || len(e.TypeIDs) != e.Len() || len(e.AttentionMask) != e.Len() {
+			t.Fatalf("Encode(%q, max %d): %d ids, %d types, %d mask", a, maxLen, e.Len(), len(e.TypeIDs), len(e.AttentionMask))
+		}
+		if e.IDs[0] != tok.ClsID() || e.IDs[e.Len()-1] != tok.SepID() {
+			t.Fatalf("Encode(%q): no [CLS] ... [SEP]: %v", a, e.IDs)
+		}
+		if n := e.Len() - 1; !slices.Equal(e.IDs[:n], full.IDs[:n]) {
+			t.Fatalf("Encode(%q, max %d) = %v is not a prefix of %v", a, maxLen, e.IDs, full.IDs)
+		}
+		p := tok.EncodePair(a, b, Options{MaxLength: maxLen, Pad: PadMaxLength})
+		if p.Len() != maxLen {
+			t.Fatalf("EncodePair(%q, %q, max %d): length %d", a, b, maxLen, p.Len())
+		}
+		seps := 0
+		for i, id := range p.IDs {
+			if id == tok.SepID() && p.AttentionMask[i] == 1 {
+				seps++
+			}
+		}
+		if seps < 2 {
+			t.Fatalf("EncodePair(%q, %q): %d [SEP], want >= 2: %v", a, b, seps, p.IDs)
+		}
+	})
+}
