@@ -3,6 +3,8 @@ package trainer
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -129,6 +131,33 @@ func TestExampleConfigs(t *testing.T) {
 	for _, f := range files {
 		if _, err := LoadConfig(f, nil); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// Every key of the run file is documented in examples/spam.toml and
+// docs/cli.md.
+func TestEveryKeyDocumented(t *testing.T) {
+	ex, err1 := os.ReadFile(filepath.Join("..", "examples", "spam.toml"))
+	doc, err2 := os.ReadFile(filepath.Join("..", "docs", "cli.md"))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	sections := reflect.TypeOf(Config{})
+	for i := 0; i < sections.NumField(); i++ {
+		sec := sections.Field(i)
+		name := sec.Tag.Get("toml")
+		for j := 0; j < sec.Type.NumField(); j++ {
+			key := sec.Type.Field(j).Tag.Get("toml")
+			if key == "" || key == "-" {
+				continue
+			}
+			if !regexp.MustCompile(`(?m)^#? ?` + regexp.QuoteMeta(key) + ` = `).Match(ex) {
+				t.Errorf("examples/spam.toml does not show %s.%s", name, key)
+			}
+			if !strings.Contains(string(doc), name+"."+key) {
+				t.Errorf("docs/cli.md does not document %s.%s", name, key)
+			}
 		}
 	}
 }

@@ -159,3 +159,19 @@ func TestGroup(t *testing.T) {
 		}
 	}
 }
+
+// docs/cli.md carries every command's --help text verbatim (regenerate the
+// blocks when a flag changes).
+func TestDocsMatchHelp(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "cli.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	for _, c := range commands {
+		_, out, _ := runCLI(c.name, "--help")
+		if !strings.Contains(doc, strings.TrimRight(out, "\n")) {
+			t.Errorf("docs/cli.md lacks the current `train-gpu %s --help` text", c.name)
+		}
+	}
+}
