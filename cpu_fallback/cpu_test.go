@@ -318,3 +318,35 @@ func TestExpAccuracy(t *testing.T) {
 		t.Fatalf("exp edge cases: %v %v %v %v %v", exp(-1000), exp(1000), exp(math.NaN()), exp(math.Inf(-1)), exp(0))
 	}
 }
+
+// TestDropoutKeepInlined: dropoutApply keeps exactly the elements
+// backend.DropoutKeep keeps, for several seeds and probabilities (including
+// ones whose threshold p·2²⁴ is not an integer).
+func TestDropoutKeepInlined(t *testing.T) {
+	const n = 50000
+	src := make([]float32, n)
+	for i := range src {
+		src[i] = 1
+	}
+	dst := make([]float32, n)
+	for _, seed := range []uint64{0, 1, 42, 0xdeadbeefcafef00d} {
+		for _, p := range []float32{1e-7, 0.1, 1.0 / 3, 0.5, 0.9, 0.999999} {
+			base := int(seed % 1000)
+			dropoutApply(dst, src, base, p, seed)
+			kept := 0
+			for i, v := range dst {
+				if (v != 0) != backend.DropoutKeep(seed, base+i, p) {
+					t.Fatalf("seed %d p %v: element %d kept=%v, DropoutKeep says %v", seed, p, base+i, v != 0, !(v != 0))
+				}
+				if v != 0 {
+					kept++
+				}
+			}
+			// The kept fraction is 1-p within 5 binomial standard deviations.
+			sd := math.Sqrt(float64(n) * float64(p) * float64(1-p))
+			if d := math.Abs(float64(kept) - float64(n)*float64(1-p)); d > 5*sd+1 {
+				t.Errorf("seed %d p %v: kept %d of %d", seed, p, kept, n)
+			}
+		}
+	}
+}

@@ -342,21 +342,33 @@ func (be *Backend) TanhBackward(dinp, dout, out backend.Tensor, n int) error {
 	return nil
 }
 
-// dropoutApply sets dst[i] = src[i]·keep(i)/(1-p) for the global indices
-// base+i; with p == 0 it copies.
+// dropoutApply sets dst[i] = src[i]·keep(base+i)/(1-p); with p == 0 it
+// copies. keep is backend.DropoutKeep, inlined: the same SplitMix64 hash and
+// the same float32 threshold p·2²⁴ (TestDropoutKeepInlined checks them
+// equal), without a call and a threshold conversion per element.
 func dropoutApply(dst, src []float32, base int, p float32, seed uint64) {
-	if p == 0 {
+	if p <= 0 {
 		copy(dst, src)
 		return
 	}
 	s := 1 / (1 - p)
+	thr := uint32(p * (1 << 24))
 	for i, v := range src {
-		if backend.DropoutKeep(seed, base+i, p) {
+		if uint32(splitmix64(seed^splitmix64(uint64(base+i)))>>40) >= thr {
 			dst[i] = v * s
 		} else {
 			dst[i] = 0
 		}
 	}
+}
+
+// splitmix64 is backend's counter hash (Steele et al.'s SplitMix64
+// finaliser), copied so that it inlines into dropoutApply.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }
 
 // DropoutForward sets out = inp·keep/(1-p) with keep from
