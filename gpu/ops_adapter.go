@@ -37,24 +37,27 @@ func adapterArgs(op string, N, C, M int, act backend.Act) (nc, nm, cm int, err e
 
 // AdapterForward is the fused Houlsby bottleneck on inp (N, C) in one
 // kernel: z = inp·wDownᵀ + bDown (N, M, saved), out = inp + act(z)·wUpᵀ +
-// bUp. The four adapter tensors share one dtype (F32 or BF16); out may alias
-// inp. M <= 256.
+// bUp. out, z and inp share one dtype and the four adapter tensors another
+// (each F32 or BF16); out may alias inp. M <= 256.
 func (b *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Tensor, N, C, M int, act backend.Act) error {
 	const op = "gpu.AdapterForward"
 	nc, nm, cm, err := adapterArgs(op, N, C, M, act)
 	if err != nil {
 		return err
 	}
-	ot, err := f32(op, "out", out, nc)
+	ot, err := activ(op, "out", out, nc)
 	if err != nil {
 		return err
 	}
-	zt, err := f32(op, "z", z, nm)
+	zt, err := activ(op, "z", z, nm)
 	if err != nil {
 		return err
 	}
-	it, err := f32(op, "inp", inp, nc)
+	it, err := activ(op, "inp", inp, nc)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "out, z and inp", ot, zt, it); err != nil {
 		return err
 	}
 	wdt, err := weight(op, "wDown", wDown, cm)
@@ -79,7 +82,7 @@ func (b *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Ten
 	if nc == 0 {
 		return nil
 	}
-	return b.launch(op, "adapter_fwd"+suffix(wdt), Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}, b1(256), 0,
+	return b.launch(op, "adapter_fwd"+suffix(it)+suffix(wdt), Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}, b1(256), 0,
 		ptr(ot), ptr(zt), ptr(it), ptr(wdt), ptr(bdt), ptr(wut), ptr(but), Int(N), Int(C), Int(M), Int(int(act)))
 }
 
@@ -96,7 +99,7 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 	if err != nil {
 		return err
 	}
-	dit, err := optF32(op, "dinp", dinp, nc)
+	dit, err := optActiv(op, "dinp", dinp, nc)
 	if err != nil {
 		return err
 	}
@@ -116,16 +119,19 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 	if err != nil {
 		return err
 	}
-	gt, err := f32(op, "dout", dout, nc)
+	gt, err := activ(op, "dout", dout, nc)
 	if err != nil {
 		return err
 	}
-	it, err := f32(op, "inp", inp, nc)
+	it, err := activ(op, "inp", inp, nc)
 	if err != nil {
 		return err
 	}
-	zt, err := f32(op, "z", z, nm)
+	zt, err := activ(op, "z", z, nm)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "dinp, dout, inp and z", dit, gt, it, zt); err != nil {
 		return err
 	}
 	wdt, err := weight(op, "wDown", wDown, cm)
@@ -176,7 +182,7 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 		first = nil
 	}
 	grid := Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}
-	kernel := "adapter_bwd" + suffix(wdt)
+	kernel := "adapter_bwd" + suffix(gt) + suffix(wdt)
 	if err := b.launch(op, kernel, grid, b1(256), 0, ptr(first), ptr(dz), ptr(a), ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
 		Int(N), Int(C), Int(M), Int(int(act))); err != nil {
 		return err

@@ -51,16 +51,19 @@ func (b *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, N
 	if err != nil {
 		return err
 	}
-	ot, err := f32(op, "out", out, B*T*C)
+	ot, err := activ(op, "out", out, B*T*C)
 	if err != nil {
 		return err
 	}
-	pt, err := f32(op, "probs", probs, B*NH*T*T)
+	pt, err := activ(op, "probs", probs, B*NH*T*T)
 	if err != nil {
 		return err
 	}
-	qt, err := f32(op, "qkv", qkv, B*T*3*C)
+	qt, err := activ(op, "qkv", qkv, B*T*3*C)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "out, probs and qkv", ot, pt, qt); err != nil {
 		return err
 	}
 	mt, err := i32(op, "mask", mask, B*T)
@@ -70,7 +73,7 @@ func (b *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, N
 	if B*T*C == 0 {
 		return nil
 	}
-	return b.launch(op, "attn_fwd_f32", attnGrid(B, T, NH), b1(32*attRows), 0,
+	return b.launch(op, "attn_fwd"+suffix(qt), attnGrid(B, T, NH), b1(32*attRows), 0,
 		ptr(ot), ptr(pt), ptr(qt), ptr(mt), Int(B), Int(T), Int(NH), Int(HS), F(p), seed)
 }
 
@@ -84,21 +87,28 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor,
 	if err != nil {
 		return err
 	}
-	dt, err := f32(op, "dqkv", dqkv, B*T*3*C)
+	dt, err := activ(op, "dqkv", dqkv, B*T*3*C)
 	if err != nil {
 		return err
 	}
-	gt, err := f32(op, "dout", dout, B*T*C)
+	gt, err := activ(op, "dout", dout, B*T*C)
 	if err != nil {
 		return err
 	}
-	qt, err := f32(op, "qkv", qkv, B*T*3*C)
+	qt, err := activ(op, "qkv", qkv, B*T*3*C)
 	if err != nil {
 		return err
 	}
-	pt, err := f32(op, "probs", probs, B*NH*T*T)
+	pt, err := activ(op, "probs", probs, B*NH*T*T)
 	if err != nil {
 		return err
+	}
+	if err := sameDType(op, "dqkv, dout, qkv and probs", dt, gt, qt, pt); err != nil {
+		return err
+	}
+	if dt.dt == backend.BF16 && HS < 2 {
+		// D_i is parked in two bf16 elements of dQ between launches.
+		return fmt.Errorf("%s: BF16 attention needs HS >= 2, got %d", op, HS)
 	}
 	if _, err := i32(op, "mask", mask, B*T); err != nil {
 		return err
@@ -111,8 +121,8 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor,
 		return fmt.Errorf("%s: dqkv must not alias qkv, dout or probs", op)
 	}
 	args := []uint64{ptr(dt), ptr(gt), ptr(qt), ptr(pt), Int(B), Int(T), Int(NH), Int(HS), F(p), seed}
-	for _, k := range []string{"attn_bwd_d_f32", "attn_bwd_dkv_f32", "attn_bwd_dq_f32"} {
-		if err := b.launch(op, k, attnGrid(B, T, NH), b1(32*attRows), 0, args...); err != nil {
+	for _, k := range []string{"attn_bwd_d", "attn_bwd_dkv", "attn_bwd_dq"} {
+		if err := b.launch(op, k+suffix(dt), attnGrid(B, T, NH), b1(32*attRows), 0, args...); err != nil {
 			return err
 		}
 	}

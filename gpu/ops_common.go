@@ -14,11 +14,14 @@ package gpu
 // input gradients overwrite (=), a nil parameter gradient means frozen (no
 // kernel, no buffer touched), a nil input gradient means skip it.
 //
-// Dtypes in this version: activations, gradients, saved statistics, losses
-// and optimizer state are F32; weights and biases that only feed the
-// forward/backward (Gemm operands, biases, LayerNorm weights, embedding
-// tables, adapter weights) may be F32 or BF16. Other combinations return an
-// error naming the argument.
+// Dtypes: activations and activation gradients (the "x" tensors of a
+// kernel) may be F32 or BF16 but must agree within one call; weights and
+// biases (the "w" tensors: biases, LayerNorm weights, embedding tables,
+// adapter weights) may be F32 or BF16 independently of the activations; the
+// Gemm operands and result may each be F32 or BF16. Parameter gradients,
+// LayerNorm statistics, losses and optimizer state are F32. Arithmetic is
+// always fp32; a BF16 result is rounded once, to nearest even. Other
+// combinations return an error naming the argument.
 
 import (
 	"encoding/binary"
@@ -95,7 +98,7 @@ func arg(op, name string, t backend.Tensor, n int, dts ...backend.DType) (*Tenso
 		ok = ok || g.dt == dt
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s: %s has dtype %v, want %v (this version of the gpu backend keeps activations and gradients in F32)", op, name, g.dt, dts)
+		return nil, fmt.Errorf("%s: %s has dtype %v, want one of %v", op, name, g.dt, dts)
 	}
 	if g.n < n {
 		return nil, fmt.Errorf("%s: %s has %d elements, need %d", op, name, g.n, n)
@@ -125,6 +128,19 @@ func optF32(op, name string, t backend.Tensor, n int) (*Tensor, error) {
 	return f32(op, name, t, n)
 }
 
+// activ is arg for an activation (or activation gradient), F32 or BF16.
+func activ(op, name string, t backend.Tensor, n int) (*Tensor, error) {
+	return arg(op, name, t, n, backend.F32, backend.BF16)
+}
+
+// optActiv is activ for an optional argument: nil gives nil.
+func optActiv(op, name string, t backend.Tensor, n int) (*Tensor, error) {
+	if isNil(t) {
+		return nil, nil
+	}
+	return activ(op, name, t, n)
+}
+
 // weight is arg for a weight that may be stored F32 or BF16.
 func weight(op, name string, t backend.Tensor, n int) (*Tensor, error) {
 	return arg(op, name, t, n, backend.F32, backend.BF16)
@@ -143,11 +159,19 @@ func suffix(t *Tensor) string {
 	return "_f32"
 }
 
-// sameDType returns an error unless all tensors share ts[0]'s dtype.
+// sameDType returns an error unless all non-nil tensors share one dtype.
 func sameDType(op, names string, ts ...*Tensor) error {
-	for _, t := range ts[1:] {
-		if t.dt != ts[0].dt {
-			return fmt.Errorf("%s: %s must share one dtype, got %v and %v", op, names, ts[0].dt, t.dt)
+	var first *Tensor
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		if first == nil {
+			first = t
+			continue
+		}
+		if t.dt != first.dt {
+			return fmt.Errorf("%s: %s must share one dtype, got %v and %v", op, names, first.dt, t.dt)
 		}
 	}
 	return nil

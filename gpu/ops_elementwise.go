@@ -2,11 +2,12 @@ package gpu
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/houlsby/adapters/backend"
 )
 
-// AddBias adds bias (C, F32 or BF16) to every row of x (N, C, F32) in place.
+// AddBias adds bias (C) to every row of x (N, C) in place.
 func (b *Backend) AddBias(x, bias backend.Tensor, N, C int) error {
 	const op = "gpu.AddBias"
 	if err := sizes(op, "N,C", N, C); err != nil {
@@ -16,7 +17,7 @@ func (b *Backend) AddBias(x, bias backend.Tensor, N, C int) error {
 	if err != nil {
 		return err
 	}
-	xt, err := f32(op, "x", x, nc)
+	xt, err := activ(op, "x", x, nc)
 	if err != nil {
 		return err
 	}
@@ -27,7 +28,7 @@ func (b *Backend) AddBias(x, bias backend.Tensor, N, C int) error {
 	if nc == 0 {
 		return nil
 	}
-	return b.launch(op, "bias_add"+suffix(bt), grid1D(nc), b1(block1D), 0, ptr(xt), ptr(bt), Int(N), Int(C))
+	return b.launch(op, "bias_add"+suffix(xt)+suffix(bt), grid1D(nc), b1(block1D), 0, ptr(xt), ptr(bt), Int(N), Int(C))
 }
 
 // BiasGrad accumulates the column sums of dout (N, C) into dbias (C),
@@ -45,7 +46,7 @@ func (b *Backend) BiasGrad(dbias, dout backend.Tensor, N, C int) error {
 	if err != nil {
 		return err
 	}
-	gt, err := f32(op, "dout", dout, nc)
+	gt, err := activ(op, "dout", dout, nc)
 	if err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (b *Backend) biasGrad(op string, dbias, dout *Tensor, N, C int) error {
 	if C == 0 {
 		return nil
 	}
-	return b.launch(op, "bias_grad_f32", Dim3{X: uint32((C + 31) / 32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
+	return b.launch(op, "bias_grad"+suffix(dout), Dim3{X: uint32((C + 31) / 32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
 		ptr(dbias), ptr(dout), Int(N), Int(C))
 }
 
@@ -66,22 +67,25 @@ func (b *Backend) Add(out, a, bt backend.Tensor, n int) error {
 	if err := sizes(op, "n", n); err != nil {
 		return err
 	}
-	ot, err := f32(op, "out", out, n)
+	ot, err := activ(op, "out", out, n)
 	if err != nil {
 		return err
 	}
-	at, err := f32(op, "a", a, n)
+	at, err := activ(op, "a", a, n)
 	if err != nil {
 		return err
 	}
-	btt, err := f32(op, "b", bt, n)
+	btt, err := activ(op, "b", bt, n)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "out, a and b", ot, at, btt); err != nil {
 		return err
 	}
 	if n == 0 {
 		return nil
 	}
-	return b.launch(op, "add_f32", grid1D(n), b1(block1D), 0, ptr(ot), ptr(at), ptr(btt), Int(n))
+	return b.launch(op, "add"+suffix(ot), grid1D(n), b1(block1D), 0, ptr(ot), ptr(at), ptr(btt), Int(n))
 }
 
 // Scale multiplies n elements of x by alpha in place.
@@ -90,14 +94,14 @@ func (b *Backend) Scale(x backend.Tensor, alpha float32, n int) error {
 	if err := sizes(op, "n", n); err != nil {
 		return err
 	}
-	xt, err := f32(op, "x", x, n)
+	xt, err := activ(op, "x", x, n)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		return nil
 	}
-	return b.launch(op, "scale_f32", grid1D(n), b1(block1D), 0, ptr(xt), F(alpha), Int(n))
+	return b.launch(op, "scale"+suffix(xt), grid1D(n), b1(block1D), 0, ptr(xt), F(alpha), Int(n))
 }
 
 // SumSquares sets out[0] = Σ x[i]² (x F32 or BF16) with fp32 accumulation
@@ -118,43 +122,49 @@ func (b *Backend) SumSquares(out, x backend.Tensor, n int) error {
 	return b.launch(op, "sumsq"+suffix(xt), Dim3{X: 1, Y: 1, Z: 1}, b1(256), 0, ptr(ot), ptr(xt), Int(n))
 }
 
-// pointwise launches a kernel (out, in1[, in2], n) over F32 tensors.
+// pointwise launches kernel+suffix (out, in1[, in2], n) over tensors of
+// one dtype.
 func (b *Backend) pointwise(op, kernel string, n int, names []string, ts ...backend.Tensor) error {
 	if err := sizes(op, "n", n); err != nil {
 		return err
 	}
 	args := make([]uint64, 0, len(ts)+1)
+	gs := make([]*Tensor, len(ts))
 	for i, t := range ts {
-		g, err := f32(op, names[i], t, n)
+		g, err := activ(op, names[i], t, n)
 		if err != nil {
 			return err
 		}
+		gs[i] = g
 		args = append(args, ptr(g))
+	}
+	if err := sameDType(op, strings.Join(names, ", "), gs...); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
 	}
-	return b.launch(op, kernel, grid1D(n), b1(block1D), 0, append(args, Int(n))...)
+	return b.launch(op, kernel+suffix(gs[0]), grid1D(n), b1(block1D), 0, append(args, Int(n))...)
 }
 
 // GeluForward sets out = x·Φ(x) (exact erf GELU) over n elements.
 func (b *Backend) GeluForward(out, inp backend.Tensor, n int) error {
-	return b.pointwise("gpu.GeluForward", "gelu_fwd_f32", n, []string{"out", "inp"}, out, inp)
+	return b.pointwise("gpu.GeluForward", "gelu_fwd", n, []string{"out", "inp"}, out, inp)
 }
 
 // GeluBackward sets dinp = dout·GELU'(inp).
 func (b *Backend) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	return b.pointwise("gpu.GeluBackward", "gelu_bwd_f32", n, []string{"dinp", "dout", "inp"}, dinp, dout, inp)
+	return b.pointwise("gpu.GeluBackward", "gelu_bwd", n, []string{"dinp", "dout", "inp"}, dinp, dout, inp)
 }
 
 // TanhForward sets out = tanh(inp).
 func (b *Backend) TanhForward(out, inp backend.Tensor, n int) error {
-	return b.pointwise("gpu.TanhForward", "tanh_fwd_f32", n, []string{"out", "inp"}, out, inp)
+	return b.pointwise("gpu.TanhForward", "tanh_fwd", n, []string{"out", "inp"}, out, inp)
 }
 
 // TanhBackward sets dinp = dout·(1-out²) from the forward output.
 func (b *Backend) TanhBackward(dinp, dout, out backend.Tensor, n int) error {
-	return b.pointwise("gpu.TanhBackward", "tanh_bwd_f32", n, []string{"dinp", "dout", "out"}, dinp, dout, out)
+	return b.pointwise("gpu.TanhBackward", "tanh_bwd", n, []string{"dinp", "dout", "out"}, dinp, dout, out)
 }
 
 // dropout launches dropout_{fwd,bwd}_f32.
@@ -165,29 +175,32 @@ func (b *Backend) dropout(op, kernel string, out, inp backend.Tensor, names [2]s
 	if err := checkP(op, p); err != nil {
 		return err
 	}
-	ot, err := f32(op, names[0], out, n)
+	ot, err := activ(op, names[0], out, n)
 	if err != nil {
 		return err
 	}
-	it, err := f32(op, names[1], inp, n)
+	it, err := activ(op, names[1], inp, n)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, names[0]+" and "+names[1], ot, it); err != nil {
 		return err
 	}
 	if n == 0 {
 		return nil
 	}
-	return b.launch(op, kernel, grid1D(n), b1(block1D), 0, ptr(ot), ptr(it), Int(n), F(p), seed)
+	return b.launch(op, kernel+suffix(ot), grid1D(n), b1(block1D), 0, ptr(ot), ptr(it), Int(n), F(p), seed)
 }
 
 // DropoutForward sets out = inp·keep/(1-p), keep from
 // backend.DropoutKeep(seed, i, p) (bit-exact); p = 0 copies.
 func (b *Backend) DropoutForward(out, inp backend.Tensor, n int, p float32, seed uint64) error {
-	return b.dropout("gpu.DropoutForward", "dropout_fwd_f32", out, inp, [2]string{"out", "inp"}, n, p, seed)
+	return b.dropout("gpu.DropoutForward", "dropout_fwd", out, inp, [2]string{"out", "inp"}, n, p, seed)
 }
 
 // DropoutBackward sets dinp = dout·keep/(1-p), recomputing the mask.
 func (b *Backend) DropoutBackward(dinp, dout backend.Tensor, n int, p float32, seed uint64) error {
-	return b.dropout("gpu.DropoutBackward", "dropout_bwd_f32", dinp, dout, [2]string{"dinp", "dout"}, n, p, seed)
+	return b.dropout("gpu.DropoutBackward", "dropout_bwd", dinp, dout, [2]string{"dinp", "dout"}, n, p, seed)
 }
 
 // Convert copies n elements of src into dst on the device, converting

@@ -15,7 +15,7 @@ func (b *Backend) EmbeddingForward(out, ids, table backend.Tensor, N, C int, acc
 	if err != nil {
 		return err
 	}
-	ot, err := f32(op, "out", out, nc)
+	ot, err := activ(op, "out", out, nc)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (b *Backend) EmbeddingForward(out, ids, table backend.Tensor, N, C int, acc
 	if err := b.checkIndices(op, "ids", it, N, V, false); err != nil {
 		return err
 	}
-	return b.launch(op, "embedding_fwd"+suffix(tt), grid1D(nc), b1(block1D), 0,
+	return b.launch(op, "embedding_fwd"+suffix(ot)+suffix(tt), grid1D(nc), b1(block1D), 0,
 		ptr(ot), ptr(it), ptr(tt), Int(N), Int(C), Int(V), i64(accumulate))
 }
 
@@ -54,7 +54,7 @@ func (b *Backend) EmbeddingBackward(dtable, dout, ids backend.Tensor, N, C int) 
 	if err != nil {
 		return err
 	}
-	gt, err := f32(op, "dout", dout, nc)
+	gt, err := activ(op, "dout", dout, nc)
 	if err != nil {
 		return err
 	}
@@ -68,6 +68,6 @@ func (b *Backend) EmbeddingBackward(dtable, dout, ids backend.Tensor, N, C int) 
 	if err := b.checkIndices(op, "ids", it, N, dt.n/C, false); err != nil {
 		return err
 	}
-	return b.launch(op, "embedding_bwd_f32", Dim3{X: uint32((C + 127) / 128), Y: 1, Z: 1}, b1(128), 0,
+	return b.launch(op, "embedding_bwd"+suffix(gt), Dim3{X: uint32((C + 127) / 128), Y: 1, Z: 1}, b1(128), 0,
 		ptr(dt), ptr(gt), ptr(it), Int(N), Int(C), Int(dt.n/C))
 }

@@ -16,10 +16,11 @@ func span(rows, cols, ld, batch, stride int) int {
 }
 
 // Gemm computes c = alpha·op(a)·op(b) + beta·c for every problem of the
-// batch described by p (see backend.MatMul). c is F32; a and b are F32 or
-// BF16. Two F32 operands run the fp32 tiled kernel (gemm_f32_ff); any BF16
+// batch described by p (see backend.MatMul). a, b and c are each F32 or
+// BF16. Two F32 operands run the fp32 tiled kernel (gemm_f32_*); any BF16
 // operand runs the tensor-core kernel (gemm_wmma_*, bf16 inputs with fp32
-// accumulation), which rounds an F32 operand to bf16 on the fly.
+// accumulation), which rounds an F32 operand to bf16 on the fly. A BF16 c
+// is rounded once, after alpha and beta.
 func (b *Backend) Gemm(c, a, bm backend.Tensor, p backend.MatMul) error {
 	const op = "gpu.Gemm"
 	if err := sizes(op, "M,N,K,Batch,StrideA,StrideB,StrideC,LdA,LdB,LdC", p.M, p.N, p.K, p.Batch, p.StrideA, p.StrideB, p.StrideC, p.LdA, p.LdB, p.LdC); err != nil {
@@ -61,7 +62,7 @@ func (b *Backend) Gemm(c, a, bm backend.Tensor, p backend.MatMul) error {
 	if err != nil {
 		return err
 	}
-	ct, err := f32(op, "c", c, span(p.M, p.N, ldc, batch, p.StrideC))
+	ct, err := weight(op, "c", c, span(p.M, p.N, ldc, batch, p.StrideC))
 	if err != nil {
 		return err
 	}
@@ -80,10 +81,11 @@ func (b *Backend) gemm(op string, c, a, bm *Tensor, transA, transB bool, M, N, K
 		}
 		return "f"
 	}
-	kernel, block := "gemm_f32_ff", Dim3{X: 16, Y: 16, Z: 1}
+	kernel, block := "gemm_f32_", Dim3{X: 16, Y: 16, Z: 1}
 	if a.dt == backend.BF16 || bm.dt == backend.BF16 {
-		kernel, block = "gemm_wmma_"+code(a)+code(bm), b1(128)
+		kernel, block = "gemm_wmma_", b1(128)
 	}
+	kernel += code(a) + code(bm) + code(c)
 	grid := Dim3{X: uint32((N + 63) / 64), Y: uint32((M + 63) / 64), Z: uint32(batch)}
 	if grid.Y > 65535 {
 		return fmt.Errorf("%s: M = %d needs more than 65535 row tiles", op, M)

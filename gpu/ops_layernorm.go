@@ -6,7 +6,8 @@ import "github.com/houlsby/adapters/backend"
 const lnRows = 4
 
 // LayerNormForward: out = (inp-mean)·rstd·w + b over rows of inp (N, C),
-// saving mean and rstd (N, F32). w and b share one dtype (F32 or BF16).
+// saving mean and rstd (N, F32). out and inp share one dtype, w and b
+// another (each F32 or BF16).
 func (b *Backend) LayerNormForward(out, mean, rstd, inp, w, bias backend.Tensor, N, C int, eps float32) error {
 	const op = "gpu.LayerNormForward"
 	if err := sizes(op, "N,C", N, C); err != nil {
@@ -16,7 +17,7 @@ func (b *Backend) LayerNormForward(out, mean, rstd, inp, w, bias backend.Tensor,
 	if err != nil {
 		return err
 	}
-	ot, err := f32(op, "out", out, nc)
+	ot, err := activ(op, "out", out, nc)
 	if err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func (b *Backend) LayerNormForward(out, mean, rstd, inp, w, bias backend.Tensor,
 	if err != nil {
 		return err
 	}
-	it, err := f32(op, "inp", inp, nc)
+	it, err := activ(op, "inp", inp, nc)
 	if err != nil {
 		return err
 	}
@@ -43,10 +44,13 @@ func (b *Backend) LayerNormForward(out, mean, rstd, inp, w, bias backend.Tensor,
 	if err := sameDType(op, "w and b", wt, bt); err != nil {
 		return err
 	}
+	if err := sameDType(op, "out and inp", ot, it); err != nil {
+		return err
+	}
 	if N == 0 || C == 0 {
 		return nil
 	}
-	return b.launch(op, "layernorm_fwd"+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
+	return b.launch(op, "layernorm_fwd"+suffix(it)+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
 		ptr(ot), ptr(mt), ptr(rt), ptr(it), ptr(wt), ptr(bt), Int(N), Int(C), F(eps))
 }
 
@@ -61,7 +65,7 @@ func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 	if err != nil {
 		return err
 	}
-	dit, err := optF32(op, "dinp", dinp, nc)
+	dit, err := optActiv(op, "dinp", dinp, nc)
 	if err != nil {
 		return err
 	}
@@ -73,12 +77,15 @@ func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 	if err != nil {
 		return err
 	}
-	gt, err := f32(op, "dout", dout, nc)
+	gt, err := activ(op, "dout", dout, nc)
 	if err != nil {
 		return err
 	}
-	it, err := f32(op, "inp", inp, nc)
+	it, err := activ(op, "inp", inp, nc)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "dinp, dout and inp", dit, gt, it); err != nil {
 		return err
 	}
 	wt, err := weight(op, "w", w, C)
@@ -97,7 +104,7 @@ func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 		return nil
 	}
 	if dwt != nil || dbt != nil {
-		if err := b.launch(op, "layernorm_bwd_dwdb_f32", Dim3{X: uint32((C + 31) / 32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
+		if err := b.launch(op, "layernorm_bwd_dwdb"+suffix(it), Dim3{X: uint32((C + 31) / 32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
 			ptr(dwt), ptr(dbt), ptr(gt), ptr(it), ptr(mt), ptr(rt), Int(N), Int(C)); err != nil {
 			return err
 		}
@@ -105,6 +112,6 @@ func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 	if dit == nil {
 		return nil
 	}
-	return b.launch(op, "layernorm_bwd_dx"+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
+	return b.launch(op, "layernorm_bwd_dx"+suffix(it)+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
 		ptr(dit), ptr(gt), ptr(it), ptr(wt), ptr(mt), ptr(rt), Int(N), Int(C))
 }

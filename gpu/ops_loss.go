@@ -25,12 +25,15 @@ func (b *Backend) SoftmaxCrossEntropy(loss, dlogits, logits, labels backend.Tens
 	if err != nil {
 		return err
 	}
-	dt, err := optF32(op, "dlogits", dlogits, nv)
+	dt, err := optActiv(op, "dlogits", dlogits, nv)
 	if err != nil {
 		return err
 	}
-	xt, err := f32(op, "logits", logits, nv)
+	xt, err := activ(op, "logits", logits, nv)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "dlogits and logits", dt, xt); err != nil {
 		return err
 	}
 	yt, err := i32(op, "labels", labels, N)
@@ -46,12 +49,13 @@ func (b *Backend) SoftmaxCrossEntropy(loss, dlogits, logits, labels backend.Tens
 	if N > math.MaxInt32 {
 		return fmt.Errorf("%s: N = %d rows exceed the grid", op, N)
 	}
-	return b.launch(op, "softmax_xent_f32", Dim3{X: uint32(N), Y: 1, Z: 1}, b1(256), 0,
+	return b.launch(op, "softmax_xent"+suffix(xt), Dim3{X: uint32(N), Y: 1, Z: 1}, b1(256), 0,
 		ptr(lt), ptr(dt), ptr(xt), ptr(yt), Int(N), Int(V), F(scale))
 }
 
 // MSE over pred and target (N): loss = (pred-target)², dpred (=, may be
-// nil) = scale·2·(pred-target).
+// nil) = scale·2·(pred-target). dpred and pred share one dtype; target may
+// be F32 or BF16 independently.
 func (b *Backend) MSE(loss, dpred, pred, target backend.Tensor, N int, scale float32) error {
 	const op = "gpu.MSE"
 	if err := sizes(op, "N", N); err != nil {
@@ -61,22 +65,25 @@ func (b *Backend) MSE(loss, dpred, pred, target backend.Tensor, N int, scale flo
 	if err != nil {
 		return err
 	}
-	dt, err := optF32(op, "dpred", dpred, N)
+	dt, err := optActiv(op, "dpred", dpred, N)
 	if err != nil {
 		return err
 	}
-	pt, err := f32(op, "pred", pred, N)
+	pt, err := activ(op, "pred", pred, N)
 	if err != nil {
 		return err
 	}
-	tt, err := f32(op, "target", target, N)
+	tt, err := activ(op, "target", target, N)
 	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "dpred and pred", dt, pt); err != nil {
 		return err
 	}
 	if N == 0 {
 		return nil
 	}
-	return b.launch(op, "mse_f32", grid1D(N), b1(block1D), 0, ptr(lt), ptr(dt), ptr(pt), ptr(tt), Int(N), F(scale))
+	return b.launch(op, "mse"+suffix(pt)+suffix(tt), grid1D(N), b1(block1D), 0, ptr(lt), ptr(dt), ptr(pt), ptr(tt), Int(N), F(scale))
 }
 
 // AdamWStep updates n elements of param from grad with moments m and v (all

@@ -83,8 +83,8 @@ __device__ void ad_rowmat(float res[AD_ROWS], float (*A)[AD_MMAX], float (*Ws)[A
 // ad_down computes res[r] = Σ_c X[r][c]·W[m][c] for m = threadIdx.x (< M),
 // X the block's rows of x (N, C), W (M, C) row-major (wDown), or W[m][c] =
 // wUp[c][m] when trans. All threads call it.
-template <class W>
-__device__ void ad_rowvec(float res[AD_ROWS], float (*Xs)[AD_CT], float (*Ws)[AD_CT + 1], const float* x, const W* w,
+template <class X, class W>
+__device__ void ad_rowvec(float res[AD_ROWS], float (*Xs)[AD_CT], float (*Ws)[AD_CT + 1], const X* x, const W* w,
                           long long n0, long long N, long long C, long long M, bool trans) {
     for (int r = 0; r < AD_ROWS; r++) res[r] = 0.0f;
     const int t = threadIdx.x;
@@ -92,7 +92,7 @@ __device__ void ad_rowvec(float res[AD_ROWS], float (*Xs)[AD_CT], float (*Ws)[AD
         __syncthreads();
         for (int idx = t; idx < AD_ROWS * AD_CT; idx += blockDim.x) {
             int r = idx / AD_CT, c = idx % AD_CT;
-            Xs[r][c] = (n0 + r < N && c0 + c < C) ? x[(n0 + r) * C + c0 + c] : 0.0f;
+            Xs[r][c] = (n0 + r < N && c0 + c < C) ? ld(x + (n0 + r) * C + c0 + c) : 0.0f;
         }
         for (long long idx = t; idx < M * AD_CT; idx += blockDim.x) {
             long long m, c;
@@ -119,8 +119,8 @@ __device__ void ad_rowvec(float res[AD_ROWS], float (*Xs)[AD_CT], float (*Ws)[AD
     }
 }
 
-template <class W>
-__device__ void adapter_fwd_body(float* out, float* z, const float* inp, const W* wDown, const W* bDown, const W* wUp,
+template <class X, class W>
+__device__ void adapter_fwd_body(X* out, X* z, const X* inp, const W* wDown, const W* bDown, const W* wUp,
                                  const W* bUp, long long N, long long C, long long M, long long act) {
     __shared__ float Xs[AD_ROWS][AD_CT];
     __shared__ float Ws[256][AD_CT + 1];
@@ -133,7 +133,11 @@ __device__ void adapter_fwd_body(float* out, float* z, const float* inp, const W
         float bd = ld(bDown + t);
         for (int r = 0; r < AD_ROWS; r++) {
             float zz = acc[r] + bd;
-            if (n0 + r < N) z[(n0 + r) * M + t] = zz;
+            // The backward reads z as stored; use the same value here.
+            if (n0 + r < N) {
+                st(z + (n0 + r) * M + t, zz);
+                zz = ld(z + (n0 + r) * M + t);
+            }
             A[r][t] = ad_act(act, zz);
         }
     }
@@ -144,13 +148,13 @@ __device__ void adapter_fwd_body(float* out, float* z, const float* inp, const W
         if (c < C) {
             float bu = ld(bUp + c);
             for (int r = 0; r < AD_ROWS; r++)
-                if (n0 + r < N) out[(n0 + r) * C + c] = inp[(n0 + r) * C + c] + acc[r] + bu;
+                if (n0 + r < N) st(out + (n0 + r) * C + c, ld(inp + (n0 + r) * C + c) + acc[r] + bu);
         }
     }
 }
 
-template <class W>
-__device__ void adapter_bwd_body(float* dinp, float* dz, float* a, const float* dout, const float* z, const W* wDown,
+template <class X, class W>
+__device__ void adapter_bwd_body(X* dinp, float* dz, float* a, const X* dout, const X* z, const W* wDown,
                                  const W* wUp, long long N, long long C, long long M, long long act) {
     __shared__ float Xs[AD_ROWS][AD_CT];
     __shared__ float Ws[256][AD_CT + 1];
@@ -163,7 +167,7 @@ __device__ void adapter_bwd_body(float* dinp, float* dz, float* a, const float* 
         for (int r = 0; r < AD_ROWS; r++) {
             float dd = 0.0f;
             if (n0 + r < N) {
-                float zz = z[(n0 + r) * M + t];
+                float zz = ld(z + (n0 + r) * M + t);
                 dd = acc[r] * ad_act_grad(act, zz);
                 dz[(n0 + r) * M + t] = dd;
                 if (a) a[(n0 + r) * M + t] = ad_act(act, zz);
@@ -176,27 +180,24 @@ __device__ void adapter_bwd_body(float* dinp, float* dz, float* a, const float* 
         long long c = c0 + t;
         if (c < C)
             for (int r = 0; r < AD_ROWS; r++)
-                if (n0 + r < N) dinp[(n0 + r) * C + c] = dout[(n0 + r) * C + c] + acc[r];
+                if (n0 + r < N) st(dinp + (n0 + r) * C + c, ld(dout + (n0 + r) * C + c) + acc[r]);
     }
 }
 
-extern "C" __global__ void adapter_fwd_f32(float* out, float* z, const float* inp, const float* wDown,
-                                           const float* bDown, const float* wUp, const float* bUp, long long N,
-                                           long long C, long long M, long long act) {
-    adapter_fwd_body(out, z, inp, wDown, bDown, wUp, bUp, N, C, M, act);
-}
-extern "C" __global__ void adapter_fwd_bf16(float* out, float* z, const float* inp, const bf16* wDown, const bf16* bDown,
-                                            const bf16* wUp, const bf16* bUp, long long N, long long C, long long M,
-                                            long long act) {
-    adapter_fwd_body(out, z, inp, wDown, bDown, wUp, bUp, N, C, M, act);
-}
-extern "C" __global__ void adapter_bwd_f32(float* dinp, float* dz, float* a, const float* dout, const float* z,
-                                           const float* wDown, const float* wUp, long long N, long long C, long long M,
-                                           long long act) {
-    adapter_bwd_body(dinp, dz, a, dout, z, wDown, wUp, N, C, M, act);
-}
-extern "C" __global__ void adapter_bwd_bf16(float* dinp, float* dz, float* a, const float* dout, const float* z,
-                                            const bf16* wDown, const bf16* wUp, long long N, long long C, long long M,
-                                            long long act) {
-    adapter_bwd_body(dinp, dz, a, dout, z, wDown, wUp, N, C, M, act);
-}
+// Suffixes: _<x>_<w> = storage of the activations (inp, out, z, dout, dinp)
+// and of the four adapter tensors; dz and a are float (launcher scratch).
+#define AD_KERNELS(X, W, sfx)                                                                                         \
+    extern "C" __global__ void adapter_fwd_##sfx(X* out, X* z, const X* inp, const W* wDown, const W* bDown,         \
+                                                 const W* wUp, const W* bUp, long long N, long long C, long long M,  \
+                                                 long long act) {                                                    \
+        adapter_fwd_body(out, z, inp, wDown, bDown, wUp, bUp, N, C, M, act);                                         \
+    }                                                                                                                \
+    extern "C" __global__ void adapter_bwd_##sfx(X* dinp, float* dz, float* a, const X* dout, const X* z,            \
+                                                 const W* wDown, const W* wUp, long long N, long long C, long long M, \
+                                                 long long act) {                                                    \
+        adapter_bwd_body(dinp, dz, a, dout, z, wDown, wUp, N, C, M, act);                                            \
+    }
+AD_KERNELS(float, float, f32_f32)
+AD_KERNELS(float, bf16, f32_bf16)
+AD_KERNELS(bf16, float, bf16_f32)
+AD_KERNELS(bf16, bf16, bf16_bf16)

@@ -25,12 +25,28 @@
 
 // att_load_tile copies rows r0..r0+32 (zero past T) of one third (col0 =
 // 0, C or 2C, plus h·HS) of qkv-like storage into tile[32][HS+1].
-__device__ __forceinline__ void att_load_tile(float (*tile)[ATT_HSMAX + 1], const float* base, long long ld, long long r0,
+template <class X>
+__device__ __forceinline__ void att_load_tile(float (*tile)[ATT_HSMAX + 1], const X* base, long long ldx, long long r0,
                                               long long T, long long HS) {
     for (long long idx = threadIdx.x; idx < ATT_TILE * HS; idx += blockDim.x) {
         long long r = idx / HS, d = idx % HS;
-        tile[r][d] = (r0 + r < T) ? base[(r0 + r) * ld + d] : 0.0f;
+        tile[r][d] = (r0 + r < T) ? ld(base + (r0 + r) * ldx + d) : 0.0f;
     }
+}
+
+// D_i is parked in the first element(s) of row i's dQ slot between the
+// backward launches; bf16 storage splits the float's bits over two
+// elements (the launcher requires HS >= 2), so D is not rounded.
+__device__ __forceinline__ void att_park(float* p, float v) { p[0] = v; }
+__device__ __forceinline__ float att_unpark(const float* p) { return p[0]; }
+__device__ __forceinline__ void att_park(bf16* p, float v) {
+    unsigned int u = __float_as_uint(v);
+    p[0] = __ushort_as_bfloat16((unsigned short)(u >> 16));
+    p[1] = __ushort_as_bfloat16((unsigned short)(u & 0xffffu));
+}
+__device__ __forceinline__ float att_unpark(const bf16* p) {
+    unsigned int u = ((unsigned int)__bfloat16_as_ushort(p[0]) << 16) | __bfloat16_as_ushort(p[1]);
+    return __uint_as_float(u);
 }
 
 // att_keep_scale is keep/(1-p) for element idx of probs (1 when p == 0).
@@ -39,8 +55,9 @@ __device__ __forceinline__ float att_keep_scale(long long idx, double p, unsigne
     return dropout_keep(seed, idx, dropout_thresh(p)) ? 1.0f / (1.0f - (float)p) : 0.0f;
 }
 
-extern "C" __global__ void attn_fwd_f32(float* out, float* probs, const float* qkv, const int* mask, long long B,
-                                        long long T, long long NH, long long HS, double p, unsigned long long seed) {
+template <class X>
+__device__ void attn_fwd_body(X* out, X* probs, const X* qkv, const int* mask, long long B, long long T, long long NH,
+                              long long HS, double p, unsigned long long seed) {
     __shared__ float Qs[ATT_ROWS][ATT_HSMAX];
     __shared__ float S[ATT_ROWS][ATT_TMAX];
     __shared__ float KV[ATT_TILE][ATT_HSMAX + 1];
@@ -49,11 +66,11 @@ extern "C" __global__ void attn_fwd_f32(float* out, float* probs, const float* q
     const long long i0 = (long long)blockIdx.x * ATT_ROWS, i = i0 + w;
     const bool valid = i < T;
     const float scale = rsqrtf((float)HS);
-    const float* base = qkv + b * T * C3 + h * HS;
+    const X* base = qkv + b * T * C3 + h * HS;
 
     for (long long idx = threadIdx.x; idx < ATT_ROWS * HS; idx += blockDim.x) {
         long long r = idx / HS, d = idx % HS;
-        Qs[r][d] = (i0 + r < T) ? base[(i0 + r) * C3 + d] : 0.0f;
+        Qs[r][d] = (i0 + r < T) ? ld(base + (i0 + r) * C3 + d) : 0.0f;
     }
     // Scores S = Q·Kᵀ·scale, masked keys -inf.
     for (long long j0 = 0; j0 < T; j0 += ATT_TILE) {
@@ -69,7 +86,7 @@ extern "C" __global__ void attn_fwd_f32(float* out, float* probs, const float* q
     }
     __syncwarp();
     // Row softmax (each warp its own row).
-    float* prow = probs + ((b * NH + h) * T + i) * T;
+    X* prow = probs + ((b * NH + h) * T + i) * T;
     if (valid) {
         float mx = -INFINITY;
         for (long long j = lane; j < T; j += 32) mx = fmaxf(mx, S[w][j]);
@@ -77,7 +94,7 @@ extern "C" __global__ void attn_fwd_f32(float* out, float* probs, const float* q
         if (mx == -INFINITY) {
             for (long long j = lane; j < T; j += 32) {
                 S[w][j] = 0.0f;
-                prow[j] = 0.0f;
+                st(prow + j, 0.0f);
             }
         } else {
             float sum = 0.0f;
@@ -89,8 +106,11 @@ extern "C" __global__ void attn_fwd_f32(float* out, float* probs, const float* q
             float inv = 1.0f / warp_sum(sum);
             long long flat = ((b * NH + h) * T + i) * T;
             for (long long j = lane; j < T; j += 32) {
+                // The output uses the probabilities as stored, so that the
+                // backward (which reads them back) sees the same P.
                 float pr = S[w][j] * inv;
-                prow[j] = pr;
+                st(prow + j, pr);
+                pr = ld(prow + j);
                 S[w][j] = pr * att_keep_scale(flat + j, p, seed);
             }
         }
@@ -114,10 +134,10 @@ extern "C" __global__ void attn_fwd_f32(float* out, float* probs, const float* q
         }
     }
     if (valid) {
-        float* o = out + (b * T + i) * C + h * HS;
+        X* o = out + (b * T + i) * C + h * HS;
         for (int q = 0; q < ATT_HSMAX / 32; q++) {
             long long d = lane + 32 * q;
-            if (d < HS) o[d] = acc[q];
+            if (d < HS) st(o + d, acc[q]);
         }
     }
 }
@@ -125,8 +145,8 @@ extern "C" __global__ void attn_fwd_f32(float* out, float* probs, const float* q
 // att_dp_row computes, for the block's query rows (Gs holds their dout), row
 // w's dP[j] = keep_scale·(dout_i·V_j) into Srow[j] for every key j, and
 // returns Σ_j P_ij·dP_ij (D_i). All threads of the block must call it.
-__device__ float att_dp_row(float (*Gs)[ATT_HSMAX], float* Srow, float (*KV)[ATT_HSMAX + 1], const float* base,
-                            const float* prow, long long flat, long long i, long long T, long long HS, long long C,
+template <class X>
+__device__ float att_dp_row(float (*Gs)[ATT_HSMAX], float* Srow, float (*KV)[ATT_HSMAX + 1], const X* base, const X* prow, long long flat, long long i, long long T, long long HS, long long C,
                             long long C3, double p, unsigned long long seed) {
     const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
     const bool valid = i < T;
@@ -141,24 +161,25 @@ __device__ float att_dp_row(float (*Gs)[ATT_HSMAX], float* Srow, float (*KV)[ATT
             for (long long d = 0; d < HS; d++) s += Gs[w][d] * KV[lane][d];
             float dp = s * att_keep_scale(flat + j, p, seed);
             Srow[j] = dp;
-            D += prow[j] * dp;
+            D += ld(prow + j) * dp;
         }
     }
     return warp_sum(D);
 }
 
 // att_load_dout loads the block's 8 rows of dout (head h) into Gs.
-__device__ __forceinline__ void att_load_dout(float (*Gs)[ATT_HSMAX], const float* dout, long long b, long long h,
+template <class X>
+__device__ __forceinline__ void att_load_dout(float (*Gs)[ATT_HSMAX], const X* dout, long long b, long long h,
                                               long long i0, long long T, long long HS, long long C) {
     for (long long idx = threadIdx.x; idx < ATT_ROWS * HS; idx += blockDim.x) {
         long long r = idx / HS, d = idx % HS;
-        Gs[r][d] = (i0 + r < T) ? dout[(b * T + i0 + r) * C + h * HS + d] : 0.0f;
+        Gs[r][d] = (i0 + r < T) ? ld(dout + (b * T + i0 + r) * C + h * HS + d) : 0.0f;
     }
 }
 
-extern "C" __global__ void attn_bwd_d_f32(float* dqkv, const float* dout, const float* qkv, const float* probs,
-                                          long long B, long long T, long long NH, long long HS, double p,
-                                          unsigned long long seed) {
+template <class X>
+__device__ void attn_bwd_d_body(X* dqkv, const X* dout, const X* qkv, const X* probs, long long B, long long T,
+                                long long NH, long long HS, double p, unsigned long long seed) {
     __shared__ float Gs[ATT_ROWS][ATT_HSMAX];
     __shared__ float S[ATT_ROWS][ATT_TMAX];
     __shared__ float KV[ATT_TILE][ATT_HSMAX + 1];
@@ -168,12 +189,12 @@ extern "C" __global__ void attn_bwd_d_f32(float* dqkv, const float* dout, const 
     const long long flat = ((b * NH + h) * T + i) * T;
     att_load_dout(Gs, dout, b, h, i0, T, HS, C);
     float D = att_dp_row(Gs, S[w], KV, qkv + b * T * C3 + h * HS, probs + flat, flat, i, T, HS, C, C3, p, seed);
-    if (i < T && lane == 0) dqkv[(b * T + i) * C3 + h * HS] = D;
+    if (i < T && lane == 0) att_park(dqkv + (b * T + i) * C3 + h * HS, D);
 }
 
-extern "C" __global__ void attn_bwd_dq_f32(float* dqkv, const float* dout, const float* qkv, const float* probs,
-                                           long long B, long long T, long long NH, long long HS, double p,
-                                           unsigned long long seed) {
+template <class X>
+__device__ void attn_bwd_dq_body(X* dqkv, const X* dout, const X* qkv, const X* probs, long long B, long long T,
+                                 long long NH, long long HS, double p, unsigned long long seed) {
     __shared__ float Gs[ATT_ROWS][ATT_HSMAX];
     __shared__ float S[ATT_ROWS][ATT_TMAX];
     __shared__ float KV[ATT_TILE][ATT_HSMAX + 1];
@@ -182,15 +203,15 @@ extern "C" __global__ void attn_bwd_dq_f32(float* dqkv, const float* dout, const
     const long long i0 = (long long)blockIdx.x * ATT_ROWS, i = i0 + w;
     const bool valid = i < T;
     const long long flat = ((b * NH + h) * T + i) * T;
-    const float* base = qkv + b * T * C3 + h * HS;
-    float* dq = dqkv + (b * T + i) * C3 + h * HS;
+    const X* base = qkv + b * T * C3 + h * HS;
+    X* dq = dqkv + (b * T + i) * C3 + h * HS;
     // D_i was parked in dQ's first element by attn_bwd_d_f32; only this warp
     // reads or writes row i's dQ, and it reads first.
-    float D = valid ? dq[0] : 0.0f;
+    float D = valid ? att_unpark(dq) : 0.0f;
     att_load_dout(Gs, dout, b, h, i0, T, HS, C);
     att_dp_row(Gs, S[w], KV, base, probs + flat, flat, i, T, HS, C, C3, p, seed);
     if (valid)
-        for (long long j = lane; j < T; j += 32) S[w][j] = probs[flat + j] * (S[w][j] - D);
+        for (long long j = lane; j < T; j += 32) S[w][j] = ld(probs + flat + j) * (S[w][j] - D);
     __syncwarp();
     float acc[ATT_HSMAX / 32];
     for (int q = 0; q < ATT_HSMAX / 32; q++) acc[q] = 0.0f;
@@ -213,13 +234,13 @@ extern "C" __global__ void attn_bwd_dq_f32(float* dqkv, const float* dout, const
     if (valid)
         for (int q = 0; q < ATT_HSMAX / 32; q++) {
             long long d = lane + 32 * q;
-            if (d < HS) dq[d] = scale * acc[q];
+            if (d < HS) st(dq + d, scale * acc[q]);
         }
 }
 
-extern "C" __global__ void attn_bwd_dkv_f32(float* dqkv, const float* dout, const float* qkv, const float* probs,
-                                            long long B, long long T, long long NH, long long HS, double p,
-                                            unsigned long long seed) {
+template <class X>
+__device__ void attn_bwd_dkv_body(X* dqkv, const X* dout, const X* qkv, const X* probs, long long B, long long T,
+                                  long long NH, long long HS, double p, unsigned long long seed) {
     __shared__ float Vj[ATT_ROWS][ATT_HSMAX];
     __shared__ float G[ATT_TILE][ATT_HSMAX + 1];
     __shared__ float Qt[ATT_TILE][ATT_HSMAX + 1];
@@ -229,11 +250,11 @@ extern "C" __global__ void attn_bwd_dkv_f32(float* dqkv, const float* dout, cons
     const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
     const long long j0 = (long long)blockIdx.x * ATT_ROWS, j = j0 + w;
     const bool valid = j < T;
-    const float* base = qkv + b * T * C3 + h * HS;
+    const X* base = qkv + b * T * C3 + h * HS;
     const long long bh = b * NH + h;
     for (long long idx = threadIdx.x; idx < ATT_ROWS * HS; idx += blockDim.x) {
         long long r = idx / HS, d = idx % HS;
-        Vj[r][d] = (j0 + r < T) ? base[(j0 + r) * C3 + 2 * C + d] : 0.0f;
+        Vj[r][d] = (j0 + r < T) ? ld(base + (j0 + r) * C3 + 2 * C + d) : 0.0f;
     }
     float accV[ATT_HSMAX / 32], accK[ATT_HSMAX / 32];
     for (int q = 0; q < ATT_HSMAX / 32; q++) accV[q] = accK[q] = 0.0f;
@@ -243,11 +264,11 @@ extern "C" __global__ void attn_bwd_dkv_f32(float* dqkv, const float* dout, cons
         for (long long idx = threadIdx.x; idx < ATT_TILE * HS; idx += blockDim.x) {
             long long r = idx / HS, d = idx % HS;
             bool in = q0 + r < T;
-            G[r][d] = in ? dout[(b * T + q0 + r) * C + h * HS + d] : 0.0f;
-            Qt[r][d] = in ? base[(q0 + r) * C3 + d] : 0.0f;
+            G[r][d] = in ? ld(dout + (b * T + q0 + r) * C + h * HS + d) : 0.0f;
+            Qt[r][d] = in ? ld(base + (q0 + r) * C3 + d) : 0.0f;
         }
         for (long long r = threadIdx.x; r < ATT_TILE; r += blockDim.x)
-            Dt[r] = (q0 + r < T) ? dqkv[(b * T + q0 + r) * C3 + h * HS] : 0.0f;
+            Dt[r] = (q0 + r < T) ? att_unpark(dqkv + (b * T + q0 + r) * C3 + h * HS) : 0.0f;
         __syncthreads();
         // Lane = query q0+lane: P̃_ij and dS_ij for this warp's key j.
         long long i = q0 + lane;
@@ -257,7 +278,7 @@ extern "C" __global__ void attn_bwd_dkv_f32(float* dqkv, const float* dout, cons
             for (long long d = 0; d < HS; d++) s += G[lane][d] * Vj[w][d];
             long long idx = (bh * T + i) * T + j;
             float ks = att_keep_scale(idx, p, seed);
-            float P = probs[idx];
+            float P = ld(probs + idx);
             pd = P * ks;
             ds = P * (s * ks - Dt[lane]);
         }
@@ -279,14 +300,39 @@ extern "C" __global__ void attn_bwd_dkv_f32(float* dqkv, const float* dout, cons
     }
     const float scale = rsqrtf((float)HS);
     if (valid) {
-        float* dk = dqkv + (b * T + j) * C3 + C + h * HS;
-        float* dv = dk + C;
+        X* dk = dqkv + (b * T + j) * C3 + C + h * HS;
+        X* dv = dk + C;
         for (int q = 0; q < ATT_HSMAX / 32; q++) {
             long long d = lane + 32 * q;
             if (d < HS) {
-                dk[d] = scale * accK[q];
-                dv[d] = accV[q];
+                st(dk + d, scale * accK[q]);
+                st(dv + d, accV[q]);
             }
         }
     }
 }
+
+// Suffix: storage of qkv, out, probs, dout and dqkv (f32 or bf16).
+#define ATT_KERNELS(X, sfx)                                                                                          \
+    extern "C" __global__ void attn_fwd_##sfx(X* out, X* probs, const X* qkv, const int* mask, long long B,          \
+                                              long long T, long long NH, long long HS, double p,                     \
+                                              unsigned long long seed) {                                             \
+        attn_fwd_body(out, probs, qkv, mask, B, T, NH, HS, p, seed);                                                 \
+    }                                                                                                                \
+    extern "C" __global__ void attn_bwd_d_##sfx(X* dqkv, const X* dout, const X* qkv, const X* probs, long long B,   \
+                                                long long T, long long NH, long long HS, double p,                   \
+                                                unsigned long long seed) {                                           \
+        attn_bwd_d_body(dqkv, dout, qkv, probs, B, T, NH, HS, p, seed);                                              \
+    }                                                                                                                \
+    extern "C" __global__ void attn_bwd_dkv_##sfx(X* dqkv, const X* dout, const X* qkv, const X* probs, long long B, \
+                                                  long long T, long long NH, long long HS, double p,                 \
+                                                  unsigned long long seed) {                                         \
+        attn_bwd_dkv_body(dqkv, dout, qkv, probs, B, T, NH, HS, p, seed);                                            \
+    }                                                                                                                \
+    extern "C" __global__ void attn_bwd_dq_##sfx(X* dqkv, const X* dout, const X* qkv, const X* probs, long long B,  \
+                                                 long long T, long long NH, long long HS, double p,                  \
+                                                 unsigned long long seed) {                                          \
+        attn_bwd_dq_body(dqkv, dout, qkv, probs, B, T, NH, HS, p, seed);                                             \
+    }
+ATT_KERNELS(float, f32)
+ATT_KERNELS(bf16, bf16)

@@ -1,28 +1,26 @@
 // elementwise.cu: pointwise ops, bias add and bias gradient, dropout,
-// f32 <-> bf16 conversion. Activations are float; a bias may be bf16.
-// 1-D kernels use grid-stride loops, so any 1-D grid is correct.
+// f32 <-> bf16 conversion. Suffixes: _<x> names the activation storage
+// (f32 or bf16: every activation / activation-gradient argument of the
+// kernel); _<x>_<w> adds the storage of the weight (bias). Arithmetic is
+// fp32; a bf16 result is rounded once (nearest even). 1-D kernels use
+// grid-stride loops, so any 1-D grid is correct.
 #include "common.cuh"
 
-template <class W>
-__device__ void bias_add_body(float* x, const W* bias, long long N, long long C) {
-    GRID_STRIDE(i, N * C) { x[i] += ld(bias + i % C); }
-}
-extern "C" __global__ void bias_add_f32(float* x, const float* bias, long long N, long long C) {
-    bias_add_body(x, bias, N, C);
-}
-extern "C" __global__ void bias_add_bf16(float* x, const bf16* bias, long long N, long long C) {
-    bias_add_body(x, bias, N, C);
+template <class X, class W>
+__device__ void bias_add_body(X* x, const W* bias, long long N, long long C) {
+    GRID_STRIDE(i, N * C) { st(x + i, ld(x + i) + ld(bias + i % C)); }
 }
 
-// bias_grad_f32: dbias[c] += Σ_n dout[n, c]. Block (32, 8) owns 32 columns:
+// bias_grad: dbias[c] += Σ_n dout[n, c]. Block (32, 8) owns 32 columns:
 // threadIdx.y walks rows y, y+8, ... in order, then the 8 partial sums are
 // added in a fixed order, so the result is deterministic. grid ceil(C/32).
-extern "C" __global__ void bias_grad_f32(float* dbias, const float* dout, long long N, long long C) {
+template <class X>
+__device__ void bias_grad_body(float* dbias, const X* dout, long long N, long long C) {
     __shared__ float part[8][33];
     long long c = (long long)blockIdx.x * 32 + threadIdx.x;
     float s = 0.0f;
     if (c < C)
-        for (long long n = threadIdx.y; n < N; n += 8) s += dout[n * C + c];
+        for (long long n = threadIdx.y; n < N; n += 8) s += ld(dout + n * C + c);
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && c < C) {
@@ -32,13 +30,15 @@ extern "C" __global__ void bias_grad_f32(float* dbias, const float* dout, long l
     }
 }
 
-extern "C" __global__ void add_f32(float* out, const float* a, const float* b, long long n) {
-    GRID_STRIDE(i, n) { out[i] = a[i] + b[i]; }
+template <class X>
+__device__ void add_body(X* out, const X* a, const X* b, long long n) {
+    GRID_STRIDE(i, n) { st(out + i, ld(a + i) + ld(b + i)); }
 }
 
-extern "C" __global__ void scale_f32(float* x, double alpha, long long n) {
+template <class X>
+__device__ void scale_body(X* x, double alpha, long long n) {
     float s = (float)alpha;
-    GRID_STRIDE(i, n) { x[i] *= s; }
+    GRID_STRIDE(i, n) { st(x + i, ld(x + i) * s); }
 }
 
 // Exact GELU x·Φ(x) = x/2·(1+erf(x/√2)); derivative Φ(x) + x·φ(x).
@@ -49,41 +49,73 @@ __device__ __forceinline__ float gelu_grad_f(float x) {
     return cdf + x * pdf;
 }
 
-extern "C" __global__ void gelu_fwd_f32(float* out, const float* inp, long long n) {
-    GRID_STRIDE(i, n) { out[i] = gelu_f(inp[i]); }
+template <class X>
+__device__ void gelu_fwd_body(X* out, const X* inp, long long n) {
+    GRID_STRIDE(i, n) { st(out + i, gelu_f(ld(inp + i))); }
 }
-extern "C" __global__ void gelu_bwd_f32(float* dinp, const float* dout, const float* inp, long long n) {
-    GRID_STRIDE(i, n) { dinp[i] = dout[i] * gelu_grad_f(inp[i]); }
+template <class X>
+__device__ void gelu_bwd_body(X* dinp, const X* dout, const X* inp, long long n) {
+    GRID_STRIDE(i, n) { st(dinp + i, ld(dout + i) * gelu_grad_f(ld(inp + i))); }
 }
-extern "C" __global__ void tanh_fwd_f32(float* out, const float* inp, long long n) {
-    GRID_STRIDE(i, n) { out[i] = tanhf(inp[i]); }
+template <class X>
+__device__ void tanh_fwd_body(X* out, const X* inp, long long n) {
+    GRID_STRIDE(i, n) { st(out + i, tanhf(ld(inp + i))); }
 }
-extern "C" __global__ void tanh_bwd_f32(float* dinp, const float* dout, const float* out, long long n) {
+template <class X>
+__device__ void tanh_bwd_body(X* dinp, const X* dout, const X* out, long long n) {
     GRID_STRIDE(i, n) {
-        float y = out[i];
-        dinp[i] = dout[i] * (1.0f - y * y);
+        float y = ld(out + i);
+        st(dinp + i, ld(dout + i) * (1.0f - y * y));
     }
 }
 
 // dropout: out[i] = inp[i]·keep(i)/(1-p), keep = backend.DropoutKeep(seed,
 // i, p); p == 0 copies. Forward and backward are the same map (the
 // backward recomputes the mask from the seed).
-__device__ void dropout_body(float* out, const float* inp, long long n, double p, unsigned long long seed) {
+template <class X>
+__device__ void dropout_body(X* out, const X* inp, long long n, double p, unsigned long long seed) {
     if (p <= 0.0) {
         GRID_STRIDE(i, n) { out[i] = inp[i]; }
         return;
     }
     unsigned int th = dropout_thresh(p);
     float s = 1.0f / (1.0f - (float)p);
-    GRID_STRIDE(i, n) { out[i] = dropout_keep(seed, i, th) ? inp[i] * s : 0.0f; }
+    GRID_STRIDE(i, n) { st(out + i, dropout_keep(seed, i, th) ? ld(inp + i) * s : 0.0f); }
 }
-extern "C" __global__ void dropout_fwd_f32(float* out, const float* inp, long long n, double p, unsigned long long seed) {
-    dropout_body(out, inp, n, p, seed);
-}
-extern "C" __global__ void dropout_bwd_f32(float* dinp, const float* dout, long long n, double p,
-                                           unsigned long long seed) {
-    dropout_body(dinp, dout, n, p, seed);
-}
+
+#define EW_KERNELS(X, sfx)                                                                                          \
+    extern "C" __global__ void bias_grad_##sfx(float* dbias, const X* dout, long long N, long long C) {            \
+        bias_grad_body(dbias, dout, N, C);                                                                          \
+    }                                                                                                               \
+    extern "C" __global__ void add_##sfx(X* out, const X* a, const X* b, long long n) { add_body(out, a, b, n); } \
+    extern "C" __global__ void scale_##sfx(X* x, double alpha, long long n) { scale_body(x, alpha, n); }          \
+    extern "C" __global__ void gelu_fwd_##sfx(X* out, const X* inp, long long n) { gelu_fwd_body(out, inp, n); }  \
+    extern "C" __global__ void gelu_bwd_##sfx(X* dinp, const X* dout, const X* inp, long long n) {                \
+        gelu_bwd_body(dinp, dout, inp, n);                                                                          \
+    }                                                                                                               \
+    extern "C" __global__ void tanh_fwd_##sfx(X* out, const X* inp, long long n) { tanh_fwd_body(out, inp, n); }  \
+    extern "C" __global__ void tanh_bwd_##sfx(X* dinp, const X* dout, const X* out, long long n) {                \
+        tanh_bwd_body(dinp, dout, out, n);                                                                          \
+    }                                                                                                               \
+    extern "C" __global__ void dropout_fwd_##sfx(X* out, const X* inp, long long n, double p,                      \
+                                                 unsigned long long seed) {                                         \
+        dropout_body(out, inp, n, p, seed);                                                                         \
+    }                                                                                                               \
+    extern "C" __global__ void dropout_bwd_##sfx(X* dinp, const X* dout, long long n, double p,                    \
+                                                 unsigned long long seed) {                                         \
+        dropout_body(dinp, dout, n, p, seed);                                                                       \
+    }
+EW_KERNELS(float, f32)
+EW_KERNELS(bf16, bf16)
+
+#define BIAS_ADD_KERNEL(X, W, sfx)                                                                \
+    extern "C" __global__ void bias_add_##sfx(X* x, const W* bias, long long N, long long C) { \
+        bias_add_body(x, bias, N, C);                                                             \
+    }
+BIAS_ADD_KERNEL(float, float, f32_f32)
+BIAS_ADD_KERNEL(float, bf16, f32_bf16)
+BIAS_ADD_KERNEL(bf16, float, bf16_f32)
+BIAS_ADD_KERNEL(bf16, bf16, bf16_bf16)
 
 extern "C" __global__ void convert_f32_bf16(bf16* out, const float* in, long long n) {
     GRID_STRIDE(i, n) { out[i] = __float2bfloat16_rn(in[i]); }

@@ -15,9 +15,10 @@ __device__ __forceinline__ float gemm_op_at(const T* X, long long r, long long c
     return trans ? ld(X + c * ldx + r) : ld(X + r * ldx + c);
 }
 
-__device__ __forceinline__ void gemm_store(float* C, long long ldc, long long r, long long c, float acc, float alpha, float beta) {
-    float* p = C + r * ldc + c;
-    *p = beta == 0.0f ? alpha * acc : alpha * acc + beta * *p;
+template <class TC>
+__device__ __forceinline__ void gemm_store(TC* C, long long ldc, long long r, long long c, float acc, float alpha, float beta) {
+    TC* p = C + r * ldc + c;
+    st(p, beta == 0.0f ? alpha * acc : alpha * acc + beta * ld(p));
 }
 
 // ------------------------------------------------------------- fp32 tiled
@@ -29,8 +30,8 @@ __device__ __forceinline__ void gemm_store(float* C, long long ldc, long long r,
 #define GF_BN 64
 #define GF_BK 16
 
-template <class TA, class TB>
-__device__ void gemm_f32_body(float* C, const TA* A, const TB* B, long long M, long long N, long long K, long long transA,
+template <class TC, class TA, class TB>
+__device__ void gemm_f32_body(TC* C, const TA* A, const TB* B, long long M, long long N, long long K, long long transA,
                               long long transB, long long lda, long long ldb, long long ldc, long long strideA,
                               long long strideB, long long strideC, double alpha_d, double beta_d) {
     __shared__ float As[GF_BK][GF_BM + 4];
@@ -98,19 +99,6 @@ __device__ void gemm_f32_body(float* C, const TA* A, const TB* B, long long M, l
         long long ldc, long long strideA, long long strideB, long long strideC, double alpha, double beta
 #define GEMM_PASS M, N, K, transA, transB, lda, ldb, ldc, strideA, strideB, strideC, alpha, beta
 
-extern "C" __global__ void gemm_f32_ff(float* C, const float* A, const float* B, GEMM_ARGS) {
-    gemm_f32_body(C, A, B, GEMM_PASS);
-}
-extern "C" __global__ void gemm_f32_fb(float* C, const float* A, const bf16* B, GEMM_ARGS) {
-    gemm_f32_body(C, A, B, GEMM_PASS);
-}
-extern "C" __global__ void gemm_f32_bf(float* C, const bf16* A, const float* B, GEMM_ARGS) {
-    gemm_f32_body(C, A, B, GEMM_PASS);
-}
-extern "C" __global__ void gemm_f32_bb(float* C, const bf16* A, const bf16* B, GEMM_ARGS) {
-    gemm_f32_body(C, A, B, GEMM_PASS);
-}
-
 // ------------------------------------------------------------- WMMA bf16
 //
 // 64x64 output tile per block of 4 warps (2x2), each warp 32x32 = 2x2
@@ -124,8 +112,8 @@ extern "C" __global__ void gemm_f32_bb(float* C, const bf16* A, const bf16* B, G
 #define GW_LDB (GW_BN + 8)
 #define GW_LDC (GW_BN + 4)
 
-template <class TA, class TB>
-__device__ void gemm_wmma_body(float* C, const TA* A, const TB* B, long long M, long long N, long long K, long long transA,
+template <class TC, class TA, class TB>
+__device__ void gemm_wmma_body(TC* C, const TA* A, const TB* B, long long M, long long N, long long K, long long transA,
                                long long transB, long long lda, long long ldb, long long ldc, long long strideA,
                                long long strideB, long long strideC, double alpha_d, double beta_d) {
     using namespace nvcuda;
@@ -194,15 +182,19 @@ __device__ void gemm_wmma_body(float* C, const TA* A, const TB* B, long long M, 
     }
 }
 
-extern "C" __global__ void gemm_wmma_ff(float* C, const float* A, const float* B, GEMM_ARGS) {
-    gemm_wmma_body(C, A, B, GEMM_PASS);
-}
-extern "C" __global__ void gemm_wmma_fb(float* C, const float* A, const bf16* B, GEMM_ARGS) {
-    gemm_wmma_body(C, A, B, GEMM_PASS);
-}
-extern "C" __global__ void gemm_wmma_bf(float* C, const bf16* A, const float* B, GEMM_ARGS) {
-    gemm_wmma_body(C, A, B, GEMM_PASS);
-}
-extern "C" __global__ void gemm_wmma_bb(float* C, const bf16* A, const bf16* B, GEMM_ARGS) {
-    gemm_wmma_body(C, A, B, GEMM_PASS);
-}
+// Suffix letters: storage of A, B, C (f float, b bf16).
+#define GEMM_KERNELS(TA, TB, TC, sfx)                                                 \
+    extern "C" __global__ void gemm_f32_##sfx(TC* C, const TA* A, const TB* B, GEMM_ARGS) { \
+        gemm_f32_body(C, A, B, GEMM_PASS);                                                 \
+    }                                                                                       \
+    extern "C" __global__ void gemm_wmma_##sfx(TC* C, const TA* A, const TB* B, GEMM_ARGS) { \
+        gemm_wmma_body(C, A, B, GEMM_PASS);                                                 \
+    }
+GEMM_KERNELS(float, float, float, fff)
+GEMM_KERNELS(float, float, bf16, ffb)
+GEMM_KERNELS(float, bf16, float, fbf)
+GEMM_KERNELS(float, bf16, bf16, fbb)
+GEMM_KERNELS(bf16, float, float, bff)
+GEMM_KERNELS(bf16, float, bf16, bfb)
+GEMM_KERNELS(bf16, bf16, float, bbf)
+GEMM_KERNELS(bf16, bf16, bf16, bbb)

@@ -7,82 +7,67 @@
 // The weight-gradient kernel must run before the dinp kernel in that case.
 #include "common.cuh"
 
-template <class W>
-__device__ void layernorm_fwd_body(float* out, float* mean, float* rstd, const float* inp, const W* w, const W* b,
+template <class X, class W>
+__device__ void layernorm_fwd_body(X* out, float* mean, float* rstd, const X* inp, const W* w, const W* b,
                                    long long N, long long C, double eps) {
     long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (n >= N) return;  // whole warps leave together
-    const float* x = inp + n * C;
+    const X* x = inp + n * C;
     float s = 0.0f;
-    for (long long j = lane; j < C; j += 32) s += x[j];
+    for (long long j = lane; j < C; j += 32) s += ld(x + j);
     float m = warp_sum(s) / (float)C;
     float ss = 0.0f;
     for (long long j = lane; j < C; j += 32) {
-        float d = x[j] - m;
+        float d = ld(x + j) - m;
         ss += d * d;
     }
     float r = rsqrtf(warp_sum(ss) / (float)C + (float)eps);
-    float* o = out + n * C;
-    for (long long j = lane; j < C; j += 32) o[j] = (x[j] - m) * r * ld(w + j) + ld(b + j);
+    X* o = out + n * C;
+    for (long long j = lane; j < C; j += 32) st(o + j, (ld(x + j) - m) * r * ld(w + j) + ld(b + j));
     if (lane == 0) {
         mean[n] = m;
         rstd[n] = r;
     }
 }
-extern "C" __global__ void layernorm_fwd_f32(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                                             const float* b, long long N, long long C, double eps) {
-    layernorm_fwd_body(out, mean, rstd, inp, w, b, N, C, eps);
-}
-extern "C" __global__ void layernorm_fwd_bf16(float* out, float* mean, float* rstd, const float* inp, const bf16* w,
-                                              const bf16* b, long long N, long long C, double eps) {
-    layernorm_fwd_body(out, mean, rstd, inp, w, b, N, C, eps);
-}
 
-template <class W>
-__device__ void layernorm_bwd_dx_body(float* dinp, const float* dout, const float* inp, const W* w, const float* mean,
+template <class X, class W>
+__device__ void layernorm_bwd_dx_body(X* dinp, const X* dout, const X* inp, const W* w, const float* mean,
                                       const float* rstd, long long N, long long C) {
     long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (n >= N) return;
-    const float* g = dout + n * C;
-    const float* x = inp + n * C;
+    const X* g = dout + n * C;
+    const X* x = inp + n * C;
     float m = mean[n], r = rstd[n];
     float sg = 0.0f, sgx = 0.0f;
     for (long long j = lane; j < C; j += 32) {
-        float gw = g[j] * ld(w + j);
+        float gw = ld(g + j) * ld(w + j);
         sg += gw;
-        sgx += gw * ((x[j] - m) * r);
+        sgx += gw * ((ld(x + j) - m) * r);
     }
     sg = warp_sum(sg) / (float)C;
     sgx = warp_sum(sgx) / (float)C;
-    float* o = dinp + n * C;
+    X* o = dinp + n * C;
     for (long long j = lane; j < C; j += 32) {
-        float xh = (x[j] - m) * r;
-        o[j] = r * (g[j] * ld(w + j) - sg - xh * sgx);
+        float xh = (ld(x + j) - m) * r;
+        st(o + j, r * (ld(g + j) * ld(w + j) - sg - xh * sgx));
     }
 }
-extern "C" __global__ void layernorm_bwd_dx_f32(float* dinp, const float* dout, const float* inp, const float* w,
-                                                const float* mean, const float* rstd, long long N, long long C) {
-    layernorm_bwd_dx_body(dinp, dout, inp, w, mean, rstd, N, C);
-}
-extern "C" __global__ void layernorm_bwd_dx_bf16(float* dinp, const float* dout, const float* inp, const bf16* w,
-                                                 const float* mean, const float* rstd, long long N, long long C) {
-    layernorm_bwd_dx_body(dinp, dout, inp, w, mean, rstd, N, C);
-}
 
-// layernorm_bwd_dwdb_f32: block (32, 8) owns 32 columns; threadIdx.y walks
+// layernorm_bwd_dwdb: block (32, 8) owns 32 columns; threadIdx.y walks
 // rows y, y+8, ... in order and the 8 partials are added in a fixed order
 // (deterministic). grid ceil(C/32).
-extern "C" __global__ void layernorm_bwd_dwdb_f32(float* dw, float* db, const float* dout, const float* inp,
-                                                  const float* mean, const float* rstd, long long N, long long C) {
+template <class X>
+__device__ void layernorm_bwd_dwdb_body(float* dw, float* db, const X* dout, const X* inp, const float* mean,
+                                        const float* rstd, long long N, long long C) {
     __shared__ float pw[8][33], pb[8][33];
     long long c = (long long)blockIdx.x * 32 + threadIdx.x;
     float sw = 0.0f, sb = 0.0f;
     if (c < C)
         for (long long n = threadIdx.y; n < N; n += 8) {
-            float d = dout[n * C + c];
-            sw += d * ((inp[n * C + c] - mean[n]) * rstd[n]);
+            float d = ld(dout + n * C + c);
+            sw += d * ((ld(inp + n * C + c) - mean[n]) * rstd[n]);
             sb += d;
         }
     pw[threadIdx.y][threadIdx.x] = sw;
@@ -98,3 +83,30 @@ extern "C" __global__ void layernorm_bwd_dwdb_f32(float* dw, float* db, const fl
         if (db) db[c] += tb;
     }
 }
+
+// Suffixes: _<x>_<w> = storage of the activations (inp, out, dout, dinp)
+// and of the weights (w, b); mean and rstd are float.
+#define LN_KERNELS(X, W, sfx)                                                                                       \
+    extern "C" __global__ void layernorm_fwd_##sfx(X* out, float* mean, float* rstd, const X* inp, const W* w,     \
+                                                   const W* b, long long N, long long C, double eps) {             \
+        layernorm_fwd_body(out, mean, rstd, inp, w, b, N, C, eps);                                                  \
+    }                                                                                                               \
+    extern "C" __global__ void layernorm_bwd_dx_##sfx(X* dinp, const X* dout, const X* inp, const W* w,            \
+                                                      const float* mean, const float* rstd, long long N,           \
+                                                      long long C) {                                                \
+        layernorm_bwd_dx_body(dinp, dout, inp, w, mean, rstd, N, C);                                                \
+    }
+LN_KERNELS(float, float, f32_f32)
+LN_KERNELS(float, bf16, f32_bf16)
+LN_KERNELS(bf16, float, bf16_f32)
+LN_KERNELS(bf16, bf16, bf16_bf16)
+
+// layernorm_bwd_dwdb_<x>: x = storage of dout and inp.
+#define LN_DWDB_KERNEL(X, sfx)                                                                                      \
+    extern "C" __global__ void layernorm_bwd_dwdb_##sfx(float* dw, float* db, const X* dout, const X* inp,         \
+                                                        const float* mean, const float* rstd, long long N,         \
+                                                        long long C) {                                              \
+        layernorm_bwd_dwdb_body(dw, db, dout, inp, mean, rstd, N, C);                                               \
+    }
+LN_DWDB_KERNEL(float, f32)
+LN_DWDB_KERNEL(bf16, bf16)

@@ -92,7 +92,7 @@ func TestGemmKernels(t *testing.T) {
 						}
 						return 0
 					}
-					launch(t, d, "gemm_"+kind+"_"+ops, gpu.Dim3{X: cdiv(N, 64), Y: cdiv(M, 64), Z: batch}, block, 0,
+					launch(t, d, "gemm_"+kind+"_"+ops+"f", gpu.Dim3{X: cdiv(N, 64), Y: cdiv(M, 64), Z: batch}, block, 0,
 						gpu.Ptr(pc), gpu.Ptr(pa), gpu.Ptr(pb), gpu.Int(M), gpu.Int(N), gpu.Int(K),
 						gpu.Int(b2i(tr[0])), gpu.Int(b2i(tr[1])), gpu.Int(lda), gpu.Int(ldb), gpu.Int(ldc),
 						gpu.Int(sA), gpu.Int(sB), gpu.Int(sC), gpu.F(alpha), gpu.F(beta))
@@ -115,9 +115,9 @@ func TestGemmBetaZeroIgnoresNaN(t *testing.T) {
 	a, b := []float32{1, 2}, []float32{3, 4}
 	c := []float32{float32(math.NaN())}
 	pa, pb, pc := upload(t, d, a, false), upload(t, d, b, false), upload(t, d, c, false)
-	for _, k := range []string{"gemm_f32_ff", "gemm_wmma_ff"} {
+	for _, k := range []string{"gemm_f32_fff", "gemm_wmma_fff"} {
 		block := gpu.Dim3{X: 16, Y: 16, Z: 1}
-		if k == "gemm_wmma_ff" {
+		if k == "gemm_wmma_fff" {
 			block = gpu.Dim3{X: 128, Y: 1, Z: 1}
 		}
 		launch(t, d, k, gpu.Dim3{X: 1, Y: 1, Z: 1}, block, 0, gpu.Ptr(pc), gpu.Ptr(pa), gpu.Ptr(pb),
