@@ -186,16 +186,21 @@ func NewModel(be backend.Backend, ck *model.Checkpoint, f *adapter.File, maxB, m
 		m.Free()
 		return nil, err
 	}
+	want := map[string][]int{}
+	for _, e := range exp {
+		want[e.Name] = e.Shape
+	}
 	tp := m.TrainableParams()
+	for _, p := range tp {
+		shape, ok := want[p.Name]
+		if !ok || fmt.Sprint(shape) != fmt.Sprint(p.Shape) {
+			m.Free()
+			return nil, fmt.Errorf("trainer: the model trains %s %v, which the adapter plan does not (or not with that shape)", p.Name, p.Shape)
+		}
+	}
 	if len(tp) != len(exp) {
 		m.Free()
 		return nil, fmt.Errorf("trainer: the model trains %d tensors, the adapter plan %d", len(tp), len(exp))
-	}
-	for i := range tp {
-		if tp[i].Name != exp[i].Name {
-			m.Free()
-			return nil, fmt.Errorf("trainer: model trains %s where the adapter plan has %s", tp[i].Name, exp[i].Name)
-		}
 	}
 	for _, t := range f.Tensors {
 		p := m.Param(t.Name)
@@ -521,9 +526,12 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 	start := time.Now()
 	stepsHere, examples := 0, 0
 	stop := false
-	for !stop && st.Step < total {
+	// Without max_steps the run ends after train.epochs epochs even when
+	// non-finite steps were skipped; with it, after max_steps updates.
+	more := func() bool { return st.Step < total && (c.Train.MaxSteps > 0 || st.Epoch < c.Train.Epochs) }
+	for !stop && more() {
 		batches := EpochOrder(st.Seed, st.Epoch, lengths, c.Train.BatchSize)
-		for st.Batch < len(batches) && st.Step < total {
+		for st.Batch < len(batches) && more() {
 			b := MakeBatch(s.EncTrain, s.Splits.Train, batches[st.Batch], s.Tok.PadID())
 			dseed := rng.Uint64()
 			if err := m.ZeroGrads(); err != nil {

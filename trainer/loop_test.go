@@ -204,3 +204,110 @@ func TestTrainLearns(t *testing.T) {
 		t.Errorf("reloaded adapter: loss %v acc %v, training ended at %v %v", again.Loss, again.Accuracy, res.Final.Loss, res.Final.Accuracy)
 	}
 }
+
+// For every strategy the encoder's trainable tensors are exactly the ones
+// the strategy predicts (NewModel checks name by name), with the
+// checkpoint's pooler and with a created one.
+func TestStrategiesMatchModel(t *testing.T) {
+	be := cpu.New()
+	for _, withPooler := range []bool{true, false} {
+		dir := t.TempDir()
+		tinyModel(t, dir, withPooler)
+		ck, err := model.LoadCheckpoint(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := adapter.Default()
+		a.Bottleneck = 4
+		for _, st := range []adapter.Strategy{
+			{Name: "adapters", TrainLayerNorm: true}, {Name: "adapters"}, {Name: "full"}, {Name: "head"},
+			{Name: "layernorm"}, {Name: "top_k", TopK: 1}, {Name: "bitfit"},
+		} {
+			f := &adapter.File{Strategy: st, Head: adapter.Head{Kind: adapter.HeadPooler, NumLabels: 3}, Labels: []string{"a", "b", "c"},
+				BaseFingerprint: ck.Fingerprint, Base: BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
+			if st.UsesAdapters() {
+				f.Adapter = &a
+			}
+			m, err := NewModel(be, ck, f, 2, 8, 1)
+			if err != nil {
+				t.Errorf("%s (ln %v, pooler %v): %v", st.Name, st.TrainLayerNorm, withPooler, err)
+				continue
+			}
+			exp, _ := f.Expected()
+			if len(exp) == 0 || len(m.TrainableParams()) != len(exp) {
+				t.Errorf("%s: %d trainable", st.Name, len(exp))
+			}
+			m.Free()
+		}
+	}
+}
+
+// A non-finite loss (an MSE target of 1e30 overflows float32) is skipped
+// and counted, or aborts the run, as train.on_nonfinite says.
+func TestNonFinite(t *testing.T) {
+	dir := t.TempDir()
+	tinyModel(t, dir, true)
+	var b strings.Builder
+	for i := 0; i < 16; i++ {
+		target := fmt.Sprint(float64(i % 5))
+		if i == 3 {
+			target = "1e30"
+		}
+		fmt.Fprintf(&b, `{"text": "good movie %d", "label": %s}`+"\n", i, target)
+	}
+	data := filepath.Join(dir, "reg.jsonl")
+	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"skip", "abort"} {
+		c, err := LoadConfig("", []string{"model.dir=" + dir, "model.max_length=16", "data.train=" + data, "data.task=regression",
+			"output.dir=" + filepath.Join(t.TempDir(), mode), "adapter.bottleneck=4", "train.batch_size=4", "train.epochs=1",
+			"train.on_nonfinite=" + mode, "device.kind=cpu"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := train(t, c, Options{})
+		switch mode {
+		case "skip":
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One batch of 4 holds the 1e30 row: 3 of 4 steps update.
+			if res.NonFinite != 1 || res.Steps != 3 {
+				t.Errorf("skip: %d non-finite, %d steps", res.NonFinite, res.Steps)
+			}
+			f, err := adapter.Load(res.AdapterPath, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range f.Tensors {
+				for _, v := range x.Data {
+					if v != v || v > 1e30 || v < -1e30 {
+						t.Fatalf("%s holds %v", x.Name, v)
+					}
+				}
+			}
+		case "abort":
+			if err == nil || !strings.Contains(err.Error(), "non-finite") {
+				t.Errorf("abort: %v", err)
+			}
+		}
+	}
+}
+
+// Early stopping: with a learning rate too small to change accuracy, the
+// first evaluation sets the best and the next one (patience 1) stops.
+func TestEarlyStopping(t *testing.T) {
+	out := t.TempDir()
+	c := tinyRun(t, out, "train.lr=1e-12", "train.eval_every=2", "train.early_stopping_patience=1", "train.epochs=3")
+	res, err := train(t, c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 4 || res.BestStep != 2 {
+		t.Errorf("stopped after %d steps, best at %d; want 4 and 2", res.Steps, res.BestStep)
+	}
+	if _, err := os.Stat(filepath.Join(out, BestFileName)); err != nil {
+		t.Error(err)
+	}
+}
