@@ -288,3 +288,31 @@ func TestRealCorpusFiles(t *testing.T) {
 		t.Errorf("total %d examples, want 5500..6046", total)
 	}
 }
+
+func TestReadRoundTripAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := `{"id":"spam-1/1","text":"win\ncash","label":"spam"}` + "\n" + `{"id":"easy-ham-1/2","text":"hi\nthere","label":"ham"}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "train.jsonl"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exs, err := Read(dir, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exs) != 2 || exs[0].Label != "spam" || exs[1].Text != "hi\nthere" || LabelID(exs[0].Label) != 1 || LabelID(exs[1].Label) != 0 {
+		t.Errorf("Read = %+v", exs)
+	}
+	bad := good + `{"id":"x","text":"t","label":"eggs"}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "test.jsonl"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(dir, "test"); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("bad label: err = %v, want one naming line 3", err)
+	}
+	if _, err := Read(dir, "validation"); err == nil {
+		t.Error("missing file: want an error")
+	}
+	if LabelID("eggs") != -1 {
+		t.Error("LabelID of an unknown label")
+	}
+}
