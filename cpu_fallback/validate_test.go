@@ -50,7 +50,9 @@ func TestNoPanicOnBadArguments(t *testing.T) {
 		func() error { return be.Add(ten(), ten(), ten(), size()) },
 		func() error { return be.Scale(ten(), 2, size()) },
 		func() error { return be.SumSquares(ten(), ten(), size()*20) },
-		func() error { return be.LayerNormForward(ten(), ten(), ten(), ten(), ten(), ten(), size(), size(), 1e-5) },
+		func() error {
+			return be.LayerNormForward(ten(), ten(), ten(), ten(), ten(), ten(), size(), size(), 1e-5)
+		},
 		func() error {
 			return be.LayerNormBackward(ten(), ten(), ten(), ten(), ten(), ten(), ten(), ten(), size(), size())
 		},
