@@ -188,11 +188,17 @@ func (t *Tokenizer) Token(id int32) string {
 	return t.vocab[id]
 }
 
-// Special ids.
-func (t *Tokenizer) UnkID() int32 { return t.unk } // [UNK]
-func (t *Tokenizer) ClsID() int32 { return t.cls } // [CLS]
-func (t *Tokenizer) SepID() int32 { return t.sep } // [SEP]
-func (t *Tokenizer) PadID() int32 { return t.pad } // [PAD]
+// UnkID is the id of the unknown token ([UNK]).
+func (t *Tokenizer) UnkID() int32 { return t.unk }
+
+// ClsID is the id of the classification token ([CLS]) that starts every encoding.
+func (t *Tokenizer) ClsID() int32 { return t.cls }
+
+// SepID is the id of the separator token ([SEP]) that ends each sequence.
+func (t *Tokenizer) SepID() int32 { return t.sep }
+
+// PadID is the id of the padding token ([PAD]).
+func (t *Tokenizer) PadID() int32 { return t.pad }
 
 // Load reads a Hugging Face tokenizer folder: vocab.txt and tokenizer.json
 // when both exist (the flags and special tokens come from tokenizer.json, and
