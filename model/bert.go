@@ -39,7 +39,20 @@ type HeadOptions struct {
 	// NumLabels is the number of classes (classification) or 1 (regression;
 	// 0 is read as 1).
 	NumLabels int
+	// Pooling picks the vector the classifier reads: PoolingPooler (default,
+	// BERT's tanh dense on [CLS]), PoolingCLS ([CLS] hidden state) or
+	// PoolingMean (masked mean, sentence-transformers style). Without the
+	// pooler, no pooler tensors are in the registry (the checkpoint's, if
+	// any, are not uploaded), as in adapter.Tensors.
+	Pooling string
 }
+
+// Poolings (the strings of adapter.HeadPooler, HeadCLS, HeadMean).
+const (
+	PoolingPooler = "pooler"
+	PoolingCLS    = "cls"
+	PoolingMean   = "mean"
+)
 
 // Head kinds.
 const (
@@ -93,6 +106,7 @@ type Model struct {
 
 	L, C, NH, HS, F, V, P, TV int // layers, hidden, heads, head size, FFN, vocab, positions, type vocab
 	numLabels                 int
+	pooling                   string
 	maxB, maxT                int
 	eps                       float32 // LayerNorm epsilon
 	pHidden, pAttn, pHead     float32 // dropout probabilities (hidden, attention, classifier)
@@ -126,6 +140,7 @@ type Model struct {
 		zeros  []int32   // (maxB·maxT) default type ids
 		loss   []float32 // (maxB)
 		logits []float32 // (maxB·V)
+		poolW  []float32 // (maxB·maxT) cls/mean pooling weights
 	}
 
 	// State of the last Forward, for Backward.
@@ -192,6 +207,13 @@ func New(b backend.Backend, ck *Checkpoint, opts Options) (*Model, error) {
 		}
 	default:
 		return nil, fmt.Errorf("model: unknown head kind %q (want %q or %q)", opts.Head.Kind, HeadClassification, HeadRegression)
+	}
+	switch m.pooling = opts.Head.Pooling; m.pooling {
+	case "":
+		m.pooling = PoolingPooler
+	case PoolingPooler, PoolingCLS, PoolingMean:
+	default:
+		return nil, fmt.Errorf("model: unknown pooling %q (want %q, %q or %q)", opts.Head.Pooling, PoolingPooler, PoolingCLS, PoolingMean)
 	}
 	if opts.Adapter != nil {
 		if err := opts.Adapter.validate(m.L); err != nil {
@@ -294,15 +316,19 @@ func (m *Model) plan(ck *Checkpoint) ([]*paramGroup, error) {
 			fromCk(pre+"output.LayerNorm.bias", l, stageLN2, C),
 		)
 	}
-	// Pooler: from the checkpoint when it has one (trainability as asked),
-	// otherwise created N(0, 0.02²) with zero bias (HF's _init_weights) and
-	// trainable, as part of the head: all-MiniLM-L6-v2 ships without one.
-	if ck.HasPooler {
+	// Pooler (pooling "pooler" only): from the checkpoint when it has one
+	// (trainability as asked), otherwise created N(0, 0.02²) with zero bias (HF's _init_weights) and
+	// trainable, as part of the head (checkpoints saved from a BertModel built
+	// without a pooling layer ship none).
+	switch {
+	case m.pooling != PoolingPooler:
+		// No pooler in the model.
+	case ck.HasPooler:
 		single(
 			fromCk("pooler.dense.weight", m.L, stagePooler, C, C),
 			fromCk("pooler.dense.bias", m.L, stagePooler, C),
 		)
-	} else {
+	default:
 		w := make([]float32, C*C)
 		normal(w, adapterInitStd, streamSeed(m.opts.Seed, "pooler.dense.weight"))
 		single(
@@ -388,7 +414,9 @@ func (m *Model) bind(groups []*paramGroup) {
 			}
 		}
 	}
-	m.pooler = denseOf(get("pooler.dense.weight"), get("pooler.dense.bias"))
+	if m.pooling == PoolingPooler {
+		m.pooler = denseOf(get("pooler.dense.weight"), get("pooler.dense.bias"))
+	}
 	m.head = denseOf(get("classifier.weight"), get("classifier.bias"))
 
 	m.lowestLayer, m.lowestStage = m.L+1, 0

@@ -49,6 +49,7 @@ type stepViews struct {
 	labels, targets, loss backend.Tensor // (B)
 	logits                backend.Tensor // (B, V)
 	hidden                backend.Tensor // (B, T, C)
+	poolW                 backend.Tensor // (B, T)
 }
 
 // carver hands out consecutive views of one arena. With a nil arena it only
@@ -100,6 +101,7 @@ func (m *Model) allocateActivations() error {
 	m.host.zeros = make([]int32, N)
 	m.host.loss = make([]float32, m.maxB)
 	m.host.logits = make([]float32, m.maxB*m.numLabels)
+	m.host.poolW = make([]float32, N)
 	m.views = make(map[[2]int]*stepViews)
 	return nil
 }
@@ -154,7 +156,7 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 	}
 	m.embActs = embActs{sum: act.take(N, C), mean: f32.take(N), rstd: f32.take(N), out: act.take(N, C)}
 	m.headAct = headActs{
-		pre: act.take(B, C), pooled: act.take(B, C), drop: act.take(B, C),
+		pre: act.take(B, C), poolW: act.take(B, T), pooled: act.take(B, C), drop: act.take(B, C),
 		logits: act.take(B, m.numLabels), dlogits: act.take(B, m.numLabels),
 		loss: f32.take(B),
 	}
@@ -227,6 +229,7 @@ func (m *Model) stepViewsFor(B, T int) (*stepViews, error) {
 		ids: view(m.io.ids, N), types: view(m.io.types, N), pos: view(m.io.pos, N), mask: view(m.io.mask, N),
 		labels: view(m.io.labels, B), targets: view(m.io.targets, B), loss: view(m.headAct.loss, B),
 		logits: view(m.headAct.logits, B, m.numLabels), hidden: view(m.acts[m.L-1].out, B, T, m.C),
+		poolW: view(m.headAct.poolW, B, T),
 	}
 	if err != nil {
 		return nil, errors.Wrapf(err, "model: views for batch %dx%d", B, T)
@@ -336,7 +339,7 @@ func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []f
 		}
 		x = m.acts[l].out
 	}
-	if err := m.headForward(B, T, train, dropoutSeed); err != nil {
+	if err := m.headForward(bt, v, train, dropoutSeed); err != nil {
 		return 0, nil, err
 	}
 	var loss float32

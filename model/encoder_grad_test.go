@@ -39,8 +39,13 @@ type gradCase struct {
 	regression bool
 	pooler     bool // checkpoint has a pooler
 	train      bool // dropout on
-	adapter    *AdapterOptions
-	trainable  func(string) bool
+	pooling    string
+	// stride > 1 checks every stride-th element of each tensor (plus its
+	// last), to keep the suite fast where another case already checks the
+	// same paths element by element.
+	stride    int
+	adapter   *AdapterOptions
+	trainable func(string) bool
 	// wantTrain lists name fragments that must be trainable, wantFrozen
 	// fragments that must be frozen (checked against the registry).
 	wantTrain, wantFrozen []string
@@ -51,8 +56,8 @@ func gradCases() []gradCase {
 	return []gradCase{
 		{name: "all/classification/gelu-adapters/pooler", pooler: true, adapter: adapterOpts(backend.GELU), trainable: allTrainable,
 			wantTrain: []string{"embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.key.weight", "pooler.dense.weight"}},
-		{name: "all/regression/relu-adapters/dropout", regression: true, train: true, adapter: adapterOpts(backend.ReLU), trainable: allTrainable},
-		{name: "all/classification/swish/dropout/no-adapter-layer0", train: true,
+		{name: "all/regression/relu-adapters/dropout", regression: true, train: true, stride: 5, adapter: adapterOpts(backend.ReLU), trainable: allTrainable},
+		{name: "all/classification/swish/dropout/no-adapter-layer0", train: true, stride: 5,
 			adapter:   &AdapterOptions{M: 3, Act: backend.Swish, Attention: true, FFN: true, Layers: []int{1}},
 			trainable: allTrainable},
 		{name: "adapters+LayerNorm+head", adapter: adapterOpts(backend.GELU), train: true,
@@ -75,6 +80,11 @@ func gradCases() []gradCase {
 		{name: "word-embeddings-only", regression: true, pooler: true,
 			trainable: func(n string) bool { return n == "embeddings.word_embeddings.weight" }},
 		{name: "head-only (feature extraction)", pooler: true},
+		{name: "mean-pooling/all/dropout", pooling: PoolingMean, train: true, stride: 5, adapter: adapterOpts(backend.ReLU), trainable: allTrainable,
+			wantFrozen: []string{}},
+		{name: "cls-pooling/adapters", pooling: PoolingCLS, pooler: true, adapter: adapterOpts(backend.GELU), trainable: isAd},
+		{name: "mean-pooling/regression/top-LayerNorm", pooling: PoolingMean, regression: true,
+			trainable: func(n string) bool { return strings.Contains(n, "layer.1.output.LayerNorm") }},
 		{name: "created-pooler+head"},
 	}
 }
@@ -94,7 +104,7 @@ func TestGradientFiniteDifference(t *testing.T) {
 			}
 			ck := randomCheckpoint(tinyConfig(), tc.pooler, uint64(100+ci))
 			m, err := New(be, ck, Options{MaxBatch: 3, MaxSeq: 6, Trainable: tc.trainable, Adapter: tc.adapter,
-				Head: HeadOptions{Kind: kind, NumLabels: nl}, Seed: 5})
+				Head: HeadOptions{Kind: kind, NumLabels: nl, Pooling: tc.pooling}, Seed: 5})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,6 +112,9 @@ func TestGradientFiniteDifference(t *testing.T) {
 				if p := m.Param(n); p == nil || !p.Trainable || p.Grad == nil {
 					t.Errorf("%s should be trainable with a gradient buffer", n)
 				}
+			}
+			if tc.pooling != "" && tc.pooling != PoolingPooler && m.Param("pooler.dense.weight") != nil {
+				t.Errorf("%s pooling: the registry has a pooler", tc.pooling)
 			}
 			for _, n := range tc.wantFrozen {
 				if p := m.Param(n); p == nil || p.Trainable || p.Grad != nil {
@@ -130,7 +143,11 @@ func TestGradientFiniteDifference(t *testing.T) {
 				an := append([]float64(nil), f(p.Grad)...)
 				x := f(p.T)
 				bad := 0
+				stride := max(tc.stride, 1)
 				for i := range x {
+					if i%stride != 0 && i != len(x)-1 {
+						continue
+					}
 					old := x[i]
 					x[i] = old + gdH
 					lp := lossOf(t, m, bt, tc.train, seed)

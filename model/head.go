@@ -7,7 +7,8 @@ import (
 // headActs is what the pooler and head write (B rows).
 type headActs struct {
 	pre     backend.Tensor // (B, C) pooler dense output on [CLS]
-	pooled  backend.Tensor // (B, C) tanh(pre)
+	poolW   backend.Tensor // (B, T) pooling weights ("cls", "mean")
+	pooled  backend.Tensor // (B, C) tanh(pre), or the cls/mean pooled vector
 	drop    backend.Tensor // (B, C) dropout(pooled) (training only)
 	logits  backend.Tensor // (B, V)
 	dlogits backend.Tensor // (B, V) loss gradient, written by the forward
@@ -21,19 +22,49 @@ type headActs struct {
 // hidden_dropout_prob, there).
 func (m *Model) siteHead() uint64 { return uint64(1 + 3*m.L) }
 
-// headForward: pooled = tanh(hidden[:, 0]·Wpᵀ + bp) on each sequence's
-// [CLS] row (row stride T·C), then logits = dropout(pooled)·Whᵀ + bh.
-func (m *Model) headForward(B, T int, train bool, seed uint64) error {
+// headForward computes the pooled vector per sequence, then
+// logits = dropout(pooled)·Whᵀ + bh. Pooling "pooler": pooled =
+// tanh(hidden[:, 0]·Wpᵀ + bp) on each sequence's [CLS] row (row stride T·C);
+// "cls": pooled = hidden[:, 0]; "mean": the mean of hidden over the mask.
+// The last two are one batched GEMM, pooled_b (1, C) = w_b (1, T)·hidden_b
+// (T, C), with weights w uploaded per step (one-hot at t = 0, or mask/count).
+func (m *Model) headForward(bt *Batch, v *stepViews, train bool, seed uint64) error {
 	b, h, C := m.b, &m.headAct, m.C
+	B, T := bt.B, bt.T
 	hidden := m.acts[m.L-1].out
-	if err := b.Gemm(h.pre, hidden, m.pooler.W, backend.MatMul{TransB: true, M: B, N: C, K: C, Alpha: 1, LdA: T * C}); err != nil {
-		return wrap(err, "pooler.dense")
-	}
-	if err := b.AddBias(h.pre, m.pooler.B, B, C); err != nil {
-		return wrap(err, "pooler.dense bias")
-	}
-	if err := b.TanhForward(h.pooled, h.pre, B*C); err != nil {
-		return wrap(err, "pooler tanh")
+	if m.pooling == PoolingPooler {
+		if err := b.Gemm(h.pre, hidden, m.pooler.W, backend.MatMul{TransB: true, M: B, N: C, K: C, Alpha: 1, LdA: T * C}); err != nil {
+			return wrap(err, "pooler.dense")
+		}
+		if err := b.AddBias(h.pre, m.pooler.B, B, C); err != nil {
+			return wrap(err, "pooler.dense bias")
+		}
+		if err := b.TanhForward(h.pooled, h.pre, B*C); err != nil {
+			return wrap(err, "pooler tanh")
+		}
+	} else {
+		w := m.host.poolW[:B*T]
+		clear(w)
+		for r := 0; r < B; r++ {
+			if m.pooling == PoolingCLS {
+				w[r*T] = 1
+				continue
+			}
+			n := 0
+			for t := 0; t < T; t++ {
+				n += int(bt.Mask[r*T+t])
+			}
+			for t := 0; t < T && n > 0; t++ {
+				w[r*T+t] = float32(bt.Mask[r*T+t]) / float32(n)
+			}
+		}
+		if err := b.Upload(v.poolW, w); err != nil {
+			return wrap(err, "uploading pooling weights")
+		}
+		if err := b.Gemm(h.pooled, h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
+			Batch: B, StrideA: T, StrideB: T * C, StrideC: C}); err != nil {
+			return wrap(err, "%s pooling", m.pooling)
+		}
 	}
 	in := h.pooled
 	if train && m.pHead != 0 {
@@ -83,10 +114,11 @@ func (m *Model) lossForward(bt *Batch, v *stepViews) (float32, error) {
 }
 
 // headBackward takes the logits' gradient (from lossForward) through the
-// classifier and pooler into grads.dh (N, C), which gets the [CLS] rows'
-// gradient and zeros elsewhere, when anything below trains.
+// classifier and pooling into grads.dh (N, C), the gradient of the last
+// hidden state, when anything below trains.
 func (m *Model) headBackward(B, T int, train bool, seed uint64) error {
 	b, h, C := m.b, &m.headAct, m.C
+	pooler := m.pooling == PoolingPooler
 	below := m.lowestLayer < m.L || (m.lowestLayer == m.L && m.lowestStage < stageHead)
 	in := h.pooled
 	dropped := train && m.pHead != 0
@@ -103,15 +135,24 @@ func (m *Model) headBackward(B, T int, train bool, seed uint64) error {
 	if !below {
 		return nil
 	}
-	// dpooled → (dropout backward) → tanh backward; the two (B, C) buffers
+	// dpooled → (dropout backward) → (tanh backward); the two (B, C) buffers
 	// alternate so no op reads and writes the same one.
-	dp, dpre := h.dpooled, h.dpre
+	dp, other := h.dpooled, h.dpre
 	if dropped {
-		if err := b.DropoutBackward(h.dpre, h.dpooled, B*C, m.pHead, siteSeed(seed, m.siteHead())); err != nil {
+		if err := b.DropoutBackward(other, dp, B*C, m.pHead, siteSeed(seed, m.siteHead())); err != nil {
 			return wrap(err, "classifier dropout backward")
 		}
-		dp, dpre = h.dpre, h.dpooled
+		dp, other = other, dp
 	}
+	if !pooler {
+		if m.lowestLayer >= m.L {
+			return nil
+		}
+		// d hidden_b (T, C) = w_bᵀ (T, 1)·dpooled_b (1, C): overwrites every row.
+		return wrap(b.Gemm(m.grads.dh, h.poolW, dp, backend.MatMul{TransA: true, M: T, N: C, K: 1, Alpha: 1,
+			Batch: B, StrideA: T, StrideB: C, StrideC: T * C}), "%s pooling backward", m.pooling)
+	}
+	dpre := other
 	if err := b.TanhBackward(dpre, dp, h.pooled, B*C); err != nil {
 		return wrap(err, "pooler tanh backward")
 	}
