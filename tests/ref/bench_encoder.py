@@ -65,6 +65,7 @@ amodel = BertModel.from_pretrained(MODEL, add_pooling_layer=True)
 adapters.init(amodel)
 amodel.add_adapter("h", config=DoubleSeqBnConfig(reduction_factor=384 / 64, non_linearity="relu"))
 amodel.train_adapter("h")
+assert "h" in str(amodel.active_adapters), f"adapter not active: {amodel.active_adapters}"
 for n, p in amodel.named_parameters():
     if "LayerNorm" in n or n.startswith("pooler."):
         p.requires_grad_(True)
