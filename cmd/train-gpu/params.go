@@ -13,6 +13,7 @@ import (
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
+	"github.com/houlsby/adapters/trainer"
 )
 
 const paramsHelp = `
@@ -30,13 +31,7 @@ come with a pooler (use --no-pooler otherwise).
 `
 
 // baseOf extracts the shape essentials of a model config.
-func baseOf(c model.Config) adapter.Base {
-	return adapter.Base{
-		HiddenSize: c.HiddenSize, NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads,
-		IntermediateSize: c.IntermediateSize, VocabSize: c.VocabSize, MaxPositionEmbeddings: c.MaxPositionEmbeddings,
-		TypeVocabSize: c.TypeVocabSize,
-	}
-}
+func baseOf(c model.Config) adapter.Base { return trainer.BaseOf(c) }
 
 // modelShape reads config.json from path (a folder or the file itself) and
 // finds out whether the checkpoint has a pooler. how says where that came
