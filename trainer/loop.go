@@ -461,6 +461,11 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 	defer logFile.Close()
 	pr := &progress{file: logFile, out: o.Progress, tty: o.Progress != nil && isTerminal(o.Progress)}
 	pos := PositiveIndex(c, s.Splits.Labels)
+	if o.Resume {
+		// Steps after the checkpoint were lost with the killed process and
+		// run again: their log lines may appear twice, before this record.
+		pr.record(map[string]any{"event": "resume", "step": st.Step, "epoch": st.Epoch, "batch": st.Batch}, "")
+	}
 
 	save := func() error {
 		ts, err := download(be, m)
