@@ -21,6 +21,7 @@
 #include "src_adapter.h"
 #include "src_loss.h"
 #include "src_adamw.h"
+#include "src_selftest.h"
 
 namespace {
 
