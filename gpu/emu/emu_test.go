@@ -144,11 +144,19 @@ func TestLaunchErrors(t *testing.T) {
 	d := New()
 	out := upload(t, d, make([]float32, 1), false)
 	for name, f := range map[string]func() error{
-		"unknown kernel": func() error { return d.Launch("no_such_kernel", gpu.Dim3{X: 1, Y: 1, Z: 1}, gpu.Dim3{X: 1, Y: 1, Z: 1}, 0) },
-		"wrong arity":    func() error { return d.Launch("emu_test_geometry", gpu.Dim3{X: 1, Y: 1, Z: 1}, gpu.Dim3{X: 1, Y: 1, Z: 1}, 0) },
-		"empty grid":     func() error { return d.Launch("emu_test_geometry", gpu.Dim3{X: 0, Y: 1, Z: 1}, gpu.Dim3{X: 1, Y: 1, Z: 1}, 0, gpu.Ptr(out)) },
-		"1025 threads":   func() error { return d.Launch("emu_test_geometry", gpu.Dim3{X: 1, Y: 1, Z: 1}, gpu.Dim3{X: 1025, Y: 1, Z: 1}, 0, gpu.Ptr(out)) },
-		"copy past end":  func() error { return d.HtoD(out+2, make([]byte, 4)) },
+		"unknown kernel": func() error {
+			return d.Launch("no_such_kernel", gpu.Dim3{X: 1, Y: 1, Z: 1}, gpu.Dim3{X: 1, Y: 1, Z: 1}, 0)
+		},
+		"wrong arity": func() error {
+			return d.Launch("emu_test_geometry", gpu.Dim3{X: 1, Y: 1, Z: 1}, gpu.Dim3{X: 1, Y: 1, Z: 1}, 0)
+		},
+		"empty grid": func() error {
+			return d.Launch("emu_test_geometry", gpu.Dim3{X: 0, Y: 1, Z: 1}, gpu.Dim3{X: 1, Y: 1, Z: 1}, 0, gpu.Ptr(out))
+		},
+		"1025 threads": func() error {
+			return d.Launch("emu_test_geometry", gpu.Dim3{X: 1, Y: 1, Z: 1}, gpu.Dim3{X: 1025, Y: 1, Z: 1}, 0, gpu.Ptr(out))
+		},
+		"copy past end": func() error { return d.HtoD(out+2, make([]byte, 4)) },
 		"double free": func() error {
 			p, err := d.Alloc(8)
 			if err != nil {
