@@ -45,9 +45,10 @@ type State struct {
 	Seed uint64 `json:"seed"`
 	// Schedule is the learning-rate schedule.
 	Schedule Schedule `json:"schedule"`
-	// Best is the best value of the metric for the best checkpoint so far,
-	// reached at BestStep; BadEvals counts evaluations since then (early
-	// stopping).
+	// Best is the best value of the metric for the best checkpoint so far
+	// (valid when HasBest), reached at BestStep; BadEvals counts evaluations
+	// since then (early stopping).
+	HasBest  bool    `json:"has_best"`
 	Best     float64 `json:"best"`
 	BestStep int     `json:"best_step"`
 	BadEvals int     `json:"bad_evals"`

@@ -72,7 +72,10 @@ type Session struct {
 
 // Open loads the checkpoint, the tokenizer and the data of cfg and
 // tokenizes every example.
-func Open(cfg *Config) (*Session, error) {
+func Open(cfg *Config) (*Session, error) { return OpenSplits(cfg, nil) }
+
+// OpenSplits is Open with the data already loaded (sp == nil: load it).
+func OpenSplits(cfg *Config, sp *Splits) (*Session, error) {
 	ck, err := model.LoadCheckpoint(cfg.Model.Dir)
 	if err != nil {
 		return nil, err
@@ -84,9 +87,10 @@ func Open(cfg *Config) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp, err := LoadSplits(cfg)
-	if err != nil {
-		return nil, err
+	if sp == nil {
+		if sp, err = LoadSplits(cfg); err != nil {
+			return nil, err
+		}
 	}
 	s := &Session{Cfg: cfg, Ckpt: ck, Tok: tok, Splits: sp}
 	s.EncTrain = Tokenize(tok, sp.Train, cfg.Model.MaxLength)
@@ -409,7 +413,7 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 	metric := c.MetricForBest()
 	_, higher := Scores{}.Get(metric)
 	rng := NewRNG(c.Train.Seed)
-	st := State{Seed: c.Train.Seed, Schedule: NewSchedule(c.PeakLR(), total, c.Train.WarmupRatio), Best: math.NaN()}
+	st := State{Seed: c.Train.Seed, Schedule: NewSchedule(c.PeakLR(), total, c.Train.WarmupRatio)}
 	ckPath := filepath.Join(c.Output.Dir, CheckpointFileName)
 	logFlags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if o.Resume {
@@ -442,9 +446,6 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 			}
 		}
 		st = ck.State
-		if st.Best == -1 && st.BestStep == -1 {
-			st.Best = math.NaN()
-		}
 		opt.Step = st.Step
 		if err := rng.Restore(st.RNG); err != nil {
 			return nil, err
@@ -476,9 +477,6 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 		f.Tensors = ts
 		ck := &Checkpoint{Adapter: &f, M: map[string][]float32{}, V: map[string][]float32{}, State: st, Config: string(cfgText)}
 		ck.State.RNG = rng.State()
-		if math.IsNaN(ck.State.Best) { // JSON has no NaN
-			ck.State.Best, ck.State.BestStep = -1, -1
-		}
 		for i, p := range params {
 			mm, vv := make([]float32, p.T.Len()), make([]float32, p.T.Len())
 			if err := be.Download(mm, opt.M[i]); err != nil {
@@ -513,9 +511,9 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 		}
 		last = sc
 		v, _ := sc.Get(metric)
-		better := math.IsNaN(st.Best) || (higher && v > st.Best) || (!higher && v < st.Best)
+		better := !st.HasBest || (higher && v > st.Best) || (!higher && v < st.Best)
 		if better {
-			st.Best, st.BestStep, st.BadEvals = v, st.Step, 0
+			st.Best, st.BestStep, st.BadEvals, st.HasBest = v, st.Step, 0, true
 			if err := saveAdapter(filepath.Join(c.Output.Dir, BestFileName)); err != nil {
 				return false, err
 			}
@@ -617,7 +615,11 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 	if err := save(); err != nil {
 		return nil, err
 	}
-	res := &Result{Steps: st.Step, NonFinite: st.NonFinite, Best: st.Best, BestStep: st.BestStep, BestMetric: metric,
+	best := math.NaN()
+	if st.HasBest {
+		best = st.Best
+	}
+	res := &Result{Steps: st.Step, NonFinite: st.NonFinite, Best: best, BestStep: st.BestStep, BestMetric: metric,
 		AdapterPath: filepath.Join(c.Output.Dir, AdapterFileName), Final: last}
 	if err := saveAdapter(res.AdapterPath); err != nil {
 		return nil, err

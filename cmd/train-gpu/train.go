@@ -159,7 +159,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "dry run: configuration, model config, data and device are fine")
 		return nil
 	}
-	sess, err := trainer.Open(cfg)
+	sess, err := trainer.OpenSplits(cfg, splits)
 	if err != nil {
 		return err
 	}
