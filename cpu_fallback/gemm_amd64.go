@@ -15,7 +15,8 @@ var gemmAVX2Kernel = &gemmKernel{
 	// nc=4096: the B block is 4 MiB, a share of a 32 MiB L3; it also
 	// covers every BERT width (<= 3072) in one block.
 	mc: 144, kc: 256, nc: 4096,
-	fn: sgemmKernelAVX2Go,
+	fn:        sgemmKernelAVX2Go,
+	fnDirectA: sgemmKernelAVX2DirectAGo,
 }
 
 // gemmAVX512Kernel is the 12×32 AVX-512F micro-kernel: 24 zmm accumulators.
@@ -57,6 +58,12 @@ func availableGemmKernels() []*gemmKernel {
 //go:noescape
 func sgemmKernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
+// sgemmKernelAVX2DirectA is sgemmKernelAVX2 reading A unpacked: element
+// (i, p) of the 6×kc A tile at a[i*lda+p] (contract: gemmKernel.fnDirectA).
+//
+//go:noescape
+func sgemmKernelAVX2DirectA(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+
 // sgemmKernelAVX512 is the assembly body of gemmAVX512Kernel (mr=12,
 // nr=32). Untested on hardware; see gemmAVX512Kernel.
 //
@@ -85,4 +92,11 @@ func sgemmKernelAVX512Go(kc int, a, b, c []float32, ldc int, alpha, beta float32
 	_ = b[kc*32-1]
 	_ = c[11*ldc+31]
 	sgemmKernelAVX512(kc, &a[0], &b[0], &c[0], ldc, alpha, beta)
+}
+
+func sgemmKernelAVX2DirectAGo(kc int, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32) {
+	_ = a[5*lda+kc-1]
+	_ = b[kc*16-1]
+	_ = c[5*ldc+15]
+	sgemmKernelAVX2DirectA(kc, &a[0], lda, &b[0], &c[0], ldc, alpha, beta)
 }

@@ -155,6 +155,128 @@ avx2_store:
 	VZEROUPPER
 	RET
 
+// ------------------------------------------------- AVX2 6×16, A unpacked
+// As above, but A is read in place from row-major storage: rows at SI,
+// SI+R11, SI+2*R11 and R10 = SI+3*R11, R10+R11, R10+2*R11 (R11 = lda in
+// bytes), advancing 4 bytes per k step.
+
+#define AVX2D_STEP(ao, bo) \
+	VMOVUPS      bo(DI), Y0;          \
+	VMOVUPS      bo+32(DI), Y1;       \
+	VBROADCASTSS ao(SI), Y2;          \
+	VFMADD231PS  Y0, Y2, Y4;          \
+	VFMADD231PS  Y1, Y2, Y5;          \
+	VBROADCASTSS ao(SI)(R11*1), Y3;   \
+	VFMADD231PS  Y0, Y3, Y6;          \
+	VFMADD231PS  Y1, Y3, Y7;          \
+	VBROADCASTSS ao(SI)(R11*2), Y2;   \
+	VFMADD231PS  Y0, Y2, Y8;          \
+	VFMADD231PS  Y1, Y2, Y9;          \
+	VBROADCASTSS ao(R10), Y3;         \
+	VFMADD231PS  Y0, Y3, Y10;         \
+	VFMADD231PS  Y1, Y3, Y11;         \
+	VBROADCASTSS ao(R10)(R11*1), Y2;  \
+	VFMADD231PS  Y0, Y2, Y12;         \
+	VFMADD231PS  Y1, Y2, Y13;         \
+	VBROADCASTSS ao(R10)(R11*2), Y3;  \
+	VFMADD231PS  Y0, Y3, Y14;         \
+	VFMADD231PS  Y1, Y3, Y15
+
+// func sgemmKernelAVX2DirectA(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·sgemmKernelAVX2DirectA(SB), NOSPLIT, $0-56
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R11
+	SHLQ $2, R11
+	LEAQ (SI)(R11*2), R10
+	ADDQ R11, R10
+	MOVQ b+24(FP), DI
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R8
+	SHLQ $2, R8
+
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+
+	MOVQ CX, BX
+	SHRQ $2, BX
+	ANDQ $3, CX
+	TESTQ BX, BX
+	JZ   avx2d_tail
+
+avx2d_loop4:
+	AVX2D_STEP(0, 0)
+	AVX2D_STEP(4, 64)
+	AVX2D_STEP(8, 128)
+	AVX2D_STEP(12, 192)
+	ADDQ $16, SI
+	ADDQ $16, R10
+	ADDQ $256, DI
+	DECQ BX
+	JNZ  avx2d_loop4
+
+avx2d_tail:
+	TESTQ CX, CX
+	JZ    avx2d_epilogue
+
+avx2d_loop1:
+	AVX2D_STEP(0, 0)
+	ADDQ $4, SI
+	ADDQ $4, R10
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  avx2d_loop1
+
+avx2d_epilogue:
+	VBROADCASTSS alpha+48(FP), Y0
+	VMULPS Y0, Y4, Y4
+	VMULPS Y0, Y5, Y5
+	VMULPS Y0, Y6, Y6
+	VMULPS Y0, Y7, Y7
+	VMULPS Y0, Y8, Y8
+	VMULPS Y0, Y9, Y9
+	VMULPS Y0, Y10, Y10
+	VMULPS Y0, Y11, Y11
+	VMULPS Y0, Y12, Y12
+	VMULPS Y0, Y13, Y13
+	VMULPS Y0, Y14, Y14
+	VMULPS Y0, Y15, Y15
+	MOVQ DX, R9
+
+	MOVL  beta+52(FP), AX
+	TESTL $0x7fffffff, AX
+	JZ    avx2d_store
+
+	VBROADCASTSS beta+52(FP), Y1
+	AVX2_ROW_BETA(Y4, Y5)
+	AVX2_ROW_BETA(Y6, Y7)
+	AVX2_ROW_BETA(Y8, Y9)
+	AVX2_ROW_BETA(Y10, Y11)
+	AVX2_ROW_BETA(Y12, Y13)
+	AVX2_ROW_BETA(Y14, Y15)
+	VZEROUPPER
+	RET
+
+avx2d_store:
+	AVX2_ROW_STORE(Y4, Y5)
+	AVX2_ROW_STORE(Y6, Y7)
+	AVX2_ROW_STORE(Y8, Y9)
+	AVX2_ROW_STORE(Y10, Y11)
+	AVX2_ROW_STORE(Y12, Y13)
+	AVX2_ROW_STORE(Y14, Y15)
+	VZEROUPPER
+	RET
+
 // -------------------------------------------------------------- AVX-512 12×32
 // UNTESTED ON HARDWARE (written on an AVX2-only machine); selected only when
 // x/sys/cpu reports AVX-512F. Registers: CX k counter, SI A panel, DI B

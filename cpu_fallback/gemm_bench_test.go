@@ -88,9 +88,20 @@ func benchGemm(b *testing.B, kern *gemmKernel, s gemmBenchShape) {
 	}
 	call() // warm-up: packing buffers, worker pool
 	b.ResetTimer()
+	cpu0 := processCPUSeconds()
 	for i := 0; i < b.N; i++ {
 		call()
 	}
 	b.StopTimer()
-	b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	reportGflops(b, 2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N), processCPUSeconds()-cpu0, cpu0 >= 0)
+}
+
+// reportGflops reports GFLOP/s (wall clock) and, when CPU time is known,
+// GFLOP/cpu-s: flops per CPU-second of this process (all threads), a
+// measure of per-core efficiency that other processes' load barely moves.
+func reportGflops(b *testing.B, flops, cpuSeconds float64, haveCPU bool) {
+	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if haveCPU && cpuSeconds > 0 {
+		b.ReportMetric(flops/cpuSeconds/1e9, "GFLOP/cpu-s")
+	}
 }

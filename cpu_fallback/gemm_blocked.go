@@ -49,7 +49,17 @@ type gemmKernel struct {
 	// beta == 0 it does not read c. a holds kc*mr and b kc*nr packed values;
 	// kc >= 1.
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// fnDirectA, when not nil, is fn reading A unpacked from row-major
+	// storage: element (i, p) at a[i*lda+p]. Used where packing A would not
+	// pay for itself (few B panels to reuse it on, see directAMaxPanels).
+	fnDirectA func(kc int, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32)
 }
+
+// directAMaxPanels: when a B block has at most this many nr-wide panels
+// (n <= 128 for nr=16, e.g. the adapter's m=64 side), each packed A panel
+// would be used that few times, and packing A cost about a third of the time
+// (profile of 4096x64x768_NT), so kernels with fnDirectA read A in place.
+const directAMaxPanels = 8
 
 // maxTile bounds mr*nr over all kernels (AVX-512: 12×32), for the scratch tile.
 const maxTile = 12 * 32
@@ -189,6 +199,7 @@ func gemmSerial(kern *gemmKernel, ws *gemmWorkspace, transA, transB bool, m, n, 
 	ap := ws.buf(&ws.a, mcMax*kcB)
 	bp := ws.buf(&ws.b, ncMax*kcB)
 	tile := ws.tile[:mr*nr]
+	directA := kern.fnDirectA != nil && !transA && ceilDiv(ncMax, nr) <= directAMaxPanels
 	for jc := 0; jc < n; jc += kern.nc {
 		nc := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kcB {
@@ -200,30 +211,54 @@ func gemmSerial(kern *gemmKernel, ws *gemmWorkspace, transA, transB bool, m, n, 
 			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mc := min(kern.mc, m-ic)
-				packA(ap, transA, a, lda, ic, pc, mc, kc, mr)
-				macroKernel(kern, tile, mc, nc, kc, alpha, ap, bp, betaBlk, c[ic*ldc+jc:], ldc)
+				var aDirect []float32
+				if directA {
+					// Only a partial last panel (rows past m) is packed.
+					aDirect = a[ic*lda+pc:]
+					if full := mc / mr * mr; full < mc {
+						packA(ap[full*kc:], transA, a, lda, ic+full, pc, mc-full, kc, mr)
+					}
+				} else {
+					packA(ap, transA, a, lda, ic, pc, mc, kc, mr)
+				}
+				macroKernel(kern, tile, mc, nc, kc, alpha, ap, aDirect, lda, bp, betaBlk, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
 }
 
 // macroKernel runs the micro-kernel over one packed mc×kc A block and one
-// packed kc×nc B block, updating the mc×nc block of C at c.
-func macroKernel(kern *gemmKernel, tile []float32, mc, nc, kc int, alpha float32, ap, bp []float32, beta float32, c []float32, ldc int) {
+// packed kc×nc B block, updating the mc×nc block of C at c. When aDirect is
+// not nil, full mr-row tiles read A from aDirect (row-major, leading
+// dimension lda) with kern.fnDirectA, and only a partial last panel comes
+// from ap.
+func macroKernel(kern *gemmKernel, tile []float32, mc, nc, kc int, alpha float32, ap, aDirect []float32, lda int, bp []float32, beta float32, c []float32, ldc int) {
 	mr, nr := kern.mr, kern.nr
 	for jr := 0; jr < nc; jr += nr {
 		nrEff := min(nr, nc-jr)
 		bPanel := bp[jr*kc : (jr+nr)*kc]
 		for ir := 0; ir < mc; ir += mr {
 			mrEff := min(mr, mc-ir)
-			aPanel := ap[ir*kc : (ir+mr)*kc]
+			direct := aDirect != nil && mrEff == mr
+			var aPanel []float32
+			if !direct {
+				aPanel = ap[ir*kc : (ir+mr)*kc]
+			}
 			if mrEff == mr && nrEff == nr {
-				kern.fn(kc, aPanel, bPanel, c[ir*ldc+jr:], ldc, alpha, beta)
+				if direct {
+					kern.fnDirectA(kc, aDirect[ir*lda:], lda, bPanel, c[ir*ldc+jr:], ldc, alpha, beta)
+				} else {
+					kern.fn(kc, aPanel, bPanel, c[ir*ldc+jr:], ldc, alpha, beta)
+				}
 				continue
 			}
 			// Edge tile: full tile into scratch (padding is zero), then
 			// copy the valid part out with the same alpha/beta rule.
-			kern.fn(kc, aPanel, bPanel, tile, nr, 1, 0)
+			if direct {
+				kern.fnDirectA(kc, aDirect[ir*lda:], lda, bPanel, tile, nr, 1, 0)
+			} else {
+				kern.fn(kc, aPanel, bPanel, tile, nr, 1, 0)
+			}
 			for i := 0; i < mrEff; i++ {
 				row := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nrEff]
 				t := tile[i*nr : i*nr+nrEff]
@@ -251,11 +286,23 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, pc, mc, kc, mr int)
 			// A is stored k×m: op(A)[i, p] = a[p*lda+i]; rows of a panel are
 			// contiguous in memory.
 			base := pc*lda + ic + ir
+			if rows == 6 && mr == 6 {
+				for p := 0; p < kc; p++ {
+					// Fixed-size array copy: a few moves, no memmove call.
+					*(*[6]float32)(panel[p*6:]) = *(*[6]float32)(a[base+p*lda:])
+				}
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				src := a[base+p*lda : base+p*lda+rows]
 				d := panel[p*mr : p*mr+mr]
-				copy(d, src)
-				clear(d[rows:])
+				for r := range d {
+					if r < len(src) {
+						d[r] = src[r]
+					} else {
+						d[r] = 0
+					}
+				}
 			}
 			continue
 		}
@@ -306,6 +353,12 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 			// B is stored k×n: op(B)[p, j] = b[p*ldb+j]; a panel row is a
 			// contiguous run of B.
 			base := pc*ldb + jc + jr
+			if cols == 16 && nr == 16 {
+				for p := 0; p < kc; p++ {
+					*(*[16]float32)(panel[p*16:]) = *(*[16]float32)(b[base+p*ldb:])
+				}
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				d := panel[p*nr : p*nr+nr]
 				copy(d, b[base+p*ldb:base+p*ldb+cols])
@@ -314,6 +367,10 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 			continue
 		}
 		// B is stored n×k: op(B)[p, j] = b[j*ldb+p]; scatter each stored row.
+		if cols == 16 && nr == 16 {
+			packBT16(panel, b, (jc+jr)*ldb+pc, ldb, kc)
+			continue
+		}
 		for j := 0; j < cols; j++ {
 			src := b[(jc+jr+j)*ldb+pc : (jc+jr+j)*ldb+pc+kc]
 			for p, v := range src {
@@ -324,6 +381,28 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 			for p := 0; p < kc; p++ {
 				panel[p*nr+j] = 0
 			}
+		}
+	}
+}
+
+// packBT16 interleaves 16 full stored rows of B (b[base+j*ldb:][:kc],
+// j < 16) into one p-major panel, two groups of 8 rows so the row slices
+// stay in registers: the AVX2 kernel's case for X·Wᵀ.
+func packBT16(panel, b []float32, base, ldb, kc int) {
+	panel = panel[:16*kc]
+	for h := 0; h < 16; h += 8 {
+		o := base + h*ldb
+		r0 := b[o : o+kc]
+		r1 := b[o+ldb : o+ldb+kc]
+		r2 := b[o+2*ldb : o+2*ldb+kc]
+		r3 := b[o+3*ldb : o+3*ldb+kc]
+		r4 := b[o+4*ldb : o+4*ldb+kc]
+		r5 := b[o+5*ldb : o+5*ldb+kc]
+		r6 := b[o+6*ldb : o+6*ldb+kc]
+		r7 := b[o+7*ldb : o+7*ldb+kc]
+		for p := range r0 {
+			d := panel[16*p+h : 16*p+h+8 : 16*p+h+8]
+			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
 		}
 	}
 }

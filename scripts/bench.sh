@@ -47,7 +47,8 @@ fi
 
 # FP32 peak: measured FMA throughput (see docs/benchmarks.md).
 "$BIN" -test.run '^$' -test.bench '^BenchmarkFMAPeak$' -test.benchtime 200x 2>/dev/null |
-  awk '/GFLOP/ {for (i = 1; i < NF; i++) if ($(i+1) == "GFLOP/s") printf "FMA peak %-28s %8.1f GFLOP/s\n", $1, $i}' || true
+  awk '/GFLOP/ {for (i = 1; i < NF; i++) { if ($(i+1) == "GFLOP/s") w = $i; if ($(i+1) == "GFLOP/cpu-s") c = $i }
+              printf "FMA peak %-28s %8.1f GFLOP/s wall, %8.1f GFLOP/cpu-s\n", $1, w, c}' || true
 
 res="$OUT/gemm.tsv"
 : >"$res"
@@ -57,32 +58,36 @@ for rep in $(seq 1 "$REPS"); do
     iters=$(( 40000000000 / (2 * m * n * k) ))
     iters=$(( iters < 3 ? 3 : (iters > 200 ? 200 : iters) ))
     ours=$("$BIN" -test.run '^$' -test.bench "^BenchmarkGemm\$/^cpu\$/^${s}\$" -test.benchtime "${iters}x" |
-      awk '{for (i = 1; i < NF; i++) if ($(i+1) == "GFLOP/s") print $i}')
+      awk '{w = c = ""; for (i = 1; i < NF; i++) { if ($(i+1) == "GFLOP/s") w = $i; if ($(i+1) == "GFLOP/cpu-s") c = $i }
+            if (w != "") print w, (c == "" ? "nan" : c)}')
     if [ -z "$ours" ]; then
       echo "bench: BenchmarkGemm/cpu/$s did not run (shape list out of sync with gemm_bench_test.go?)" >&2
       exit 1
     fi
-    printf '%s\t%s\tours\t%s\n' "$rep" "$s" "$ours" >>"$res"
+    printf '%s\t%s\tours\t%s\n' "$rep" "$s" "${ours/ /$'\t'}" >>"$res"
     if [ $have_py = 1 ]; then
       ob=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" scripts/bench_gemm.py "$s" "$iters")
-      printf '%s\t%s\topenblas\t%s\n' "$rep" "$s" "$ob" >>"$res"
+      printf '%s\t%s\topenblas\t%s\n' "$rep" "$s" "${ob/ /$'\t'}" >>"$res"
     fi
   done
   echo "bench: rep $rep/$REPS done" >&2
 done
 
 python3 - "$res" "$SHAPES" <<'PYEOF'
-import statistics, sys
+import math, statistics, sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
 shapes = sys.argv[2].split()
-def stats(shape, impl):
-    v = sorted(float(r[3]) for r in rows if r[1] == shape and r[2] == impl)
+def stats(shape, impl, col):
+    v = sorted(float(r[col]) for r in rows if r[1] == shape and r[2] == impl and not math.isnan(float(r[col])))
     return (statistics.median(v), v[0], v[-1]) if v else None
 label = {"NT": "fwd X·Wᵀ", "NN": "dX=dY·W", "TN": "dW=dYᵀ·X"}
-print(f"{'shape MxNxK_tAtB':<20} {'case':<10} {'ours GFLOP/s':>22} {'OpenBLAS GFLOP/s':>22} {'ours/OB':>8}")
+fmt = lambda x: f"{x[0]:6.1f} ({x[1]:5.1f}-{x[2]:5.1f})" if x else f"{'-':>20}"
+ratio = lambda o, b: f"{o[0] / b[0]:5.2f}" if o and b else f"{'-':>5}"
+print("median (min-max) over the reps; wall = GFLOP/s by wall clock, cpu = GFLOP per CPU-second of the process")
+print(f"| {'shape MxNxK_tAtB':<18} | {'case':<9} | {'ours wall':>20} | {'OpenBLAS wall':>20} | {'ratio':>5} | {'ours cpu':>20} | {'OpenBLAS cpu':>20} | {'ratio':>5} |")
+print("|" + "|".join("-" * w for w in (20, 11, 22, 22, 7, 22, 22, 7)) + "|")
 for s in shapes:
-    o, b = stats(s, "ours"), stats(s, "openblas")
-    fmt = lambda x: f"{x[0]:7.1f} ({x[1]:5.1f}-{x[2]:5.1f})" if x else f"{'-':>21}"
-    ratio = f"{o[0] / b[0]:7.2f}" if o and b else f"{'-':>7}"
-    print(f"{s:<20} {label[s[-2:]]:<10} {fmt(o):>22} {fmt(b):>22} {ratio:>8}")
+    ow, bw = stats(s, "ours", 3), stats(s, "openblas", 3)
+    oc, bc = stats(s, "ours", 4), stats(s, "openblas", 4)
+    print(f"| {s:<18} | {label[s[-2:]]:<9} | {fmt(ow):>20} | {fmt(bw):>20} | {ratio(ow, bw):>5} | {fmt(oc):>20} | {fmt(bc):>20} | {ratio(oc, bc):>5} |")
 PYEOF
