@@ -41,9 +41,14 @@ Writes into tests/golden/trainstep/:
   losses.json         {"losses": the loss of each step before its update
                       (10 values), "logits": each step's logits, ...}
   final.safetensors   every trainable tensor after the 10 updates
-  grads0.safetensors  the gradient of every trainable tensor at step 0 (for
-                      diagnosing a mismatch: first loss, then gradients)
+  grads.safetensors   s{k}/<name>: the gradient of every trainable tensor at
+                      step k (k = 0..9), for replaying the optimizer on the
+                      reference's gradients and for diagnosing a mismatch
   meta.json           versions and settings
+With TRAINSTEP_DIAG=1 (diagnosis only, not used by the tests) also:
+  diag.safetensors    s{k}/z/<layer>.<attn|ffn>: each adapter's pre-activation
+                      down(h) (B, T, M); s{k}/pooler.pre: pooler.dense output
+                      before tanh (B, C)
 """
 
 import json
@@ -183,8 +188,20 @@ nodecay = [p for n, p in params.items() if no_decay(n)]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": nodecay, "weight_decay": 0.0}],
                         lr=LR, betas=BETAS, eps=EPS, foreach=False)
 
+DIAG = os.environ.get("TRAINSTEP_DIAG") == "1"
+diag, cur = {}, {}
+if DIAG:
+    def keep(key):
+        def hook(_mod, _inp, out):
+            cur[key] = out.detach().numpy().astype(np.float32).copy()
+        return hook
+    for i, layer in enumerate(bert.encoder.layer):
+        layer.attention.output.adapter.down.register_forward_hook(keep(f"z/{i}.attn"))
+        layer.output.adapter.down.register_forward_hook(keep(f"z/{i}.ffn"))
+    bert.pooler.dense.register_forward_hook(keep("pooler.pre"))
+
 losses, logits_all = [], []
-grads0 = None
+grads = {}
 for s, b in enumerate(batches):
     opt.zero_grad(set_to_none=True)
     logits = model(b)
@@ -192,8 +209,11 @@ for s, b in enumerate(batches):
     loss.backward()
     losses.append(float(loss.item()))
     logits_all.append(logits.detach().numpy().astype(np.float32).tolist())
-    if s == 0:
-        grads0 = {n: p.grad.detach().numpy().astype(np.float32).copy() for n, p in params.items()}
+    if DIAG:
+        for k, v in cur.items():
+            diag[f"s{s}/{k}"] = v
+    for n, p in params.items():
+        grads[f"s{s}/{n}"] = p.grad.detach().numpy().astype(np.float32).copy()
     opt.step()
     print(f"step {s}: T={b['input_ids'].shape[1]} loss {losses[-1]:.8f}")
 
@@ -201,7 +221,9 @@ final = {n: p.detach().numpy().astype(np.float32).copy() for n, p in params.item
 
 save_file(init, os.path.join(OUT, "init.safetensors"))
 save_file(final, os.path.join(OUT, "final.safetensors"))
-save_file(grads0, os.path.join(OUT, "grads0.safetensors"))
+save_file(grads, os.path.join(OUT, "grads.safetensors"))
+if DIAG:
+    save_file(diag, os.path.join(OUT, "diag.safetensors"))
 with open(os.path.join(OUT, "batches.json"), "w") as f:
     json.dump([{
         "B": int(b["input_ids"].shape[0]), "T": int(b["input_ids"].shape[1]),
