@@ -70,6 +70,18 @@ func sgemmKernelAVX2DirectA(kc int, a *float32, lda int, b, c *float32, ldc int,
 //go:noescape
 func sgemmKernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
+// copyRows16 packs 16-wide rows of B (contract: copyRows16Go). Assembly
+// because Go compiles a 64-byte array copy to a runtime.memmove call, which
+// was 30% of the time of 64x768x4096_TN; SSE only, so any amd64 runs it.
+func copyRows16(dst, src []float32, ld, kc int) {
+	_ = src[(kc-1)*ld+15]
+	_ = dst[16*kc-1]
+	copyRows16SSE(&dst[0], &src[0], ld, kc)
+}
+
+//go:noescape
+func copyRows16SSE(dst, src *float32, ld, kc int)
+
 // fmaPeakAVX2 runs n iterations of 12 independent 8-wide FMAs (192 flops per
 // iteration, 12 chains hide the 4-cycle latency on 2 FMA pipes); it only
 // exists to measure this machine's FP32 peak (BenchmarkFMAPeak).

@@ -391,6 +391,33 @@ avx512_epilogue:
 	VZEROUPPER
 	RET
 
+// ------------------------------------------------------------- B packing
+
+// func copyRows16SSE(dst, src *float32, ld, kc int)
+// Copies 16 floats from each of kc rows of src (stride ld elements) to dst,
+// 64 bytes per row, back to back. kc >= 1.
+TEXT ·copyRows16SSE(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kc+24(FP), CX
+
+copy16_loop:
+	MOVUPS (SI), X0
+	MOVUPS 16(SI), X1
+	MOVUPS 32(SI), X2
+	MOVUPS 48(SI), X3
+	MOVUPS X0, (DI)
+	MOVUPS X1, 16(DI)
+	MOVUPS X2, 32(DI)
+	MOVUPS X3, 48(DI)
+	ADDQ   R8, SI
+	ADDQ   $64, DI
+	DECQ   CX
+	JNZ    copy16_loop
+	RET
+
 // ------------------------------------------------------------- FMA peak loop
 
 // func fmaPeakAVX2(n int)

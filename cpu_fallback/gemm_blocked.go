@@ -354,9 +354,7 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 			// contiguous run of B.
 			base := pc*ldb + jc + jr
 			if cols == 16 && nr == 16 {
-				for p := 0; p < kc; p++ {
-					*(*[16]float32)(panel[p*16:]) = *(*[16]float32)(b[base+p*ldb:])
-				}
+				copyRows16(panel, b[base:], ldb, kc)
 				continue
 			}
 			for p := 0; p < kc; p++ {
@@ -382,6 +380,19 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 				panel[p*nr+j] = 0
 			}
 		}
+	}
+}
+
+// copyRows16Go copies 16 floats from each of kc rows of src (leading
+// dimension ld) into dst, back to back: the portable copyRows16.
+func copyRows16Go(dst, src []float32, ld, kc int) {
+	_ = src[(kc-1)*ld+15]
+	dst = dst[:16*kc]
+	for p := 0; p < kc; p++ {
+		s := src[p*ld : p*ld+16 : p*ld+16]
+		d := dst[16*p : 16*p+16 : 16*p+16]
+		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+		d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15] = s[8], s[9], s[10], s[11], s[12], s[13], s[14], s[15]
 	}
 }
 

@@ -8,3 +8,6 @@ var gemmKernels = []*gemmKernel{gemmGoKernel}
 
 // bestGemmKernel is the kernel sgemm uses.
 var bestGemmKernel = gemmGoKernel
+
+// copyRows16 packs 16-wide rows of B; see copyRows16Go.
+var copyRows16 = copyRows16Go
