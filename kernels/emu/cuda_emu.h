@@ -2,7 +2,9 @@
 // them on the CPU. Used only by the cgo package gpu/emu; nvcc never sees it.
 //
 // Execution model: a launch runs its blocks one after another; the threads of
-// a block run as fibers (ucontext) on the calling OS thread. A fiber runs
+// a block run as fibers on the calling OS thread (a 14-instruction stack
+// switch on x86-64, ucontext elsewhere: swapcontext's signal-mask system
+// calls made it several times slower). A fiber runs
 // until it reaches a barrier (__syncthreads, a warp shuffle, __syncwarp) or
 // returns; the scheduler then runs the next one. Passes alternate between
 // ascending and descending thread order, so a missing __syncthreads usually
@@ -68,10 +70,45 @@ static const int warpSize = 32;
 
 namespace emu {
 
+#if defined(__x86_64__)
+// Context switch: push the callee-saved registers, store the stack pointer
+// in *from, load to, pop and return into the other context (System V ABI).
+extern "C" void emu_switch(void** from, void* to);
+asm(R"(
+.text
+.globl emu_switch
+.type emu_switch,@function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+.size emu_switch,.-emu_switch
+)");
+struct Context {
+    void* sp;
+};
+#else
+struct Context {
+    ucontext_t uc;
+};
+#endif
+
 enum FiberState { RUNNABLE, WAIT_BLOCK, WAIT_WARP, DONE };
 
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     char* stack;
     FiberState state;
     uint3 tid;
@@ -84,7 +121,7 @@ struct Block {
     std::vector<Fiber> f;
     std::vector<int> warp_live, warp_arrived;
     std::vector<uint64_t> slot;  // shuffle exchange, one per thread
-    ucontext_t main;
+    Context main;
     int cur = 0;
     void (*body)(void*) = nullptr;
     void* arg = nullptr;
@@ -111,11 +148,19 @@ inline void release_warp(Block* b, int w) {
         if (b->f[i].state == WAIT_WARP) b->f[i].state = RUNNABLE;
 }
 
+inline void switch_to(Context* from, Context* to) {
+#if defined(__x86_64__)
+    emu_switch(&from->sp, to->sp);
+#else
+    swapcontext(&from->uc, &to->uc);
+#endif
+}
+
 // yield returns control to the scheduler; the fiber resumes when RUNNABLE.
 inline void yield() {
     Block* b = cur_block;
     Fiber& me = b->f[b->cur];
-    swapcontext(&me.ctx, &b->main);
+    switch_to(&me.ctx, &b->main);
 }
 
 inline void syncthreads() {
@@ -155,7 +200,11 @@ inline void fiber_entry() {
     // A returned thread no longer holds back the barriers it would have met.
     if (b->arrived > 0 && b->arrived == b->live) release_block(b);
     if (b->warp_arrived[w] > 0 && b->warp_arrived[w] == b->warp_live[w]) release_warp(b, w);
-    // returning resumes uc_link (the scheduler)
+#if defined(__x86_64__)
+    switch_to(&me.ctx, &b->main);  // never resumed
+    __builtin_trap();
+#endif
+    // with ucontext, returning resumes uc_link (the scheduler)
 }
 
 // Stack pool shared by launches (callers serialise launches).
@@ -188,11 +237,23 @@ inline bool run_block(Block& b, dim3 bd, void (*body)(void*), void* arg) {
         f.tid.z = i / (bd.x * bd.y);
         f.state = RUNNABLE;
         f.stack = pool[i];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = kStackBytes;
-        f.ctx.uc_link = &b.main;
-        makecontext(&f.ctx, (void (*)())fiber_entry, 0);
+#if defined(__x86_64__)
+        // Initial frame for emu_switch: six zero registers, then the
+        // "return address" fiber_entry, entered with rsp ≡ 8 (mod 16) as
+        // after a call; above it a null return address it never uses.
+        uintptr_t top = ((uintptr_t)(f.stack + kStackBytes)) & ~(uintptr_t)15;
+        void** sp = (void**)top;
+        *--sp = nullptr;
+        *--sp = (void*)fiber_entry;
+        for (int r = 0; r < 6; r++) *--sp = nullptr;
+        f.ctx.sp = sp;
+#else
+        getcontext(&f.ctx.uc);
+        f.ctx.uc.uc_stack.ss_sp = f.stack;
+        f.ctx.uc.uc_stack.ss_size = kStackBytes;
+        f.ctx.uc.uc_link = &b.main.uc;
+        makecontext(&f.ctx.uc, (void (*)())fiber_entry, 0);
+#endif
     }
     cur_block = &b;
     bool forward = true;
@@ -204,7 +265,7 @@ inline bool run_block(Block& b, dim3 bd, void (*body)(void*), void* arg) {
             progress = true;
             b.cur = i;
             threadIdx = b.f[i].tid;
-            swapcontext(&b.main, &b.f[i].ctx);
+            switch_to(&b.main, &b.f[i].ctx);
         }
         forward = !forward;
         if (!progress) {
