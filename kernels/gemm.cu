@@ -198,3 +198,9 @@ GEMM_KERNELS(bf16, float, float, bff)
 GEMM_KERNELS(bf16, float, bf16, bfb)
 GEMM_KERNELS(bf16, bf16, float, bbf)
 GEMM_KERNELS(bf16, bf16, bf16, bbb)
+
+// gemm_f32_ff: the first published name of gemm_f32_fff (float A, B, C),
+// kept because cuda/device_test.go launches it.
+extern "C" __global__ void gemm_f32_ff(float* C, const float* A, const float* B, GEMM_ARGS) {
+    gemm_f32_body(C, A, B, GEMM_PASS);
+}
