@@ -139,6 +139,7 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 		{"SoftmaxCrossEntropy", testCrossEntropy},
 		{"MSE", testMSE},
 		{"AdamW", testAdamW},
+		{"Views", testViews},
 		{"BadArguments", testBadArguments},
 	}
 	for i, tc := range tests {

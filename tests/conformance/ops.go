@@ -600,3 +600,86 @@ func testBadArguments(s *suite) {
 		}()
 	}
 }
+
+// testViews runs ops on views carved at odd offsets out of shared
+// allocations, as a model does with one allocation per category
+// (parameters, gradients, activations): every argument is a view, and the
+// elements around each view must stay untouched.
+func testViews(s *suite) {
+	const N, C, M = sN, sC, sM
+	// Parameters of an adapter and a LayerNorm in one F32 allocation, at
+	// offsets that are not multiples of 4.
+	sizes := []int{M * C, M, C * M, C, C, C}
+	offs := make([]int, len(sizes))
+	total := 3
+	for i, n := range sizes {
+		offs[i] = total
+		total += n + 1 // a gap element between views
+	}
+	pv := s.rnd(total, 0.5)
+	params, pref := s.tensor(backend.F32, pv, total)
+	view := func(parent backend.Tensor, off int, shape ...int) backend.Tensor {
+		v, err := s.be.View(parent, off, shape...)
+		s.must(err, fmt.Sprintf("View(%d, %v)", off, shape))
+		return v
+	}
+	wd, bd := view(params, offs[0], M, C), view(params, offs[1], M)
+	wu, bu := view(params, offs[2], C, M), view(params, offs[3], C)
+	lw, lb := view(params, offs[4], C), view(params, offs[5], C)
+	sl := func(i int) []float64 { return pref[offs[i] : offs[i]+sizes[i]] }
+
+	// Activations in one allocation of the activation dtype.
+	aoff := []int{5, 5 + N*C + 2, 5 + 2*N*C + 4, 5 + 2*N*C + 4 + N*M + 3}
+	atotal := aoff[3] + N*C + 1
+	acts, _ := s.tensor(s.adt, s.rnd(atotal, 1), atotal)
+	before := s.get(acts)
+	inp := view(acts, aoff[0], N, C)
+	out := view(acts, aoff[1], N, C)
+	z := view(acts, aoff[2], N, M)
+	ln := view(acts, aoff[3], N, C)
+	stats, _ := s.tensor(backend.F32, make([]float32, 2*N+3), 2*N+3)
+	mean, rstd := view(stats, 1, N), view(stats, N+2, N)
+
+	s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, backend.GELU), "AdapterForward on views")
+	s.must(s.be.LayerNormForward(ln, mean, rstd, out, lw, lb, N, C, 1e-12), "LayerNormForward on views")
+	iv := before[aoff[0] : aoff[0]+N*C]
+	wo, wz := make([]float64, N*C), make([]float64, N*M)
+	ref64.AdapterForward(wo, wz, iv, sl(0), sl(1), sl(2), sl(3), N, C, M, backend.GELU)
+	got := s.get(acts)
+	s.check("adapter out (view)", got[aoff[1]:aoff[1]+N*C], wo, s.tol.Adapter)
+	s.check("adapter z (view)", got[aoff[2]:aoff[2]+N*M], wz, s.tol.Adapter)
+	lo, lm, lr := make([]float64, N*C), make([]float64, N), make([]float64, N)
+	ref64.LayerNormForward(lo, lm, lr, got[aoff[1]:aoff[1]+N*C], sl(4), sl(5), N, C, float64(float32(1e-12)))
+	s.check("layernorm out (view)", got[aoff[3]:aoff[3]+N*C], lo, s.tol.LayerNorm)
+	// Nothing outside the views changed.
+	covered := make([]bool, atotal)
+	for i, n := range []int{N * C, N * C, N * M, N * C} {
+		for j := aoff[i]; j < aoff[i]+n; j++ {
+			covered[j] = true
+		}
+	}
+	for j := range got {
+		if !covered[j] && math.Float64bits(got[j]) != math.Float64bits(before[j]) {
+			s.t.Fatalf("element %d of the activation allocation, outside every view, changed from %v to %v", j, before[j], got[j])
+		}
+	}
+	st := s.get(stats)
+	if st[0] != 0 || st[N+1] != 0 || st[2*N+2] != 0 {
+		s.t.Fatalf("LayerNorm statistics spilled outside their views: %v %v %v", st[0], st[N+1], st[2*N+2])
+	}
+
+	// Gradients into views of one F32 allocation: += lands in place only.
+	gtotal := total
+	grads, gref := s.tensor(backend.F32, s.rnd(gtotal, 1), gtotal)
+	dwd, dbd := view(grads, offs[0], M, C), view(grads, offs[1], M)
+	dwu, dbu := view(grads, offs[2], C, M), view(grads, offs[3], C)
+	dout, gv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
+	dinp := view(acts, aoff[3], N, C) // reuse the LayerNorm output's place
+	s.must(s.be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, backend.GELU), "AdapterBackward on views")
+	want := clone(gref)
+	gs := func(i int) []float64 { return want[offs[i] : offs[i]+sizes[i]] }
+	wdinp := make([]float64, N*C)
+	ref64.AdapterBackward(wdinp, gs(0), gs(1), gs(2), gs(3), gv, iv, got[aoff[2]:aoff[2]+N*M], sl(0), sl(2), N, C, M, backend.GELU)
+	s.check("adapter grads (views of one allocation)", s.get(grads), want, s.tol.Adapter)
+	s.check("adapter dinp (view)", s.get(acts)[aoff[3]:aoff[3]+N*C], wdinp, s.tol.Adapter)
+}
