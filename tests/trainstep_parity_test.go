@@ -367,6 +367,7 @@ func TestTrainStepParityTorch(t *testing.T) {
 			tsExplain(t, name, e.at, goGrads, gradF)
 		}
 	}
+	tsCompareF64(t, r, finalF)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].rel > errs[j].rel })
 	for _, e := range errs[:min(5, len(errs))] {
 		t.Logf("final %s: max abs err %.3g (scaled %.3g)", e.name, e.abs, e.rel)
@@ -481,4 +482,57 @@ func tsCheckGrads(t *testing.T, m *model.Model, got map[string][]float32, f *saf
 		}
 	}
 	t.Logf("step %d gradients: worst max|go-torch|/max|torch| %.3g in %s", s, worst, worstName)
+}
+
+// tsOver counts the elements of got outside tsParamTol·max(1,|ref|) of ref
+// and returns the largest scaled error.
+func tsOver(got, ref []float32) (int, float64) {
+	n, worst := 0, 0.0
+	for i := range ref {
+		d := math.Abs(float64(got[i])-float64(ref[i])) / math.Max(1, math.Abs(float64(ref[i])))
+		if !(d <= tsParamTol) {
+			n++
+		}
+		worst = math.Max(worst, d)
+	}
+	return n, worst
+}
+
+// tsCompareF64 puts the Go-vs-PyTorch differences in scale when the float64
+// run of the reference exists (TRAINSTEP_F64=1 tests/ref/gen_trainstep.py):
+// it logs, per tensor, how many elements of the Go result and of the float32
+// PyTorch result lie outside the criterion's tolerance of the float64
+// trajectory.
+func tsCompareF64(t *testing.T, r *tsRun, finalF *safetensors.File) {
+	t.Helper()
+	path := testassets.Path("tests", "golden", "trainstep64", "final.safetensors")
+	if _, err := os.Stat(path); err != nil {
+		t.Logf("no float64 reference (%s; TRAINSTEP_F64=1 tests/ref/gen_trainstep.py writes it): Go vs float64 not compared", path)
+		return
+	}
+	f64 := tsOpen(t, path)
+	var goOver, refOver, goVsRef int
+	goWorst, refWorst := 0.0, 0.0
+	for _, name := range r.trainable {
+		exact, err := f64.ReadFloat32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := finalF.ReadFloat32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := tsDownload(t, r.be, r.m.Param(name).T)
+		gn, gw := tsOver(got, exact)
+		rn, rw := tsOver(ref, exact)
+		xn, _ := tsOver(got, ref)
+		goOver, refOver, goVsRef = goOver+gn, refOver+rn, goVsRef+xn
+		goWorst, refWorst = math.Max(goWorst, gw), math.Max(refWorst, rw)
+		if gn+rn+xn > 0 {
+			t.Logf("  %s: elements over %g·max(1,|ref|): go vs f64 %d (max %.3g), torch32 vs f64 %d (max %.3g), go vs torch32 %d",
+				name, tsParamTol, gn, gw, rn, rw, xn)
+		}
+	}
+	t.Logf("against the float64 PyTorch trajectory: go float32 %d elements over (max %.3g), PyTorch float32 %d over (max %.3g); go vs PyTorch float32 %d over",
+		goOver, goWorst, refOver, refWorst, goVsRef)
 }

@@ -45,6 +45,13 @@ Writes into tests/golden/trainstep/:
                       step k (k = 0..9), for replaying the optimizer on the
                       reference's gradients and for diagnosing a mismatch
   meta.json           versions and settings
+With TRAINSTEP_F64=1 the same experiment runs in float64 (same batches, same
+initial values, cast from the float32 ones) and writes only
+tests/golden/trainstep64/{final,grads}.safetensors (cast to float32) and
+losses.json: an "exact arithmetic" yardstick that shows how far float32
+PyTorch itself is from the exact trajectory (used by the Go test, when
+present, to put the Go-vs-PyTorch differences in scale).
+
 With TRAINSTEP_DIAG=1 (diagnosis only, not used by the tests) also:
   diag.safetensors    s{k}/z/<layer>.<attn|ffn>: each adapter's pre-activation
                       down(h) (B, T, M); s{k}/pooler.pre: pooler.dense output
@@ -65,7 +72,8 @@ from transformers import BertModel, BertTokenizerFast
 
 MODEL = "build/assets/all-MiniLM-L6-v2"
 DATA = "build/assets/spam/train.jsonl"
-OUT = "tests/golden/trainstep"
+F64 = os.environ.get("TRAINSTEP_F64") == "1"
+OUT = "tests/golden/trainstep64" if F64 else "tests/golden/trainstep"
 M = 64              # adapter bottleneck
 STEPS = 10
 BATCH = 8
@@ -155,6 +163,8 @@ class Classifier(nn.Module):
 
 
 model = Classifier().float()
+if F64:
+    model = model.double()  # after the float32 init: identical starting values
 model.eval()  # dropout off (every nn.Dropout is the identity in eval mode)
 
 
@@ -219,9 +229,14 @@ for s, b in enumerate(batches):
 
 final = {n: p.detach().numpy().astype(np.float32).copy() for n, p in params.items()}
 
-save_file(init, os.path.join(OUT, "init.safetensors"))
 save_file(final, os.path.join(OUT, "final.safetensors"))
 save_file(grads, os.path.join(OUT, "grads.safetensors"))
+if F64:
+    with open(os.path.join(OUT, "losses.json"), "w") as f:
+        json.dump({"losses": losses, "dtype": "float64"}, f, indent=1)
+    print("wrote", OUT, "(float64)")
+    raise SystemExit(0)
+save_file(init, os.path.join(OUT, "init.safetensors"))
 if DIAG:
     save_file(diag, os.path.join(OUT, "diag.safetensors"))
 with open(os.path.join(OUT, "batches.json"), "w") as f:
