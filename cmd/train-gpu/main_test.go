@@ -175,3 +175,18 @@ func TestDocsMatchHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestInspectAndData(t *testing.T) {
+	if code, _, errOut := runCLI("data", "enron"); code != 1 || !strings.Contains(errOut, `unknown dataset "enron"`) {
+		t.Errorf("data enron: exit %d %s", code, errOut)
+	}
+	if code, _, _ := runCLI("inspect"); code != 2 {
+		t.Errorf("inspect without a folder: exit %d", code)
+	}
+	dir := testassets.ModelDir()
+	testassets.Require(t, "make assets", filepath.Join(dir, "model.safetensors"))
+	code, out, errOut := runCLI("inspect", dir)
+	if code != 0 || !strings.Contains(out, "384") || !strings.Contains(strings.ToLower(out), "fingerprint") {
+		t.Errorf("inspect: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
