@@ -22,6 +22,7 @@ type Backend struct {
 
 	// One task struct per kind of parallel region (see tasks.go), filled
 	// under mu.
+	gb   gemmBatchTask
 	ew   ewTask
 	cs   colSumTask
 	row  rowTask

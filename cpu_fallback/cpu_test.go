@@ -197,6 +197,9 @@ func (s *opSequence) step(t testing.TB) {
 		}
 	}
 	must(be.EmbeddingForward(s.qkv, s.ids, s.table, N, 3*C, false))
+	// A strided batch (head 0's scores of every sequence), overwritten below.
+	must(be.Gemm(s.probs, s.qkv, s.qkv, backend.MatMul{TransB: true, M: s.T, N: s.T, K: s.HS, Alpha: 1,
+		LdA: 3 * C, LdB: 3 * C, Batch: s.B, StrideA: s.T * 3 * C, StrideB: s.T * 3 * C, StrideC: s.NH * s.T * s.T}))
 	must(be.AttentionForward(s.out, s.probs, s.qkv, s.mask, s.B, s.T, s.NH, s.HS, 0.1, 7))
 	must(be.AdapterForward(s.ad, s.z, s.out, s.wd, s.bd, s.wu, s.bu, N, C, M, backend.GELU))
 	must(be.LayerNormForward(s.ln, s.mean, s.rstd, s.ad, s.w, s.b, N, C, 1e-12))

@@ -34,10 +34,10 @@ func span(rows, cols, ld, batch, stride int) int {
 // batch described by p (see backend.MatMul).
 func (be *Backend) Gemm(c, a, b backend.Tensor, p backend.MatMul) error {
 	const op = "cpu.Gemm"
-	if err := nonneg(op, "M,N,K,Batch,StrideA,StrideB,StrideC,LdA,LdB,LdC", p.M, p.N, p.K, p.Batch, p.StrideA, p.StrideB, p.StrideC, p.LdA, p.LdB, p.LdC); err != nil {
+	if err := nonneg(op, "M,N,K,StrideA,StrideB,StrideC,LdA,LdB,LdC", p.M, p.N, p.K, p.StrideA, p.StrideB, p.StrideC, p.LdA, p.LdB, p.LdC); err != nil {
 		return err
 	}
-	batch := max(p.Batch, 1)
+	batch := max(p.Batch, 1) // Batch <= 1 means one problem
 	// Stored shapes: a is M×K (K×M transposed), b is K×N (N×K transposed).
 	ar, ac := p.M, p.K
 	if p.TransA {
@@ -78,12 +78,41 @@ func (be *Backend) Gemm(c, a, b backend.Tensor, p backend.MatMul) error {
 	if p.M == 0 || p.N == 0 {
 		return nil
 	}
-	for i := 0; i < batch; i++ {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.gb = gemmBatchTask{p: p, lda: lda, ldb: ldb, ldc: ldc, a: av, b: bv, c: cv}
+	if batch > 1 && 2*p.M*p.N*p.K < smallGemmFlops {
+		// Many small problems: one per worker, each sgemm single-threaded
+		// by its own size rule. Problems are independent, so the results
+		// are the same as in order.
+		parallelRange(batch, 1, &be.gb)
+	} else {
+		be.gb.run(0, 0, batch)
+	}
+	be.gb = gemmBatchTask{}
+	return nil
+}
+
+// smallGemmFlops is the size (2·M·N·K) under which one problem of a batch is
+// not worth splitting across cores (~2²¹ flops, 10-50 µs of one core), so the
+// batch is split instead.
+const smallGemmFlops = 1 << 21
+
+// gemmBatchTask runs problems [lo, hi) of a batched Gemm.
+type gemmBatchTask struct {
+	p             backend.MatMul
+	lda, ldb, ldc int
+	a, b, c       []float32
+}
+
+func (t *gemmBatchTask) run(_, lo, hi int) {
+	p := &t.p
+	for i := lo; i < hi; i++ {
 		ao, bo, co := i*p.StrideA, i*p.StrideB, i*p.StrideC
 		if p.K == 0 {
-			// op(a)·op(b) is zero: c = beta·c.
+			// op(a)·op(b) is zero: c = beta·c (beta = 0 does not read c).
 			for r := 0; r < p.M; r++ {
-				row := cv[co+r*ldc : co+r*ldc+p.N]
+				row := t.c[co+r*t.ldc : co+r*t.ldc+p.N]
 				for j := range row {
 					if p.Beta == 0 {
 						row[j] = 0
@@ -94,9 +123,8 @@ func (be *Backend) Gemm(c, a, b backend.Tensor, p backend.MatMul) error {
 			}
 			continue
 		}
-		sgemm(p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, av[ao:], lda, bv[bo:], ldb, p.Beta, cv[co:], ldc)
+		sgemm(p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, t.a[ao:], t.lda, t.b[bo:], t.ldb, p.Beta, t.c[co:], t.ldc)
 	}
-	return nil
 }
 
 // AddBias adds bias (C) to every row of x (N, C) in place.
