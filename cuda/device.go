@@ -23,9 +23,7 @@ package cuda
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -53,11 +51,8 @@ type Device struct {
 	cc       [2]int
 	totalMem int64
 
-	mu     sync.Mutex // serialises calls; guards closed and the launch slot
-	closed bool
-	req    chan func() error
-	reply  chan error
-	done   chan struct{}
+	// th runs every driver call; its mutex also guards the launch slot.
+	th *thread
 
 	// Owned by the locked thread.
 	dev     cu.Device
@@ -69,8 +64,8 @@ type Device struct {
 	files   []string
 	fns     map[string]cu.Function
 
-	// The launch slot: Launch fills it under mu and sends launchFn (bound
-	// once) so that a launch allocates nothing.
+	// The launch slot: Launch fills it under th.mu and sends launchFn
+	// (bound once) so that a launch allocates nothing.
 	launchFn       func() error
 	lName          string
 	lGrid, lBlock  Dim3
@@ -78,11 +73,6 @@ type Device struct {
 	args           [MaxArgs]uint64
 	argp           [MaxArgs]unsafe.Pointer
 }
-
-// panicked carries a panic from the locked thread back to the caller.
-type panicked struct{ v any }
-
-func (p panicked) Error() string { return fmt.Sprintf("panic on the CUDA thread: %v", p.v) }
 
 // Open creates a context on GPU ordinal (0-based), a stream and two timing
 // events, and loads every embedded PTX file. Close releases them.
@@ -94,52 +84,15 @@ func Open(ordinal int) (*Device, error) {
 	if ordinal < 0 || ordinal >= n {
 		return nil, fmt.Errorf("cuda.Open: no GPU %d (the driver sees %d)", ordinal, n)
 	}
-	d := &Device{
-		ordinal: ordinal,
-		req:     make(chan func() error),
-		reply:   make(chan error),
-		done:    make(chan struct{}),
-		fns:     make(map[string]cu.Function),
-	}
+	d := &Device{ordinal: ordinal, fns: make(map[string]cu.Function)}
 	d.launchFn = d.launchOnThread
 	for i := range d.argp {
 		d.argp[i] = unsafe.Pointer(&d.args[i])
 	}
-	ready := make(chan error)
-	go d.loop(ready)
-	if err := <-ready; err != nil {
-		<-d.done
+	if d.th, err = startThread(d.setup, d.teardown); err != nil {
 		return nil, fmt.Errorf("cuda.Open(%d): %w", ordinal, err)
 	}
 	return d, nil
-}
-
-// loop is the locked thread: set up, serve calls until req closes, tear down.
-// The goroutine never unlocks its thread, so the thread exits with it and the
-// context is never current anywhere else.
-func (d *Device) loop(ready chan<- error) {
-	runtime.LockOSThread()
-	defer close(d.done)
-	if err := d.setup(); err != nil {
-		d.teardown()
-		ready <- err
-		return
-	}
-	ready <- nil
-	for f := range d.req {
-		d.reply <- d.run(f)
-	}
-	d.teardown()
-}
-
-// run calls f, turning a panic into an error the caller re-panics with.
-func (d *Device) run(f func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = panicked{r}
-		}
-	}()
-	return f()
 }
 
 func (d *Device) setup() error {
@@ -220,41 +173,22 @@ func (d *Device) teardown() {
 
 // do runs f on the locked thread and returns its error.
 func (d *Device) do(f func() error) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.doLocked(f)
-}
-
-// doLocked is do with d.mu held.
-func (d *Device) doLocked(f func() error) error {
-	if d.closed {
-		return fmt.Errorf("cuda: device %d is closed", d.ordinal)
+	if err := d.th.do(f); err != nil {
+		if err == errClosed {
+			return fmt.Errorf("cuda: device %d is closed", d.ordinal)
+		}
+		return err
 	}
-	d.req <- f
-	err := <-d.reply
-	if p, ok := err.(panicked); ok {
-		panic(p.v)
-	}
-	return err
+	return nil
 }
 
 // Close waits for queued work and destroys the context (all device memory
 // of the context is freed with it). Calls after Close return an error.
 func (d *Device) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
+	if err := d.th.close(func() error { return d.stream.Synchronize() }); err != nil {
+		return fmt.Errorf("cuda.Close: %w", err)
 	}
-	var err error
-	if e := d.doLocked(func() error { return d.stream.Synchronize() }); e != nil {
-		err = fmt.Errorf("cuda.Close: %w", e)
-	}
-	d.closed = true
-	close(d.req)
-	d.mu.Unlock()
-	<-d.done
-	return err
+	return nil
 }
 
 // Name describes the device, e.g. "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)".
@@ -384,11 +318,14 @@ func (d *Device) Launch(kernel string, grid, block Dim3, sharedBytes int, args .
 	if sharedBytes < 0 {
 		return fmt.Errorf("cuda: Launch %s: %d bytes of shared memory", kernel, sharedBytes)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.th.mu.Lock()
+	defer d.th.mu.Unlock()
 	d.lName, d.lGrid, d.lBlock, d.lShared, d.lArgc = kernel, grid, block, sharedBytes, len(args)
 	copy(d.args[:], args)
-	if err := d.doLocked(d.launchFn); err != nil {
+	if err := d.th.doLocked(d.launchFn); err != nil {
+		if err == errClosed {
+			return fmt.Errorf("cuda: Launch %s: device %d is closed", kernel, d.ordinal)
+		}
 		return fmt.Errorf("cuda: Launch %s grid %v block %v shared %d: %w", kernel, grid, block, sharedBytes, err)
 	}
 	return nil
