@@ -353,3 +353,59 @@ func TestDropoutKeepInlined(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionFullyMaskedSequence: a sequence whose keys are all padding
+// (never produced by BERT batching, whose [CLS] is real) gets zero
+// probabilities, a zero output and a zero gradient instead of NaN, and the
+// other sequences are unaffected.
+func TestAttentionFullyMaskedSequence(t *testing.T) {
+	const B, T, NH, HS = 2, 5, 2, 3
+	C := NH * HS
+	be := New()
+	r := rand.New(rand.NewPCG(3, 3))
+	mk := func(dt backend.DType, n int) backend.Tensor {
+		x, err := be.Alloc(dt, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dt == backend.F32 {
+			for i := range x.(*Tensor).Data {
+				x.(*Tensor).Data[i] = float32(r.NormFloat64())
+			}
+		}
+		return x
+	}
+	qkv, out, probs := mk(backend.F32, B*T*3*C), mk(backend.F32, B*T*C), mk(backend.F32, B*NH*T*T)
+	dout, dqkv := mk(backend.F32, B*T*C), mk(backend.F32, B*T*3*C)
+	mask := mk(backend.I32, B*T)
+	copy(mask.(*Tensor).Ints, []int32{1, 1, 1, 0, 0, 0, 0, 0, 0, 0}) // sequence 1 all padding
+	if err := be.AttentionForward(out, probs, qkv, mask, B, T, NH, HS, 0.2, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, 0.2, 5); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, v []float32, zeroFrom int) {
+		for i, x := range v {
+			if x != x || math.IsInf(float64(x), 0) {
+				t.Fatalf("%s[%d] = %v", name, i, x)
+			}
+			if i >= zeroFrom && x != 0 {
+				t.Fatalf("%s[%d] = %v in the fully padded sequence, want 0", name, i, x)
+			}
+		}
+	}
+	check("probs", probs.(*Tensor).Data, NH*T*T)
+	check("out", out.(*Tensor).Data, T*C)
+	check("dqkv", dqkv.(*Tensor).Data, T*3*C)
+	// Sequence 0's probability rows still sum to 1 over its 3 real keys.
+	for row := 0; row < NH*T; row++ {
+		var s float64
+		for k := 0; k < T; k++ {
+			s += float64(probs.(*Tensor).Data[row*T+k])
+		}
+		if math.Abs(s-1) > 1e-6 { // T = 5 float32 terms
+			t.Fatalf("row %d of sequence 0 sums to %v", row, s)
+		}
+	}
+}
