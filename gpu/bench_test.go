@@ -15,10 +15,11 @@ package gpu
 //
 // Every timed loop ends with a device Sync before the timer stops.
 //
-// Dtypes follow the launchers (gpu/ops_common.go): activations, gradients
-// and trainable tensors F32, frozen weights in the backend's FrozenDType
-// (BF16 through Open). In the byte counts, 4 is an F32 element and ew a
-// frozen-weight element.
+// Dtypes are the model's (model/bert.go): activations, activation gradients
+// and frozen weights in the backend's FrozenDType (BF16 through Open);
+// trainable tensors, parameter gradients, LayerNorm statistics and optimizer
+// state in F32. In the byte counts, ew is a FrozenDType element and 4 an F32
+// one.
 //
 //	make ptx && go test -tags cuda -run '^$' -bench . -benchtime 200x ./gpu/
 //
@@ -184,9 +185,9 @@ func gemmOp(name string, out, in func(benchShape) int, dx bool) benchOp {
 		bytes: func(s benchShape, ew float64) float64 {
 			n, o, i := float64(s.B*s.T), float64(out(s)), float64(in(s))
 			if dx {
-				return 4*n*o + ew*o*i + 4*n*i
+				return ew * (n*o + o*i + n*i)
 			}
-			return 4*n*i + ew*o*i + 4*n*o
+			return ew * (n*i + o*i + n*o)
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(2))}
@@ -194,13 +195,13 @@ func gemmOp(name string, out, in func(benchShape) int, dx bool) benchOp {
 			N, O, I := s.B*s.T, out(s), in(s)
 			w := x.t(be.FrozenDType(), 0.02, O, I)
 			if dx {
-				dy := x.t(backend.F32, 1, N, O)
-				dX := x.t(backend.F32, 0, N, I)
+				dy := x.t(be.FrozenDType(), 1, N, O)
+				dX := x.t(be.FrozenDType(), 0, N, I)
 				p := backend.MatMul{M: N, N: I, K: O, Alpha: 1}
 				return func() error { return be.Gemm(dX, dy, w, p) }
 			}
-			in := x.t(backend.F32, 1, N, I)
-			y := x.t(backend.F32, 0, N, O)
+			in := x.t(be.FrozenDType(), 1, N, I)
+			y := x.t(be.FrozenDType(), 0, N, O)
 			p := backend.MatMul{TransB: true, M: N, N: O, K: I, Alpha: 1}
 			return func() error { return be.Gemm(y, in, w, p) }
 		},
@@ -214,12 +215,12 @@ func adapterParams(s benchShape) int {
 	return s.L * 2 * (2*s.C*s.M + s.C + s.M) // Houlsby: two adapters per layer
 }
 
-// elementwise describes an op over n = f(s) F32 elements touching k arrays.
+// elementwise describes an op over n = f(s) activations touching k arrays.
 func elementwise(name string, n func(benchShape) int, k float64, run func(x *bench, s benchShape) func() error) benchOp {
 	return benchOp{
 		name:  name,
 		flops: zero,
-		bytes: func(s benchShape, _ float64) float64 { return k * 4 * float64(n(s)) },
+		bytes: func(s benchShape, ew float64) float64 { return k * ew * float64(n(s)) },
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(3))}
 			b.Cleanup(x.free)
@@ -243,13 +244,13 @@ var benchOps = []benchOp{
 		name: "attention_fwd",
 		// QKᵀ and P·V: 2·2·B·NH·T²·HS = 4·B·T²·C.
 		flops: func(s benchShape, _ float64) float64 { return 4 * float64(s.B) * float64(s.T*s.T) * float64(s.C) },
-		bytes: func(s benchShape, _ float64) float64 {
-			return 4 * (float64(s.B*s.T*4*s.C) + float64(s.B*s.NH*s.T*s.T))
+		bytes: func(s benchShape, ew float64) float64 {
+			return ew * (float64(s.B*s.T*4*s.C) + float64(s.B*s.NH*s.T*s.T))
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(4))}
 			b.Cleanup(x.free)
-			dt := backend.F32 // activations
+			dt := be.FrozenDType() // activations
 			qkv := x.t(dt, 1, s.B, s.T, 3*s.C)
 			mask := x.t(backend.I32, 0, s.B, s.T)
 			out := x.t(dt, 0, s.B, s.T, s.C)
@@ -263,13 +264,13 @@ var benchOps = []benchOp{
 		name: "attention_bwd",
 		// dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q: 8·B·T²·C.
 		flops: func(s benchShape, _ float64) float64 { return 8 * float64(s.B) * float64(s.T*s.T) * float64(s.C) },
-		bytes: func(s benchShape, _ float64) float64 {
-			return 4 * (float64(s.B*s.T*7*s.C) + float64(s.B*s.NH*s.T*s.T))
+		bytes: func(s benchShape, ew float64) float64 {
+			return ew * (float64(s.B*s.T*7*s.C) + float64(s.B*s.NH*s.T*s.T))
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(5))}
 			b.Cleanup(x.free)
-			dt := backend.F32 // activations
+			dt := be.FrozenDType() // activations
 			qkv := x.t(dt, 1, s.B, s.T, 3*s.C)
 			mask := x.t(backend.I32, 0, s.B, s.T)
 			out := x.t(dt, 0, s.B, s.T, s.C)
@@ -288,13 +289,13 @@ var benchOps = []benchOp{
 		name: "adapter_fwd",
 		// down (N·C·M) and up (N·M·C) projections, 2 flops per MAC.
 		flops: func(s benchShape, _ float64) float64 { return 4 * float64(s.B*s.T) * float64(s.C*s.M) },
-		bytes: func(s benchShape, _ float64) float64 {
-			return 4*float64(2*nc(s)+s.B*s.T*s.M) + 4*float64(2*s.C*s.M+s.C+s.M)
+		bytes: func(s benchShape, ew float64) float64 {
+			return ew*float64(2*nc(s)+s.B*s.T*s.M) + 4*float64(2*s.C*s.M+s.C+s.M)
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(6))}
 			b.Cleanup(x.free)
-			dt := backend.F32 // activations
+			dt := be.FrozenDType() // activations
 			N := s.B * s.T
 			inp := x.t(dt, 1, N, s.C)
 			out := x.t(dt, 0, N, s.C)
@@ -308,13 +309,13 @@ var benchOps = []benchOp{
 		name: "adapter_bwd",
 		// dh = dout·wUp, dinp += dz·wDown, dWUp += doutᵀ·act(z), dWDown += dzᵀ·inp.
 		flops: func(s benchShape, _ float64) float64 { return 8 * float64(s.B*s.T) * float64(s.C*s.M) },
-		bytes: func(s benchShape, _ float64) float64 {
-			return 4*float64(3*nc(s)+s.B*s.T*s.M) + 8*float64(2*s.C*s.M+s.C+s.M)
+		bytes: func(s benchShape, ew float64) float64 {
+			return ew*float64(3*nc(s)+s.B*s.T*s.M) + 8*float64(2*s.C*s.M+s.C+s.M)
 		},
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(7))}
 			b.Cleanup(x.free)
-			dt := backend.F32 // activations
+			dt := be.FrozenDType() // activations
 			N := s.B * s.T
 			inp, dout := x.t(dt, 1, N, s.C), x.t(dt, 1, N, s.C)
 			z := x.t(dt, 1, N, s.M)
@@ -328,7 +329,7 @@ var benchOps = []benchOp{
 		},
 	},
 	elementwise("layernorm_fwd", nc, 2, func(x *bench, s benchShape) func() error {
-		dt := backend.F32 // activations
+		dt := x.be.FrozenDType() // activations
 		N := s.B * s.T
 		inp, out := x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C)
 		mean, rstd := x.t(backend.F32, 0, N), x.t(backend.F32, 0, N)
@@ -336,7 +337,7 @@ var benchOps = []benchOp{
 		return func() error { return x.be.LayerNormForward(out, mean, rstd, inp, w, bias, N, s.C, 1e-12) }
 	}),
 	elementwise("layernorm_bwd", nc, 3, func(x *bench, s benchShape) func() error {
-		dt := backend.F32 // activations
+		dt := x.be.FrozenDType() // activations
 		N := s.B * s.T
 		inp, out, dout, dinp := x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C), x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C)
 		mean, rstd := x.t(backend.F32, 0, N), x.t(backend.F32, 0, N)
@@ -348,27 +349,27 @@ var benchOps = []benchOp{
 		return func() error { return x.be.LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd, N, s.C) }
 	}),
 	elementwise("gelu_fwd", nff, 2, func(x *bench, s benchShape) func() error {
-		dt := backend.F32 // activations
+		dt := x.be.FrozenDType() // activations
 		inp, out := x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
 		return func() error { return x.be.GeluForward(out, inp, nff(s)) }
 	}),
 	elementwise("gelu_bwd", nff, 3, func(x *bench, s benchShape) func() error {
-		dt := backend.F32 // activations
+		dt := x.be.FrozenDType() // activations
 		inp, dout, dinp := x.t(dt, 1, nff(s)), x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
 		return func() error { return x.be.GeluBackward(dinp, dout, inp, nff(s)) }
 	}),
 	elementwise("add_bias", nff, 2, func(x *bench, s benchShape) func() error {
-		dt := backend.F32 // activations
+		dt := x.be.FrozenDType() // activations
 		y, bias := x.t(dt, 1, s.B*s.T, s.FF), x.t(x.be.FrozenDType(), 0.1, s.FF)
 		return func() error { return x.be.AddBias(y, bias, s.B*s.T, s.FF) }
 	}),
 	elementwise("add", nc, 3, func(x *bench, s benchShape) func() error {
-		dt := backend.F32 // activations
+		dt := x.be.FrozenDType() // activations
 		a, c, out := x.t(dt, 1, nc(s)), x.t(dt, 1, nc(s)), x.t(dt, 0, nc(s))
 		return func() error { return x.be.Add(out, a, c, nc(s)) }
 	}),
 	elementwise("dropout_fwd", nc, 2, func(x *bench, s benchShape) func() error {
-		dt := backend.F32 // activations
+		dt := x.be.FrozenDType() // activations
 		inp, out := x.t(dt, 1, nc(s)), x.t(dt, 0, nc(s))
 		seed := uint64(0)
 		return func() error { seed++; return x.be.DropoutForward(out, inp, nc(s), 0.1, seed) }
@@ -403,11 +404,11 @@ var benchOps = []benchOp{
 	{
 		name:  "embedding_fwd",
 		flops: zero,
-		bytes: func(s benchShape, ew float64) float64 { return (ew + 4) * float64(nc(s)) },
+		bytes: func(s benchShape, ew float64) float64 { return 2 * ew * float64(nc(s)) },
 		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(10))}
 			b.Cleanup(x.free)
-			dt := backend.F32 // activations
+			dt := be.FrozenDType() // activations
 			N := s.B * s.T
 			table := x.t(be.FrozenDType(), 0.02, 30522, s.C)
 			ids := x.t(backend.I32, 0, N)
@@ -496,10 +497,9 @@ func runCuBLAS(b *testing.B, s benchShape, op benchOp) {
 	if cublasErr != nil {
 		b.Skipf("cuBLAS unavailable: %v", cublasErr)
 	}
-	// Record the op's MatMul with its own setup, then give cuBLAS bf16
-	// operands of the same shapes (cublasGemmEx has no mixed f32×bf16 input;
-	// the launchers feed F32 activations with BF16 weights, so cuBLAS does
-	// a little less memory traffic here than gemm.cu).
+	// Record the op's MatMul with its own setup, then give cuBLAS operands
+	// of the same shapes: bf16 A and B, F32 C (gemm.cu writes a bf16 C at
+	// the model's dtypes, so cuBLAS moves a little more memory here).
 	rec := &gemmRecorder{Backend: be}
 	call := op.setup(b, rec, s)
 	if err := call(); err != nil {
