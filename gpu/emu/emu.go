@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package emu is a gpu.Device that runs the CUDA kernels of kernels/*.cu on
 // the CPU. The kernels are compiled by cgo as C++17 against
 // kernels/emu/cuda_emu.h (threads of a block are fibers, blocks run one after
@@ -43,6 +45,8 @@ type block struct {
 }
 
 var _ gpu.Device = (*Device)(nil)
+
+const cgoEnabled = true
 
 // New returns an emulated device.
 func New() *Device { return &Device{allocs: map[gpu.DevicePtr]block{}} }
