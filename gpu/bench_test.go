@@ -1,6 +1,6 @@
 //go:build cuda
 
-package gpu
+package gpu_test
 
 // GPU benchmarks: every op of the backend at BERT-base and BERT-large
 // shapes (batch 32, sequence 128, adapter bottleneck 64), named
@@ -33,6 +33,7 @@ import (
 
 	"github.com/houlsby/adapters/backend"
 	"github.com/houlsby/adapters/cuda"
+	"github.com/houlsby/adapters/gpu"
 )
 
 // H100 SXM5 peaks (NVIDIA H100 datasheet): 989.4 dense bf16 tensor-core
@@ -44,13 +45,13 @@ const (
 
 var (
 	benchOnce sync.Once
-	benchBE   *Backend
-	benchDev  *CUDA
+	benchBE   *gpu.Backend
+	benchDev  *gpu.CUDA
 	benchErr  error
 )
 
 // benchBackend opens GPU 0 once per test binary (contexts are expensive).
-func benchBackend(b *testing.B) (*Backend, backend.Backend, *CUDA) {
+func benchBackend(b *testing.B) (*gpu.Backend, backend.Backend, *gpu.CUDA) {
 	b.Helper()
 	benchOnce.Do(func() {
 		d, err := cuda.Open(0)
@@ -58,8 +59,8 @@ func benchBackend(b *testing.B) (*Backend, backend.Backend, *CUDA) {
 			benchErr = err
 			return
 		}
-		benchDev = CUDADevice(d)
-		benchBE, benchErr = New(benchDev, Options{BF16: true})
+		benchDev = gpu.CUDADevice(d)
+		benchBE, benchErr = gpu.New(benchDev, gpu.Options{BF16: true})
 	})
 	if benchErr != nil {
 		b.Skipf("no usable GPU: %v", benchErr)
@@ -69,67 +70,6 @@ func benchBackend(b *testing.B) (*Backend, backend.Backend, *CUDA) {
 		b.Skip("gpu.Backend does not implement every backend.Backend op yet")
 	}
 	return benchBE, ops, benchDev
-}
-
-// benchShape is a BERT configuration at the benchmark batch.
-type benchShape struct {
-	name               string
-	B, T, C, NH, FF, M int
-	L                  int // layers, for the adapter parameter count
-}
-
-var benchShapes = []benchShape{
-	{name: "bert-base_B32_T128", B: 32, T: 128, C: 768, NH: 12, FF: 3072, M: 64, L: 12},
-	{name: "bert-large_B32_T128", B: 32, T: 128, C: 1024, NH: 16, FF: 4096, M: 64, L: 24},
-}
-
-// benchOp is one benchmark: flops and bytes are the op's work, setup
-// allocates its operands and returns the call to time.
-type benchOp struct {
-	name         string
-	flops, bytes func(s benchShape, ew float64) float64
-	setup        func(b *testing.B, be backend.Backend, s benchShape) func() error
-}
-
-// bench allocates and fills tensors for a benchmark.
-type bench struct {
-	b   *testing.B
-	be  backend.Backend
-	rng *rand.Rand
-	all []backend.Tensor
-}
-
-func (x *bench) t(dt backend.DType, scale float32, shape ...int) backend.Tensor {
-	x.b.Helper()
-	t, err := x.be.Alloc(dt, shape...)
-	if err != nil {
-		x.b.Fatal(err)
-	}
-	x.all = append(x.all, t)
-	switch dt {
-	case backend.I32:
-		v := make([]int32, t.Len())
-		for i := range v {
-			v[i] = 1 // masks: all real tokens; ids/labels: token 1, class 1
-		}
-		err = x.be.UploadInt32(t, v)
-	default:
-		v := make([]float32, t.Len())
-		for i := range v {
-			v[i] = scale * float32(x.rng.NormFloat64())
-		}
-		err = x.be.Upload(t, v)
-	}
-	if err != nil {
-		x.b.Fatal(err)
-	}
-	return t
-}
-
-func (x *bench) free() {
-	for _, t := range x.all {
-		x.be.Free(t)
-	}
 }
 
 // runBench times op at shape s and reports the metrics described at the top.
@@ -170,252 +110,6 @@ func runBench(b *testing.B, s benchShape, op benchOp) {
 	bound := max(flops/peakFLOPS, bytes/peakBW)
 	b.ReportMetric(100*bound/sec, "%roofline")
 	b.ReportMetric(float64(gpu.Microseconds())/float64(b.N), "gpu-us/op")
-}
-
-func zero(benchShape, float64) float64 { return 0 }
-
-// gemmOp is Y (rows, out) = X (rows, in) · W (out, in)ᵀ, or with dx the
-// input gradient dX (rows, in) = dY (rows, out) · W (out, in).
-func gemmOp(name string, out, in func(benchShape) int, dx bool) benchOp {
-	return benchOp{
-		name: name,
-		flops: func(s benchShape, _ float64) float64 {
-			return 2 * float64(s.B*s.T) * float64(out(s)) * float64(in(s))
-		},
-		bytes: func(s benchShape, ew float64) float64 {
-			n, o, i := float64(s.B*s.T), float64(out(s)), float64(in(s))
-			if dx {
-				return ew * (n*o + o*i + n*i)
-			}
-			return ew * (n*i + o*i + n*o)
-		},
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(2))}
-			b.Cleanup(x.free)
-			N, O, I := s.B*s.T, out(s), in(s)
-			w := x.t(be.FrozenDType(), 0.02, O, I)
-			if dx {
-				dy := x.t(be.FrozenDType(), 1, N, O)
-				dX := x.t(be.FrozenDType(), 0, N, I)
-				p := backend.MatMul{M: N, N: I, K: O, Alpha: 1}
-				return func() error { return be.Gemm(dX, dy, w, p) }
-			}
-			in := x.t(be.FrozenDType(), 1, N, I)
-			y := x.t(be.FrozenDType(), 0, N, O)
-			p := backend.MatMul{TransB: true, M: N, N: O, K: I, Alpha: 1}
-			return func() error { return be.Gemm(y, in, w, p) }
-		},
-	}
-}
-
-func cOf(s benchShape) int  { return s.C }
-func c3Of(s benchShape) int { return 3 * s.C }
-func ffOf(s benchShape) int { return s.FF }
-func adapterParams(s benchShape) int {
-	return s.L * 2 * (2*s.C*s.M + s.C + s.M) // Houlsby: two adapters per layer
-}
-
-// elementwise describes an op over n = f(s) activations touching k arrays.
-func elementwise(name string, n func(benchShape) int, k float64, run func(x *bench, s benchShape) func() error) benchOp {
-	return benchOp{
-		name:  name,
-		flops: zero,
-		bytes: func(s benchShape, ew float64) float64 { return k * ew * float64(n(s)) },
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(3))}
-			b.Cleanup(x.free)
-			return run(x, s)
-		},
-	}
-}
-
-func nc(s benchShape) int  { return s.B * s.T * s.C }
-func nff(s benchShape) int { return s.B * s.T * s.FF }
-
-var benchOps = []benchOp{
-	gemmOp("gemm_qkv_fwd", c3Of, cOf, false),
-	gemmOp("gemm_attnout_fwd", cOf, cOf, false),
-	gemmOp("gemm_ffn_up_fwd", ffOf, cOf, false),
-	gemmOp("gemm_ffn_down_fwd", cOf, ffOf, false),
-	gemmOp("gemm_qkv_dx", c3Of, cOf, true),
-	gemmOp("gemm_ffn_up_dx", ffOf, cOf, true),
-	gemmOp("gemm_ffn_down_dx", cOf, ffOf, true),
-	{
-		name: "attention_fwd",
-		// QKᵀ and P·V: 2·2·B·NH·T²·HS = 4·B·T²·C.
-		flops: func(s benchShape, _ float64) float64 { return 4 * float64(s.B) * float64(s.T*s.T) * float64(s.C) },
-		bytes: func(s benchShape, ew float64) float64 {
-			return ew * (float64(s.B*s.T*4*s.C) + float64(s.B*s.NH*s.T*s.T))
-		},
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(4))}
-			b.Cleanup(x.free)
-			dt := be.FrozenDType() // activations
-			qkv := x.t(dt, 1, s.B, s.T, 3*s.C)
-			mask := x.t(backend.I32, 0, s.B, s.T)
-			out := x.t(dt, 0, s.B, s.T, s.C)
-			probs := x.t(dt, 0, s.B, s.NH, s.T, s.T)
-			return func() error {
-				return be.AttentionForward(out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
-			}
-		},
-	},
-	{
-		name: "attention_bwd",
-		// dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q: 8·B·T²·C.
-		flops: func(s benchShape, _ float64) float64 { return 8 * float64(s.B) * float64(s.T*s.T) * float64(s.C) },
-		bytes: func(s benchShape, ew float64) float64 {
-			return ew * (float64(s.B*s.T*7*s.C) + float64(s.B*s.NH*s.T*s.T))
-		},
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(5))}
-			b.Cleanup(x.free)
-			dt := be.FrozenDType() // activations
-			qkv := x.t(dt, 1, s.B, s.T, 3*s.C)
-			mask := x.t(backend.I32, 0, s.B, s.T)
-			out := x.t(dt, 0, s.B, s.T, s.C)
-			probs := x.t(dt, 0, s.B, s.NH, s.T, s.T)
-			if err := be.AttentionForward(out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7); err != nil {
-				b.Fatal(err)
-			}
-			dout := x.t(dt, 1, s.B, s.T, s.C)
-			dqkv := x.t(dt, 0, s.B, s.T, 3*s.C)
-			return func() error {
-				return be.AttentionBackward(dqkv, dout, qkv, probs, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
-			}
-		},
-	},
-	{
-		name: "adapter_fwd",
-		// down (N·C·M) and up (N·M·C) projections, 2 flops per MAC.
-		flops: func(s benchShape, _ float64) float64 { return 4 * float64(s.B*s.T) * float64(s.C*s.M) },
-		bytes: func(s benchShape, ew float64) float64 {
-			return ew*float64(2*nc(s)+s.B*s.T*s.M) + 4*float64(2*s.C*s.M+s.C+s.M)
-		},
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(6))}
-			b.Cleanup(x.free)
-			dt := be.FrozenDType() // activations
-			N := s.B * s.T
-			inp := x.t(dt, 1, N, s.C)
-			out := x.t(dt, 0, N, s.C)
-			z := x.t(dt, 0, N, s.M)
-			wd, bd := x.t(backend.F32, 0.02, s.M, s.C), x.t(backend.F32, 0.02, s.M)
-			wu, bu := x.t(backend.F32, 0.02, s.C, s.M), x.t(backend.F32, 0.02, s.C)
-			return func() error { return be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, s.C, s.M, backend.ReLU) }
-		},
-	},
-	{
-		name: "adapter_bwd",
-		// dh = dout·wUp, dinp += dz·wDown, dWUp += doutᵀ·act(z), dWDown += dzᵀ·inp.
-		flops: func(s benchShape, _ float64) float64 { return 8 * float64(s.B*s.T) * float64(s.C*s.M) },
-		bytes: func(s benchShape, ew float64) float64 {
-			return ew*float64(3*nc(s)+s.B*s.T*s.M) + 8*float64(2*s.C*s.M+s.C+s.M)
-		},
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(7))}
-			b.Cleanup(x.free)
-			dt := be.FrozenDType() // activations
-			N := s.B * s.T
-			inp, dout := x.t(dt, 1, N, s.C), x.t(dt, 1, N, s.C)
-			z := x.t(dt, 1, N, s.M)
-			dinp := x.t(dt, 0, N, s.C)
-			wd, wu := x.t(backend.F32, 0.02, s.M, s.C), x.t(backend.F32, 0.02, s.C, s.M)
-			dwd, dbd := x.t(backend.F32, 0, s.M, s.C), x.t(backend.F32, 0, s.M)
-			dwu, dbu := x.t(backend.F32, 0, s.C, s.M), x.t(backend.F32, 0, s.C)
-			return func() error {
-				return be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, s.C, s.M, backend.ReLU)
-			}
-		},
-	},
-	elementwise("layernorm_fwd", nc, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType() // activations
-		N := s.B * s.T
-		inp, out := x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C)
-		mean, rstd := x.t(backend.F32, 0, N), x.t(backend.F32, 0, N)
-		w, bias := x.t(backend.F32, 1, s.C), x.t(backend.F32, 0.1, s.C)
-		return func() error { return x.be.LayerNormForward(out, mean, rstd, inp, w, bias, N, s.C, 1e-12) }
-	}),
-	elementwise("layernorm_bwd", nc, 3, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType() // activations
-		N := s.B * s.T
-		inp, out, dout, dinp := x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C), x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C)
-		mean, rstd := x.t(backend.F32, 0, N), x.t(backend.F32, 0, N)
-		w, bias := x.t(backend.F32, 1, s.C), x.t(backend.F32, 0.1, s.C)
-		dw, db := x.t(backend.F32, 0, s.C), x.t(backend.F32, 0, s.C)
-		if err := x.be.LayerNormForward(out, mean, rstd, inp, w, bias, N, s.C, 1e-12); err != nil {
-			x.b.Fatal(err)
-		}
-		return func() error { return x.be.LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd, N, s.C) }
-	}),
-	elementwise("gelu_fwd", nff, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType() // activations
-		inp, out := x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
-		return func() error { return x.be.GeluForward(out, inp, nff(s)) }
-	}),
-	elementwise("gelu_bwd", nff, 3, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType() // activations
-		inp, dout, dinp := x.t(dt, 1, nff(s)), x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
-		return func() error { return x.be.GeluBackward(dinp, dout, inp, nff(s)) }
-	}),
-	elementwise("add_bias", nff, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType() // activations
-		y, bias := x.t(dt, 1, s.B*s.T, s.FF), x.t(x.be.FrozenDType(), 0.1, s.FF)
-		return func() error { return x.be.AddBias(y, bias, s.B*s.T, s.FF) }
-	}),
-	elementwise("add", nc, 3, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType() // activations
-		a, c, out := x.t(dt, 1, nc(s)), x.t(dt, 1, nc(s)), x.t(dt, 0, nc(s))
-		return func() error { return x.be.Add(out, a, c, nc(s)) }
-	}),
-	elementwise("dropout_fwd", nc, 2, func(x *bench, s benchShape) func() error {
-		dt := x.be.FrozenDType() // activations
-		inp, out := x.t(dt, 1, nc(s)), x.t(dt, 0, nc(s))
-		seed := uint64(0)
-		return func() error { seed++; return x.be.DropoutForward(out, inp, nc(s), 0.1, seed) }
-	}),
-	{
-		name:  "adamw_adapters",
-		flops: zero,
-		// param, grad, m, v read; param, m, v written; all F32 (e unused).
-		bytes: func(s benchShape, _ float64) float64 { return 7 * 4 * float64(adapterParams(s)) },
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(8))}
-			b.Cleanup(x.free)
-			P := adapterParams(s)
-			p, g := x.t(backend.F32, 0.02, P), x.t(backend.F32, 1e-3, P)
-			m, v := x.t(backend.F32, 0, P), x.t(backend.F32, 0, P)
-			h := backend.AdamW{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
-			return func() error { h.Step++; return be.AdamWStep(p, g, m, v, P, h) }
-		},
-	},
-	{
-		name:  "sumsquares_adapter_grads",
-		flops: func(s benchShape, _ float64) float64 { return 2 * float64(adapterParams(s)) },
-		bytes: func(s benchShape, _ float64) float64 { return 4 * float64(adapterParams(s)) },
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(9))}
-			b.Cleanup(x.free)
-			P := adapterParams(s)
-			g, out := x.t(backend.F32, 1e-3, P), x.t(backend.F32, 0, 1)
-			return func() error { return be.SumSquares(out, g, P) }
-		},
-	},
-	{
-		name:  "embedding_fwd",
-		flops: zero,
-		bytes: func(s benchShape, ew float64) float64 { return 2 * ew * float64(nc(s)) },
-		setup: func(b *testing.B, be backend.Backend, s benchShape) func() error {
-			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(10))}
-			b.Cleanup(x.free)
-			dt := be.FrozenDType() // activations
-			N := s.B * s.T
-			table := x.t(be.FrozenDType(), 0.02, 30522, s.C)
-			ids := x.t(backend.I32, 0, N)
-			out := x.t(dt, 0, N, s.C)
-			return func() error { return be.EmbeddingForward(out, ids, table, N, s.C, false) }
-		},
-	},
 }
 
 // BenchmarkOp times every op at every shape: BenchmarkOp/gpu/<shape>/<op>.
@@ -508,9 +202,9 @@ func runCuBLAS(b *testing.B, s benchShape, op benchOp) {
 	p := rec.last.p
 	x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(12))}
 	defer x.free()
-	aa := x.t(backend.BF16, 1, p.M*p.K).(*Tensor)
-	bb := x.t(backend.BF16, 0.02, p.K*p.N).(*Tensor)
-	cc := x.t(backend.F32, 0, p.M*p.N).(*Tensor)
+	aa := x.t(backend.BF16, 1, p.M*p.K).(*gpu.Tensor)
+	bb := x.t(backend.BF16, 0.02, p.K*p.N).(*gpu.Tensor)
+	cc := x.t(backend.F32, 0, p.M*p.N).(*gpu.Tensor)
 	gemm := func() error {
 		return cublasH.GemmBF16F32(uint64(cc.Ptr), uint64(aa.Ptr), uint64(bb.Ptr),
 			p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, p.Beta)
