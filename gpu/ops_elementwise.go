@@ -104,8 +104,14 @@ func (b *Backend) Scale(x backend.Tensor, alpha float32, n int) error {
 	return b.launch(op, "scale"+suffix(xt), grid1D(n), b1(block1D), 0, ptr(xt), F(alpha), Int(n))
 }
 
-// SumSquares sets out[0] = Σ x[i]² (x F32 or BF16) with fp32 accumulation
-// in one block, deterministically.
+// sumsqChunk is the elements per block of the two-stage SumSquares; below
+// it one block does everything.
+const sumsqChunk = 1 << 14
+
+// SumSquares sets out[0] = Σ x[i]² (x F32 or BF16) with fp32 accumulation,
+// deterministically: up to sumsqChunk elements in one block, beyond that
+// ceil(n/sumsqChunk) blocks (at most 1024) write partial sums that one block
+// adds in order.
 func (b *Backend) SumSquares(out, x backend.Tensor, n int) error {
 	const op = "gpu.SumSquares"
 	if err := sizes(op, "n", n); err != nil {
@@ -119,7 +125,22 @@ func (b *Backend) SumSquares(out, x backend.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	return b.launch(op, "sumsq"+suffix(xt), Dim3{X: 1, Y: 1, Z: 1}, b1(256), 0, ptr(ot), ptr(xt), Int(n))
+	blocks := min((n+sumsqChunk-1)/sumsqChunk, 1024)
+	if blocks <= 1 {
+		return b.launch(op, "sumsq"+suffix(xt), Dim3{X: 1, Y: 1, Z: 1}, b1(256), 0, ptr(ot), ptr(xt), Int(n))
+	}
+	chunk := (n + blocks - 1) / blocks
+	pt, err := b.Alloc(backend.F32, blocks)
+	if err != nil {
+		return fmt.Errorf("%s: scratch: %w", op, err)
+	}
+	part := pt.(*Tensor)
+	defer b.Free(part)
+	if err := b.launch(op, "sumsq_partial"+suffix(xt), Dim3{X: uint32(blocks), Y: 1, Z: 1}, b1(256), 0,
+		ptr(part), ptr(xt), Int(n), Int(chunk)); err != nil {
+		return err
+	}
+	return b.launch(op, "sum_f32", Dim3{X: 1, Y: 1, Z: 1}, b1(256), 0, ptr(ot), ptr(part), Int(blocks))
 }
 
 // pointwise launches kernel+suffix (out, in1[, in2], n) over tensors of

@@ -529,3 +529,38 @@ func TestConvertBitExact(t *testing.T) {
 		}
 	}
 }
+
+// TestSumSquaresSizes covers the one-block and the two-stage paths (the
+// switch is at 2^14 elements) against a float64 sum, and checks that
+// repeated calls agree bitwise (fixed reduction order).
+func TestSumSquaresSizes(t *testing.T) {
+	d := newDuo(t)
+	for _, n := range []int{0, 1, 255, 257, 1 << 14, 1<<14 + 1, 3<<14 + 5, 1 << 20} {
+		x := d.tensor(backend.F32, max(n, 1), 1, nil)
+		out := d.tensor(backend.F32, 1, 0, []float32{42})
+		var want float64
+		for _, v := range x.host[:n] {
+			want += float64(v) * float64(v)
+		}
+		var got [2]float32
+		for k := range got {
+			if err := d.g.SumSquares(out.g, x.g, n); err != nil {
+				t.Fatal(err)
+			}
+			v := make([]float32, 1)
+			if err := d.g.Download(v, out.g); err != nil {
+				t.Fatal(err)
+			}
+			got[k] = v[0]
+		}
+		// fp32 partial sums of <= 2^14/256 = 64 terms per thread, then
+		// tree and block sums: relative error ~ (64 + log2 n)·2^-24 ≈ 5e-6;
+		// 1e-5 relative bounds it.
+		if math.Abs(float64(got[0])-want) > 1e-5*want {
+			t.Errorf("n=%d: %v, want %v", n, got[0], want)
+		}
+		if got[0] != got[1] {
+			t.Errorf("n=%d: two calls gave %v and %v", n, got[0], got[1])
+		}
+	}
+}
