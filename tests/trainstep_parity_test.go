@@ -3,11 +3,27 @@ package tests
 // Training-step parity with PyTorch: starting from identical weights and
 // batches, ten AdamW steps of the Go model (model.Model on the CPU backend,
 // Houlsby adapters m = 64 with ReLU, trainable adapters + every LayerNorm +
-// pooler + classifier, dropout off) follow tests/ref/gen_trainstep.py's
-// plain-PyTorch implementation of the same model: each step's loss within
-// 1e-5 relative and every trainable tensor after the ten updates within 1e-5.
-// The goldens (tests/golden/trainstep/, `make goldens`) store token ids, so
-// this test does not depend on the Go tokenizer.
+// pooler + classifier, dropout off) against tests/ref/gen_trainstep.py's
+// plain-PyTorch implementation of the same model. The goldens
+// (tests/golden/trainstep/ and trainstep64/, `make goldens`) store token ids,
+// so these tests do not depend on the Go tokenizer.
+//
+// Findings (details in TestTrainStepParityTorch's log): the losses agree
+// within 3e-6 relative at every step, the gradients within 1.2e-5 of each
+// tensor's largest, and the optimizer fed PyTorch's gradients lands within
+// 7.5e-8 of PyTorch's final values. The elementwise final-tensor criterion
+// nevertheless fails for ~0.09% of the values (max 3.1e-4), and PyTorch's
+// own float32 run fails it by the same amount against PyTorch float64 (659
+// elements, max 3.1e-4; the Go run: 22 elements, max 8e-5). Two mechanisms,
+// both shown per element by the failure log: (1) AdamW's first step moves a
+// value by LR·g/(|g|+ε); for gradient elements at float32 noise level
+// (|g| ~ 1e-9 ~ 1e-7 of the tensor's largest gradient, e.g.
+// pooler.dense.weight[85,91] at step 0: float64 1.10e-9, PyTorch 1.55e-9, Go
+// 1.92e-10) any two summation orders give steps differing by up to ~0.1·LR;
+// (2) ReLU kinks: a token whose adapter pre-activation is ~1e-7 (layer 3,
+// attention adapter, unit 27 at step 4) is active in one implementation and
+// not the other, changing that unit's gradients by O(1%) and AdamW then
+// carries the difference along the unit's row and column.
 
 import (
 	"encoding/json"
@@ -54,19 +70,28 @@ const (
 // bias correction, weight-decay group, epsilon placement, gradient scale
 // (sum vs mean) or a missing gradient path fails it by orders of magnitude.
 //
-// tsGradRel bounds the step-0 gradients (a diagnostic the criterion does not
-// name, reported to localise a failure): per tensor, max|go - ref| <=
-// tsGradRel · max|ref|. Both sides compute in float32 with different
-// summation orders; the encoder's forward already differs by up to ~5e-6 in
-// the hidden state (tests/encoder_parity_test.go), and the backward through
-// six layers and a LayerNorm per block amplifies relative noise in small
-// components, so 1e-3 of the tensor's largest gradient is the bound; a
-// wrong backward formula is off by O(1) of it.
+// tsGradRel bounds gradients: per tensor, max|go - ref| <= tsGradRel ·
+// max|ref|, at step 0 (identical values) and at every step of the reference
+// trajectory (TestTrainStepTeacherForcedTorch, adapter units at a ReLU kink
+// left out). Both sides compute in float32 in different summation orders;
+// measured: <= 1.2e-5 at steps 0-8, 5.1e-5 at step 9, where a kinked unit in
+// layer 2 changes the gradient flowing into the layers below by one token's
+// share. 2e-4 leaves 4x headroom over the worst; a wrong backward formula,
+// scale or missing path is off by O(1) of the largest gradient.
+//
+// tsReplayTol bounds AdamW fed the reference's gradients (same values, same
+// gradients, ten steps): only the rounding of the update differs (PyTorch
+// decays first and divides by √v/√(1-β2ᵗ)+ε; backend.AdamWStep folds both
+// into one expression), a few float32 roundings per step, so 1e-6·max(1,|ref|)
+// (~16 ulp at 1 after 10 steps); measured 7.5e-8.
+//
+// Float64Yardstick has no tolerance of its own: the Go result must be no
+// further from PyTorch's float64 run than PyTorch's float32 run is, in the
+// number of elements beyond tsParamTol and in the worst element.
 const (
-	tsLossRel  = 1e-5
-	tsParamTol = 1e-5
-	tsGradRel  = 1e-3
-	// tsReplayTol: see TestTrainStepTeacherForcedTorch; measured below.
+	tsLossRel   = 1e-5
+	tsParamTol  = 1e-5
+	tsGradRel   = 2e-4
 	tsReplayTol = 1e-6
 )
 
@@ -309,78 +334,98 @@ func (r *tsRun) update(t *testing.T) {
 	}
 }
 
-// TestTrainStepParityTorch: 10 AdamW steps match PyTorch (loss per step within
-// 1e-5 relative, every trainable tensor after 10 steps within 1e-5). The
-// step-0 gradients are compared too (both sides start from identical
-// values); a failing tensor is explained by logging its worst element's
-// gradient at every step on both sides.
+// TestTrainStepParityTorch runs ten AdamW steps from the reference's initial
+// values on the reference's batches and checks, in subtests over that one
+// run:
+//
+//   - Losses: each step's loss within 1e-5 relative of PyTorch's (criterion);
+//   - Step0Gradients: the first gradients (identical starting values);
+//   - FinalTensors: every trainable tensor after 10 steps within
+//     1e-5·max(1,|ref|) of PyTorch's float32 result (criterion); a failing
+//     tensor logs its worst element's gradient at every step on both sides;
+//   - Float64Yardstick: against PyTorch's float64 run of the same
+//     experiment, the Go float32 result is no further from exact arithmetic
+//     than PyTorch's own float32 result (count of elements beyond the
+//     criterion's tolerance, and worst element), and each loss is within
+//     1e-5 relative.
 func TestTrainStepParityTorch(t *testing.T) {
 	r := tsSetup(t)
 	finalF := tsOpen(t, r.dir+"/final.safetensors")
 	gradF := tsOpen(t, r.dir+"/grads.safetensors")
 
-	goGrads := make([]map[string][]float32, len(r.batches)) // for diagnosis
-	worstLoss := 0.0
+	losses := make([]float32, len(r.batches))
+	goGrads := make([]map[string][]float32, len(r.batches)) // every step's, for diagnosis
 	for s := range r.batches {
-		loss := r.gradients(t, s)
-		ref := r.refLosses[s]
-		rel := math.Abs(float64(loss)-ref) / math.Abs(ref)
-		worstLoss = math.Max(worstLoss, rel)
-		t.Logf("step %d: loss go %.8f torch %.8f rel %.2e", s, loss, ref, rel)
-		if !(rel <= tsLossRel) {
-			t.Errorf("step %d: loss %.8f vs torch %.8f: relative error %.3g > %g", s, loss, ref, rel, tsLossRel)
-		}
+		losses[s] = r.gradients(t, s)
 		goGrads[s] = map[string][]float32{}
 		for _, p := range r.m.TrainableParams() {
 			goGrads[s][p.Name] = tsDownload(t, r.be, p.Grad)
 		}
-		if s == 0 {
-			tsCheckGrads(t, r.m, goGrads[0], gradF, 0)
-		}
 		r.update(t)
 	}
-
-	// Every trainable tensor after 10 updates.
-	var errs []tsErr
-	bad := 0
+	final := map[string][]float32{}
 	for _, name := range r.trainable {
-		want, err := finalF.ReadFloat32(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := tsDownload(t, r.be, r.m.Param(name).T)
-		if len(got) != len(want) {
-			t.Fatalf("final %s: %d values, reference %d", name, len(got), len(want))
-		}
-		e := tsCompare(name, got, want)
-		errs = append(errs, e)
-		if !(e.rel <= tsParamTol) {
-			n := 0
-			for i := range want {
-				if !(math.Abs(float64(got[i])-float64(want[i])) <= tsParamTol*math.Max(1, math.Abs(float64(want[i])))) {
-					n++
-				}
+		final[name] = tsDownload(t, r.be, r.m.Param(name).T)
+	}
+
+	t.Run("Losses", func(t *testing.T) {
+		worst := 0.0
+		for s, loss := range losses {
+			ref := r.refLosses[s]
+			rel := math.Abs(float64(loss)-ref) / math.Abs(ref)
+			worst = math.Max(worst, rel)
+			t.Logf("step %d: loss go %.8f torch %.8f rel %.2e", s, loss, ref, rel)
+			if !(rel <= tsLossRel) {
+				t.Errorf("step %d: loss %.8f vs torch %.8f: relative error %.3g > %g", s, loss, ref, rel, tsLossRel)
 			}
-			bad += n
-			t.Errorf("after %d steps %s[%d] = %.9g, torch %.9g: error %.3g > %g·max(1,|ref|) (%d of %d elements over)",
-				len(r.batches), name, e.at, e.got, e.ref, e.rel, tsParamTol, n, len(want))
-			tsExplain(t, name, e.at, goGrads, gradF)
 		}
-	}
-	tsCompareF64(t, r, finalF)
-	sort.Slice(errs, func(i, j int) bool { return errs[i].rel > errs[j].rel })
-	for _, e := range errs[:min(5, len(errs))] {
-		t.Logf("final %s: max abs err %.3g (scaled %.3g)", e.name, e.abs, e.rel)
-	}
-	t.Logf("%d steps: worst loss rel err %.3g (tol %g), worst final tensor err %.3g in %s (tol %g), %d tensors, %d elements over",
-		len(r.batches), worstLoss, tsLossRel, errs[0].rel, errs[0].name, tsParamTol, len(errs), bad)
+		t.Logf("worst loss relative error %.3g (tol %g)", worst, tsLossRel)
+	})
+
+	t.Run("Step0Gradients", func(t *testing.T) {
+		tsCheckGrads(t, r.m, goGrads[0], gradF, 0, nil)
+	})
+
+	t.Run("FinalTensors", func(t *testing.T) {
+		var errs []tsErr
+		bad, total := 0, 0
+		for _, name := range r.trainable {
+			want, err := finalF.ReadFloat32(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := final[name]
+			if len(got) != len(want) {
+				t.Fatalf("final %s: %d values, reference %d", name, len(got), len(want))
+			}
+			e := tsCompare(name, got, want)
+			errs = append(errs, e)
+			n, _ := tsOver(got, want)
+			bad, total = bad+n, total+len(want)
+			if n > 0 {
+				t.Errorf("after %d steps %s[%d] = %.9g, torch %.9g: error %.3g > %g·max(1,|ref|) (%d of %d elements over)",
+					len(r.batches), name, e.at, e.got, e.ref, e.rel, tsParamTol, n, len(want))
+				tsExplain(t, name, e.at, goGrads, gradF)
+			}
+		}
+		sort.Slice(errs, func(i, j int) bool { return errs[i].rel > errs[j].rel })
+		for _, e := range errs[:min(5, len(errs))] {
+			t.Logf("final %s: max abs err %.3g (scaled %.3g)", e.name, e.abs, e.rel)
+		}
+		t.Logf("%d tensors, %d values: worst scaled error %.3g in %s (tol %g), %d elements over",
+			len(errs), total, errs[0].rel, errs[0].name, tsParamTol, bad)
+	})
+
+	t.Run("Float64Yardstick", func(t *testing.T) {
+		tsCompareF64(t, r, final, losses, finalF)
+	})
 }
 
 // tsExplain logs, for element i of tensor name, the gradient at every step
 // on the Go trajectory and the reference's, and the reference gradient's
-// size relative to AdamW's epsilon and to the tensor's largest gradient:
-// where a gradient is at the level of float32 summation noise, AdamW's
-// normalisation m/(√v+ε) turns a noise-level difference into an O(LR) step.
+// size relative to the tensor's largest gradient: where a gradient is at the
+// level of float32 summation noise (or a ReLU kink flips one token's share),
+// AdamW's normalisation m/(√v+ε) turns a tiny difference into an O(LR) step.
 func tsExplain(t *testing.T, name string, i int, goGrads []map[string][]float32, f *safetensors.File) {
 	t.Helper()
 	for s := range goGrads {
@@ -398,17 +443,70 @@ func tsExplain(t *testing.T, name string, i int, goGrads []map[string][]float32,
 	}
 }
 
-// TestTrainStepTeacherForcedTorch runs the Go model along the reference's
+// tsKinks is kinks.json: per step, adapter units where some real token's
+// pre-activation is within Threshold of 0 in the reference's forward.
+type tsKinks struct {
+	Threshold float64 `json:"threshold"`
+	Kinks     []struct {
+		Step, Layer int
+		FFN         bool  `json:"ffn"`
+		Units       []int `json:"units"`
+	} `json:"kinks"`
+}
+
+// mask returns, for step s, a predicate saying which gradient elements
+// belong to a kinked adapter unit (down.weight row u, down.bias u, up.weight
+// column u): their values depend on which side of 0 a |z| < Threshold lands.
+func (k *tsKinks) mask(s, C int) func(name string, i int) bool {
+	units := map[string]map[int]bool{}
+	for _, e := range k.Kinks {
+		if e.Step != s {
+			continue
+		}
+		pre := model.AdapterPrefix(e.Layer, e.FFN)
+		if units[pre] == nil {
+			units[pre] = map[int]bool{}
+		}
+		for _, u := range e.Units {
+			units[pre][u] = true
+		}
+	}
+	return func(name string, i int) bool {
+		for pre, us := range units {
+			switch name {
+			case pre + "down.weight":
+				return us[i/C]
+			case pre + "down.bias":
+				return us[i]
+			case pre + "up.weight":
+				return us[i%tsM]
+			}
+		}
+		return false
+	}
+}
+
+// TestTrainStepTeacherForcedTorch runs the Go model along the REFERENCE's
 // trajectory: at every step it computes the loss and gradients at the
 // current values, compares them with the reference's, then takes the AdamW
-// step with the REFERENCE's gradients. This separates the two halves of the
-// parity criterion: (1) forward/backward at every step (not only step 0),
-// (2) the optimizer alone (trainer.AdamW over backend.AdamWStep fed
-// identical gradients must land on the reference's final values).
+// step with the reference's gradients. This separates the two halves of the
+// parity criterion: (1) forward/backward at every step, not only step 0,
+// without the Go trajectory drifting; (2) the optimizer alone: trainer.AdamW
+// over backend.AdamWStep, fed identical gradients, must land on the
+// reference's final values (tsReplayTol).
+//
+// Gradient elements of an adapter unit with a ReLU kink at that step
+// (kinks.json: a real token with |z| < 1e-5 in the reference) are left out
+// of the gradient comparison and counted in the log: which side of 0 such a
+// z lands on is decided by float32 rounding, so either answer is right.
 func TestTrainStepTeacherForcedTorch(t *testing.T) {
 	r := tsSetup(t)
+	testassets.Require(t, "make goldens", r.dir+"/kinks.json")
 	finalF := tsOpen(t, r.dir+"/final.safetensors")
 	gradF := tsOpen(t, r.dir+"/grads.safetensors")
+	var kinks tsKinks
+	tsReadJSON(t, r.dir+"/kinks.json", &kinks)
+	C := r.m.Config().HiddenSize
 	worstLoss := 0.0
 	for s := range r.batches {
 		loss := r.gradients(t, s)
@@ -422,7 +520,7 @@ func TestTrainStepTeacherForcedTorch(t *testing.T) {
 		for _, p := range r.m.TrainableParams() {
 			got[p.Name] = tsDownload(t, r.be, p.Grad)
 		}
-		tsCheckGrads(t, r.m, got, gradF, s)
+		tsCheckGrads(t, r.m, got, gradF, s, kinks.mask(s, C))
 		// Replace the gradients by the reference's and step.
 		for _, p := range r.m.TrainableParams() {
 			g, err := gradF.ReadFloat32(fmt.Sprintf("s%d/%s", s, p.Name))
@@ -454,11 +552,12 @@ func TestTrainStepTeacherForcedTorch(t *testing.T) {
 		worstLoss, tsLossRel, worst.rel, worst.name, worst.at, tsReplayTol)
 }
 
-// tsCheckGrads compares the Go gradients got (by name) with the
-// reference's at step s: per tensor, max|go-torch| <= tsGradRel·max|torch|.
-func tsCheckGrads(t *testing.T, m *model.Model, got map[string][]float32, f *safetensors.File, s int) {
+// tsCheckGrads compares the Go gradients got (by name) with the reference's
+// at step s: per tensor, max|go-torch| <= tsGradRel·max|torch| over the
+// elements skip does not exclude (skip may be nil).
+func tsCheckGrads(t *testing.T, m *model.Model, got map[string][]float32, f *safetensors.File, s int, skip func(string, int) bool) {
 	t.Helper()
-	worst, worstName := 0.0, ""
+	worst, worstName, skipped := 0.0, "", 0
 	for _, p := range m.TrainableParams() {
 		want, err := f.ReadFloat32(fmt.Sprintf("s%d/%s", s, p.Name))
 		if err != nil {
@@ -466,22 +565,30 @@ func tsCheckGrads(t *testing.T, m *model.Model, got map[string][]float32, f *saf
 		}
 		g := got[p.Name]
 		var maxRef, maxD float64
+		at := 0
 		for i := range want {
 			maxRef = math.Max(maxRef, math.Abs(float64(want[i])))
-			maxD = math.Max(maxD, math.Abs(float64(g[i])-float64(want[i])))
+			if skip != nil && skip(p.Name, i) {
+				skipped++
+				continue
+			}
+			if d := math.Abs(float64(g[i]) - float64(want[i])); d > maxD || math.IsNaN(d) {
+				maxD, at = d, i
+			}
 		}
 		r := maxD / maxRef
 		if maxRef == 0 {
 			r = maxD
 		}
 		if r > worst || math.IsNaN(r) {
-			worst, worstName = r, p.Name
+			worst, worstName = r, fmt.Sprintf("%s[%d]", p.Name, at)
 		}
 		if !(r <= tsGradRel) {
-			t.Errorf("step %d gradient of %s: max|go-torch| %.3g = %.3g of max|torch| %.3g > %g", s, p.Name, maxD, r, maxRef, tsGradRel)
+			t.Errorf("step %d gradient of %s: max|go-torch| %.3g at [%d] (go %.6g, torch %.6g) = %.3g of max|torch| %.3g > %g",
+				s, p.Name, maxD, at, g[at], want[at], r, maxRef, tsGradRel)
 		}
 	}
-	t.Logf("step %d gradients: worst max|go-torch|/max|torch| %.3g in %s", s, worst, worstName)
+	t.Logf("step %d gradients: worst max|go-torch|/max|torch| %.3g at %s (tol %g; %d kink elements left out)", s, worst, worstName, tsGradRel, skipped)
 }
 
 // tsOver counts the elements of got outside tsParamTol·max(1,|ref|) of ref
@@ -493,25 +600,40 @@ func tsOver(got, ref []float32) (int, float64) {
 		if !(d <= tsParamTol) {
 			n++
 		}
-		worst = math.Max(worst, d)
+		if d > worst || math.IsNaN(d) {
+			worst = d
+		}
 	}
 	return n, worst
 }
 
-// tsCompareF64 puts the Go-vs-PyTorch differences in scale when the float64
-// run of the reference exists (TRAINSTEP_F64=1 tests/ref/gen_trainstep.py):
-// it logs, per tensor, how many elements of the Go result and of the float32
-// PyTorch result lie outside the criterion's tolerance of the float64
-// trajectory.
-func tsCompareF64(t *testing.T, r *tsRun, finalF *safetensors.File) {
+// tsCompareF64 checks the Go result against PyTorch's float64 run of the
+// same experiment (tests/golden/trainstep64, written by gen_trainstep.py):
+// the Go float32 result must be no further from exact arithmetic than
+// PyTorch's own float32 result, counted as elements beyond the criterion's
+// tolerance and as the worst element; each loss within tsLossRel.
+func tsCompareF64(t *testing.T, r *tsRun, got map[string][]float32, losses []float32, finalF *safetensors.File) {
 	t.Helper()
-	path := testassets.Path("tests", "golden", "trainstep64", "final.safetensors")
-	if _, err := os.Stat(path); err != nil {
-		t.Logf("no float64 reference (%s; TRAINSTEP_F64=1 tests/ref/gen_trainstep.py writes it): Go vs float64 not compared", path)
-		return
+	dir := testassets.Path("tests", "golden", "trainstep64")
+	testassets.Require(t, "make goldens", dir+"/final.safetensors", dir+"/losses.json")
+	f64 := tsOpen(t, dir+"/final.safetensors")
+	var ref64 struct {
+		Losses []float64 `json:"losses"`
 	}
-	f64 := tsOpen(t, path)
-	var goOver, refOver, goVsRef int
+	tsReadJSON(t, dir+"/losses.json", &ref64)
+	if len(ref64.Losses) != len(losses) {
+		t.Fatalf("float64 reference has %d losses, want %d", len(ref64.Losses), len(losses))
+	}
+	for s, l := range losses {
+		ex := ref64.Losses[s]
+		goRel := math.Abs(float64(l)-ex) / math.Abs(ex)
+		refRel := math.Abs(r.refLosses[s]-ex) / math.Abs(ex)
+		t.Logf("step %d: loss rel err vs float64: go %.2e, torch float32 %.2e", s, goRel, refRel)
+		if !(goRel <= tsLossRel) {
+			t.Errorf("step %d: loss %.8f vs float64 PyTorch %.8f: relative error %.3g > %g", s, l, ex, goRel, tsLossRel)
+		}
+	}
+	var goOver, refOver int
 	goWorst, refWorst := 0.0, 0.0
 	for _, name := range r.trainable {
 		exact, err := f64.ReadFloat32(name)
@@ -522,17 +644,19 @@ func tsCompareF64(t *testing.T, r *tsRun, finalF *safetensors.File) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := tsDownload(t, r.be, r.m.Param(name).T)
-		gn, gw := tsOver(got, exact)
+		gn, gw := tsOver(got[name], exact)
 		rn, rw := tsOver(ref, exact)
-		xn, _ := tsOver(got, ref)
-		goOver, refOver, goVsRef = goOver+gn, refOver+rn, goVsRef+xn
+		goOver, refOver = goOver+gn, refOver+rn
 		goWorst, refWorst = math.Max(goWorst, gw), math.Max(refWorst, rw)
-		if gn+rn+xn > 0 {
-			t.Logf("  %s: elements over %g·max(1,|ref|): go vs f64 %d (max %.3g), torch32 vs f64 %d (max %.3g), go vs torch32 %d",
-				name, tsParamTol, gn, gw, rn, rw, xn)
+		if gn+rn > 0 {
+			t.Logf("  %s: elements over %g·max(1,|ref|) of float64: go %d (max %.3g), torch float32 %d (max %.3g)",
+				name, tsParamTol, gn, gw, rn, rw)
 		}
 	}
-	t.Logf("against the float64 PyTorch trajectory: go float32 %d elements over (max %.3g), PyTorch float32 %d over (max %.3g); go vs PyTorch float32 %d over",
-		goOver, goWorst, refOver, refWorst, goVsRef)
+	t.Logf("against PyTorch float64 after %d steps: go float32 %d elements over (worst %.3g), PyTorch float32 %d over (worst %.3g)",
+		len(losses), goOver, goWorst, refOver, refWorst)
+	if goOver > refOver || !(goWorst <= refWorst) {
+		t.Errorf("go float32 is further from the float64 trajectory than PyTorch float32: %d elements over (worst %.3g) vs %d (worst %.3g)",
+			goOver, goWorst, refOver, refWorst)
+	}
 }

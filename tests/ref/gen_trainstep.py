@@ -45,8 +45,12 @@ Writes into tests/golden/trainstep/:
                       step k (k = 0..9), for replaying the optimizer on the
                       reference's gradients and for diagnosing a mismatch
   meta.json           versions and settings
-With TRAINSTEP_F64=1 the same experiment runs in float64 (same batches, same
-initial values, cast from the float32 ones) and writes only
+  kinks.json          per step, the adapter units with a real token whose
+                      pre-activation |z| < 1e-5 (ReLU kinks, see KINK)
+
+After the float32 run the script runs itself again with TRAINSTEP_F64=1
+(skip with TRAINSTEP_NO_F64=1): the same experiment in float64 (same
+batches, same initial values, cast from the float32 ones), writing only
 tests/golden/trainstep64/{final,grads}.safetensors (cast to float32) and
 losses.json: an "exact arithmetic" yardstick that shows how far float32
 PyTorch itself is from the exact trajectory (used by the Go test, when
@@ -200,16 +204,26 @@ opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": nodec
 
 DIAG = os.environ.get("TRAINSTEP_DIAG") == "1"
 diag, cur = {}, {}
-if DIAG:
-    def keep(key):
-        def hook(_mod, _inp, out):
-            cur[key] = out.detach().numpy().astype(np.float32).copy()
-        return hook
-    for i, layer in enumerate(bert.encoder.layer):
-        layer.attention.output.adapter.down.register_forward_hook(keep(f"z/{i}.attn"))
-        layer.output.adapter.down.register_forward_hook(keep(f"z/{i}.ffn"))
-    bert.pooler.dense.register_forward_hook(keep("pooler.pre"))
 
+
+def keep(key):
+    def hook(_mod, _inp, out):
+        cur[key] = out.detach().numpy().astype(np.float32).copy()
+    return hook
+
+
+for i, layer in enumerate(bert.encoder.layer):
+    layer.attention.output.adapter.down.register_forward_hook(keep(f"z/{i}.attn"))
+    layer.output.adapter.down.register_forward_hook(keep(f"z/{i}.ffn"))
+bert.pooler.dense.register_forward_hook(keep("pooler.pre"))
+
+# ReLU kinks: adapter units where some real token's pre-activation z is
+# within KINK of 0. Two float32 implementations that sum in different orders
+# differ in z by ~1e-6 (hidden states agree to ~5e-6, times |w| ~ 0.02 over
+# 384 terms), so such a token can be active in one and not in the other;
+# that unit's gradients then legitimately differ by the token's share.
+KINK = 1e-5
+kinks = []
 losses, logits_all = [], []
 grads = {}
 for s, b in enumerate(batches):
@@ -222,6 +236,14 @@ for s, b in enumerate(batches):
     if DIAG:
         for k, v in cur.items():
             diag[f"s{s}/{k}"] = v
+    real = b["attention_mask"].numpy().astype(bool)
+    for i in range(len(bert.encoder.layer)):
+        for site in ("attn", "ffn"):
+            z = np.abs(cur[f"z/{i}.{site}"][real])  # (real tokens, M)
+            units = sorted(set(np.where(z < KINK)[1].tolist()))
+            if units:
+                kinks.append({"step": s, "layer": i, "ffn": site == "ffn", "units": units,
+                              "min_abs_z": float(z[:, units].min())})
     for n, p in params.items():
         grads[f"s{s}/{n}"] = p.grad.detach().numpy().astype(np.float32).copy()
     opt.step()
@@ -249,6 +271,8 @@ with open(os.path.join(OUT, "batches.json"), "w") as f:
     } for b in batches], f)
 with open(os.path.join(OUT, "losses.json"), "w") as f:
     json.dump({"losses": losses, "logits": logits_all}, f, indent=1)
+with open(os.path.join(OUT, "kinks.json"), "w") as f:
+    json.dump({"threshold": KINK, "kinks": kinks}, f, indent=1)
 with open(os.path.join(OUT, "meta.json"), "w") as f:
     json.dump({
         "torch": torch.__version__, "transformers": transformers.__version__,
@@ -258,3 +282,9 @@ with open(os.path.join(OUT, "meta.json"), "w") as f:
         "seq_lengths": [int(b["input_ids"].shape[1]) for b in batches],
     }, f, indent=1)
 print("wrote", OUT, f"({len(params)} trainable tensors, {sum(p.numel() for p in params.values())} values)")
+
+# The float64 yardstick, in a fresh process (same script, TRAINSTEP_F64=1).
+if os.environ.get("TRAINSTEP_NO_F64") != "1":
+    import subprocess  # noqa: E402
+    import sys  # noqa: E402
+    subprocess.run([sys.executable, __file__], env=dict(os.environ, TRAINSTEP_F64="1"), check=True)
