@@ -90,13 +90,25 @@ func softmaxMasked(S []float32, mask []int32, T int) {
 		}
 		var sum float32
 		for s, v := range row {
-			if mask[s] != 0 {
-				e := float32(exp(float64(v - mx)))
-				row[s] = e
-				sum += e
-			} else {
+			if mask[s] == 0 {
 				row[s] = 0
+				continue
 			}
+			// exp(v-mx) as in exp(), written out (it does not inline).
+			x := float64(v - mx) // <= 0
+			var e float32
+			if x > expUnder {
+				k := (x*log2e + shifter) - shifter
+				r := (x - k*ln2Hi) - k*ln2Lo
+				r2 := r * r
+				r4 := r2 * r2
+				p := (1 + r) + r2*(0.5+r*(1.0/6)) + r4*((1.0/24+r*(1.0/120))+r2*(1.0/720+r*(1.0/5040)))
+				e = float32(p * math.Float64frombits(uint64(int64(k)+1023)<<52))
+			} else if x != x {
+				e = float32(x)
+			}
+			row[s] = e
+			sum += e
 		}
 		inv := 1 / sum
 		for s := range row {

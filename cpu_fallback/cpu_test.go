@@ -409,3 +409,63 @@ func TestAttentionFullyMaskedSequence(t *testing.T) {
 		}
 	}
 }
+
+// TestSliceKernels: the written-out kernels compute what the scalar
+// functions compute (to one float32 ulp, allowing a compiler that fuses
+// multiply-adds differently in the two copies), over [-12, 12] and at NaN.
+func TestSliceKernels(t *testing.T) {
+	const n = 48001
+	a, g := make([]float32, n), make([]float32, n)
+	for i := range a {
+		a[i] = float32(i-n/2) * 5e-4
+		g[i] = float32(math.Cos(float64(i)))
+	}
+	a[7] = float32(math.NaN())
+	o1, o2 := make([]float32, n), make([]float32, n)
+	ulp := func(x, y float32) bool {
+		if x != x || y != y {
+			return x != x && y != y
+		}
+		return math.Abs(float64(x-y)) <= 0x1p-23*math.Max(math.Abs(float64(y)), 0x1p-126)
+	}
+	geluSlice(o1, a)
+	geluGradMulSlice(o2, g, a)
+	for i := range a {
+		if !ulp(o1[i], gelu(a[i])) {
+			t.Fatalf("geluSlice(%v) = %v, gelu = %v", a[i], o1[i], gelu(a[i]))
+		}
+		if want := g[i] * geluGrad(a[i]); !ulp(o2[i], want) {
+			t.Fatalf("geluGradMulSlice(%v) = %v, want %v", a[i], o2[i], want)
+		}
+	}
+	// softmaxMasked against exp() row by row.
+	const T = 7
+	S := make([]float32, T*T)
+	for i := range S {
+		S[i] = float32(math.Sin(float64(i)) * 30)
+	}
+	orig := append([]float32(nil), S...)
+	mask := []int32{1, 0, 1, 1, 0, 1, 1}
+	softmaxMasked(S, mask, T)
+	for r := 0; r < T; r++ {
+		mx := float32(math.Inf(-1))
+		for s := 0; s < T; s++ {
+			if mask[s] != 0 {
+				mx = max(mx, orig[r*T+s])
+			}
+		}
+		var sum float32
+		e := make([]float32, T)
+		for s := 0; s < T; s++ {
+			if mask[s] != 0 {
+				e[s] = float32(exp(float64(orig[r*T+s] - mx)))
+				sum += e[s]
+			}
+		}
+		for s := 0; s < T; s++ {
+			if want := e[s] * (1 / sum); !ulp(S[r*T+s], want) {
+				t.Fatalf("softmax row %d key %d = %v, want %v", r, s, S[r*T+s], want)
+			}
+		}
+	}
+}

@@ -16,17 +16,17 @@ func erf(x float64) float64 {
 	} else if x < -4 {
 		x = -4
 	}
-	x2 := x * x
-	p := x2*-2.72614225801306e-10 + 2.77068142495902e-08
-	p = p*x2 + -2.10102402082508e-06
-	p = p*x2 + -5.69250639462346e-05
-	p = p*x2 + -7.34990630326855e-04
-	p = p*x2 + -2.95459980854025e-03
-	p = p*x2 + -1.60960333262415e-02
-	q := x2*-1.45660718464996e-05 + -2.13374055278905e-04
-	q = q*x2 + -1.68282697438203e-03
-	q = q*x2 + -7.37332916720468e-03
-	q = q*x2 + -1.42647390514189e-02
+	// Estrin's scheme (independent pairs, then powers of x²) rather than
+	// Horner's: half the dependent chain, so neighbouring elements overlap.
+	y := x * x
+	y2 := y * y
+	y4 := y2 * y2
+	p := (-1.60960333262415e-02 + -2.95459980854025e-03*y) +
+		y2*(-7.34990630326855e-04+-5.69250639462346e-05*y) +
+		y4*((-2.10102402082508e-06+2.77068142495902e-08*y)+y2*-2.72614225801306e-10)
+	q := (-1.42647390514189e-02 + -7.37332916720468e-03*y) +
+		y2*(-1.68282697438203e-03+-2.13374055278905e-04*y) +
+		y4*-1.45660718464996e-05
 	return x * p / q
 }
 
@@ -62,7 +62,7 @@ const (
 )
 
 // exp is e^x for results meant for float32: Cody-Waite reduction
-// x = k·ln2 + r with |r| <= ln2/2, then the degree-7 Taylor polynomial of
+// x = k·ln2 + r with |r| <= ln2/2, then the degree-7 Taylor polynomial (Estrin) of
 // e^r, whose truncation error r⁸/8! <= 5.3e-9 (relative) is a tenth of a
 // float32 ulp; evaluated in float64. Below -104 it returns 0 and above 89
 // +Inf (both what float32 rounding gives). NaN propagates. Much faster than
@@ -79,13 +79,78 @@ func exp(x float64) float64 {
 	}
 	k := (x*log2e + shifter) - shifter // round(x/ln2)
 	r := (x - k*ln2Hi) - k*ln2Lo
-	p := 1.0 / 5040
-	p = p*r + 1.0/720
-	p = p*r + 1.0/120
-	p = p*r + 1.0/24
-	p = p*r + 1.0/6
-	p = p*r + 0.5
-	p = p*r + 1
-	p = p*r + 1
+	r2 := r * r
+	r4 := r2 * r2
+	p := (1 + r) + r2*(0.5+r*(1.0/6)) + r4*((1.0/24+r*(1.0/120))+r2*(1.0/720+r*(1.0/5040)))
 	return p * math.Float64frombits(uint64(int64(k)+1023)<<52)
+}
+
+// The slice kernels below are erf and exp written out inside their loops:
+// the Go compiler does not inline erf or exp (too large), and the call plus
+// reloading the constants costs about twice the arithmetic. They compute
+// the same expressions as gelu, geluGrad and exp (TestSliceKernels).
+
+// geluSlice sets o[i] = gelu(a[i]); o may alias a.
+func geluSlice(o, a []float32) {
+	a = a[:len(o)]
+	for i, xf := range a {
+		x := float64(xf) * (1 / math.Sqrt2)
+		if x > 4 {
+			x = 4
+		} else if x < -4 {
+			x = -4
+		}
+		// Estrin's scheme (independent pairs, then powers of x²) rather than
+		// Horner's: half the dependent chain, so neighbouring elements overlap.
+		y := x * x
+		y2 := y * y
+		y4 := y2 * y2
+		p := (-1.60960333262415e-02 + -2.95459980854025e-03*y) +
+			y2*(-7.34990630326855e-04+-5.69250639462346e-05*y) +
+			y4*((-2.10102402082508e-06+2.77068142495902e-08*y)+y2*-2.72614225801306e-10)
+		q := (-1.42647390514189e-02 + -7.37332916720468e-03*y) +
+			y2*(-1.68282697438203e-03+-2.13374055278905e-04*y) +
+			y4*-1.45660718464996e-05
+		o[i] = float32(0.5 * float64(xf) * (1 + x*p/q))
+	}
+}
+
+// geluGradMulSlice sets o[i] = g[i]·gelu'(a[i]); o may alias g or a.
+func geluGradMulSlice(o, g, a []float32) {
+	a, g = a[:len(o)], g[:len(o)]
+	for i, xf := range a {
+		xd := float64(xf)
+		x := xd * (1 / math.Sqrt2)
+		if x > 4 {
+			x = 4
+		} else if x < -4 {
+			x = -4
+		}
+		// Estrin's scheme (independent pairs, then powers of x²) rather than
+		// Horner's: half the dependent chain, so neighbouring elements overlap.
+		y := x * x
+		y2 := y * y
+		y4 := y2 * y2
+		p := (-1.60960333262415e-02 + -2.95459980854025e-03*y) +
+			y2*(-7.34990630326855e-04+-5.69250639462346e-05*y) +
+			y4*((-2.10102402082508e-06+2.77068142495902e-08*y)+y2*-2.72614225801306e-10)
+		q := (-1.42647390514189e-02 + -7.37332916720468e-03*y) +
+			y2*(-1.68282697438203e-03+-2.13374055278905e-04*y) +
+			y4*-1.45660718464996e-05
+		cdf := 0.5 * (1 + x*p/q)
+		// φ(x)·√(2π) = e^(-x²/2), exp as in exp().
+		e := -0.5 * xd * xd
+		var pdf float64
+		if e > expUnder {
+			k := (e*log2e + shifter) - shifter
+			r := (e - k*ln2Hi) - k*ln2Lo
+			r2 := r * r
+			r4 := r2 * r2
+			s := (1 + r) + r2*(0.5+r*(1.0/6)) + r4*((1.0/24+r*(1.0/120))+r2*(1.0/720+r*(1.0/5040)))
+			pdf = s * math.Float64frombits(uint64(int64(k)+1023)<<52)
+		} else if e != e {
+			pdf = e
+		}
+		o[i] = g[i] * float32(cdf+xd*invSqrt2Pi*pdf)
+	}
 }

@@ -52,15 +52,9 @@ func (t *ewTask) run(_, lo, hi int) {
 			o[i] *= t.alpha
 		}
 	case ewGelu:
-		a := t.a[lo:hi]
-		for i := range o {
-			o[i] = gelu(a[i])
-		}
+		geluSlice(o, t.a[lo:hi])
 	case ewGeluBack:
-		a, b := t.a[lo:hi], t.b[lo:hi]
-		for i := range o {
-			o[i] = b[i] * geluGrad(a[i])
-		}
+		geluGradMulSlice(o, t.b[lo:hi], t.a[lo:hi])
 	case ewTanh:
 		a := t.a[lo:hi]
 		for i := range o {
@@ -75,11 +69,19 @@ func (t *ewTask) run(_, lo, hi int) {
 		dropoutApply(o, t.a[lo:hi], lo, t.p, t.seed)
 	case ewAct:
 		a := t.a[lo:hi]
+		if t.act == backend.GELU {
+			geluSlice(o, a)
+			break
+		}
 		for i := range o {
 			o[i] = actForward(t.act, a[i])
 		}
 	case ewActGradMul:
 		a := t.a[lo:hi]
+		if t.act == backend.GELU {
+			geluGradMulSlice(o, o, a)
+			break
+		}
 		for i := range o {
 			o[i] *= actGrad(t.act, a[i])
 		}
@@ -164,7 +166,13 @@ func (t *rowTask) run(_, lo, hi int) {
 			x := t.x[n*C : n*C+C]
 			for j, b := range t.a[:C] {
 				o[j] += b
-				x[j] = actForward(t.act, o[j])
+			}
+			if t.act == backend.GELU {
+				geluSlice(x, o)
+				break
+			}
+			for j, z := range o {
+				x[j] = actForward(t.act, z)
 			}
 		}
 	}
