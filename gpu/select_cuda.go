@@ -18,15 +18,7 @@ func Open(ordinal int) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Checked at run time while the op launchers (ops_*.go) are being
-	// written; once they are complete the compile-time assertion
-	// `var _ backend.Backend = (*Backend)(nil)` replaces this.
-	bb, ok := any(b).(backend.Backend)
-	if !ok {
-		_ = b.Close()
-		return nil, fmt.Errorf("gpu.Open: this build's gpu.Backend does not implement every backend.Backend op yet")
-	}
-	return bb, nil
+	return b, nil
 }
 
 // OpenBackend is Open returning the concrete *Backend with chosen options.
