@@ -32,7 +32,7 @@ import (
 )
 
 // Device is the emulated device. It is safe for concurrent use; launches
-// and copies are serialised.
+// and copies are serialised (launches process-wide, see launchMu).
 type Device struct {
 	mu     sync.Mutex
 	allocs map[gpu.DevicePtr]block // by base address
@@ -47,6 +47,9 @@ type block struct {
 var _ gpu.Device = (*Device)(nil)
 
 const cgoEnabled = true
+
+// launchMu serialises kernel launches across all Devices.
+var launchMu sync.Mutex
 
 // New returns an emulated device.
 func New() *Device { return &Device{allocs: map[gpu.DevicePtr]block{}} }
@@ -185,6 +188,11 @@ func (d *Device) Launch(kernel string, grid, block gpu.Dim3, sharedBytes int, ar
 	case sharedBytes < 0 || sharedBytes > maxDynShared:
 		return fmt.Errorf("emu.Launch %s: %d bytes of dynamic shared memory (limit %d)", kernel, sharedBytes, maxDynShared)
 	}
+	// One launch at a time in the whole process, not per Device: the
+	// kernels' __shared__ arrays are C++ statics and the fiber stacks a
+	// shared pool, so two devices must not run kernels concurrently.
+	launchMu.Lock()
+	defer launchMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	name := C.CString(kernel)

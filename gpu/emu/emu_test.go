@@ -1,6 +1,7 @@
 package emu
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -188,6 +189,49 @@ func TestKernelTable(t *testing.T) {
 		"mse_bf16_f32", "embedding_fwd_f32_bf16", "convert_f32_bf16", "sumsq_bf16", "adamw_f32"} {
 		if !seen[k] {
 			t.Errorf("kernel %s is not registered", k)
+		}
+	}
+}
+
+// TestConcurrentDevices: launches on different devices from different
+// goroutines must not interfere (the kernels' __shared__ arrays and the
+// fiber stacks are process-wide in the emulator).
+func TestConcurrentDevices(t *testing.T) {
+	const n, workers, rounds = 1000, 4, 50
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			d := New()
+			in := make([]float32, n)
+			for i := range in {
+				in[i] = float32(w*1000 + i)
+			}
+			pin, pout := upload(t, d, in, false), upload(t, d, make([]float32, n), false)
+			for r := 0; r < rounds; r++ {
+				if err := d.Launch("emu_test_reverse", gpu.Dim3{X: 1, Y: 1, Z: 1}, gpu.Dim3{X: n, Y: 1, Z: 1}, 0,
+					gpu.Ptr(pout), gpu.Ptr(pin), gpu.Int(n), gpu.Int(1)); err != nil {
+					errs <- err
+					return
+				}
+				b := make([]byte, 4*n)
+				if err := d.DtoH(b, pout); err != nil {
+					errs <- err
+					return
+				}
+				got := f32FromBytes(b)
+				for i := range got {
+					if got[i] != in[n-1-i] {
+						errs <- fmt.Errorf("worker %d round %d: out[%d] = %v, want %v", w, r, i, got[i], in[n-1-i])
+						return
+					}
+				}
+			}
+			errs <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -89,6 +89,14 @@ func download(t testing.TB, d *Device, p gpu.DevicePtr, n int) []float32 {
 	return v
 }
 
+func f32FromBytes(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
 func downloadBF16(t testing.TB, d *Device, p gpu.DevicePtr, n int) []uint16 {
 	t.Helper()
 	b := make([]byte, 2*n)
