@@ -245,6 +245,7 @@ __device__ void attn_bwd_dkv_body(X* dqkv, const X* dout, const X* qkv, const X*
     __shared__ float G[ATT_TILE][ATT_HSMAX + 1];
     __shared__ float Qt[ATT_TILE][ATT_HSMAX + 1];
     __shared__ float Dt[ATT_TILE];
+    __shared__ float Pt[ATT_TILE][ATT_ROWS + 1];  // P[q0+r][j0+c], loaded row-contiguously
     __shared__ float pdv[ATT_ROWS][ATT_TILE], dsv[ATT_ROWS][ATT_TILE];
     const long long b = blockIdx.z, h = blockIdx.y, C = NH * HS, C3 = 3 * C;
     const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -269,6 +270,13 @@ __device__ void attn_bwd_dkv_body(X* dqkv, const X* dout, const X* qkv, const X*
         }
         for (long long r = threadIdx.x; r < ATT_TILE; r += blockDim.x)
             Dt[r] = (q0 + r < T) ? att_unpark(dqkv + (b * T + q0 + r) * C3 + h * HS) : 0.0f;
+        // probs for (query tile) x (this block's keys): 8 consecutive threads
+        // read 8 consecutive keys of one query row, instead of each lane
+        // reading a different row.
+        for (int idx = threadIdx.x; idx < ATT_TILE * ATT_ROWS; idx += blockDim.x) {
+            int r = idx / ATT_ROWS, c = idx % ATT_ROWS;
+            Pt[r][c] = (q0 + r < T && j0 + c < T) ? ld(probs + (bh * T + q0 + r) * T + j0 + c) : 0.0f;
+        }
         __syncthreads();
         // Lane = query q0+lane: P̃_ij and dS_ij for this warp's key j.
         long long i = q0 + lane;
@@ -278,7 +286,7 @@ __device__ void attn_bwd_dkv_body(X* dqkv, const X* dout, const X* qkv, const X*
             for (long long d = 0; d < HS; d++) s += G[lane][d] * Vj[w][d];
             long long idx = (bh * T + i) * T + j;
             float ks = att_keep_scale(idx, p, seed);
-            float P = ld(probs + idx);
+            float P = Pt[lane][w];
             pd = P * ks;
             ds = P * (s * ks - Dt[lane]);
         }
