@@ -318,11 +318,12 @@ func (b *Backend) DownloadInt32(dst []int32, t backend.Tensor) error {
 }
 
 // Copy copies src into dst. Both must have the same length; floating-point
-// dtypes convert into each other (rounding as Upload does), I32 copies only
-// to I32. Same-dtype copies stay on the device (queued on the stream).
-// Copies between dtypes go through the host (a Download and an Upload), which
-// is exact but synchronous: it is meant for setup and checkpoints, not for
-// the inner training step.
+// dtypes convert into each other (rounding to nearest even, as Upload does),
+// I32 copies only to I32. Same-dtype copies and F32↔BF16 conversions stay on
+// the device, queued on the stream (kernels convert_f32_bf16 and
+// convert_bf16_f32 of kernels/elementwise.cu). Conversions involving F16,
+// which no kernel handles, go through the host (a Download and an Upload):
+// exact but synchronous, meant for setup, not for the training step.
 func (b *Backend) Copy(dst, src backend.Tensor) error {
 	d, err := devTensor("gpu.Copy", "dst", dst)
 	if err != nil {
@@ -350,6 +351,12 @@ func (b *Backend) Copy(dst, src backend.Tensor) error {
 		}
 		return nil
 	}
+	if k := convertKernel(d.dt, s.dt); k != "" {
+		if err := b.dev.Launch(k, grid1D(d.n), b1(block1D), 0, Ptr(d.Ptr), Ptr(s.Ptr), Int(d.n)); err != nil {
+			return fmt.Errorf("gpu.Copy %v→%v %v: kernel %s: %w", s.dt, d.dt, d.shape, k, err)
+		}
+		return nil
+	}
 	if cap(b.hostF) < s.n {
 		b.hostF = make([]float32, s.n)
 	}
@@ -361,6 +368,17 @@ func (b *Backend) Copy(dst, src backend.Tensor) error {
 		return fmt.Errorf("gpu.Copy %v→%v: %w", s.dt, d.dt, err)
 	}
 	return nil
+}
+
+// convertKernel names the device kernel converting src into dst ("" if none).
+func convertKernel(dst, src backend.DType) string {
+	switch {
+	case dst == backend.BF16 && src == backend.F32:
+		return "convert_f32_bf16"
+	case dst == backend.F32 && src == backend.BF16:
+		return "convert_bf16_f32"
+	}
+	return ""
 }
 
 // Zero sets every element of t to 0 (queued on the stream).

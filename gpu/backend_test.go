@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -20,6 +21,7 @@ type fakeDevice struct {
 	used     int   // bytes currently allocated
 	failNext error // returned (once) by the next HtoD/DtoH/DtoD/Memset0
 	allocs   int
+	launches []string
 }
 
 func newFake() *fakeDevice {
@@ -123,8 +125,40 @@ func (f *fakeDevice) Memset0(dst DevicePtr, n int) error {
 	return nil
 }
 
+// Launch runs the two conversion kernels of kernels/elementwise.cu that the
+// backend core uses (convert_f32_bf16, convert_bf16_f32: out, in, n), on the
+// host; any other kernel is an error. It records the launches.
 func (f *fakeDevice) Launch(kernel string, grid, block Dim3, shared int, args ...uint64) error {
-	return fmt.Errorf("fake: no kernel %q", kernel)
+	f.launches = append(f.launches, kernel)
+	if len(args) != 3 || grid.X*block.X < 1 {
+		return fmt.Errorf("fake: %s: %d args, grid %v block %v", kernel, len(args), grid, block)
+	}
+	n := int(int64(args[2]))
+	var isz, osz int
+	switch kernel {
+	case "convert_f32_bf16":
+		isz, osz = 4, 2
+	case "convert_bf16_f32":
+		isz, osz = 2, 4
+	default:
+		return fmt.Errorf("fake: no kernel %q", kernel)
+	}
+	out, err := f.slice(DevicePtr(args[0]), n*osz)
+	if err != nil {
+		return err
+	}
+	in, err := f.slice(DevicePtr(args[1]), n*isz)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if kernel == "convert_f32_bf16" {
+			binary.LittleEndian.PutUint16(out[2*i:], F32ToBF16(math.Float32frombits(binary.LittleEndian.Uint32(in[4*i:]))))
+		} else {
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(BF16ToF32(binary.LittleEndian.Uint16(in[2*i:]))))
+		}
+	}
+	return nil
 }
 
 func (f *fakeDevice) Sync() error { return nil }
@@ -448,7 +482,7 @@ func TestZeroLengthTensors(t *testing.T) {
 }
 
 func TestCopyAndZero(t *testing.T) {
-	b, _ := newTestBackend(t)
+	b, f := newTestBackend(t)
 	src := []float32{1, 1.00390625, 1.01171875, -3.1415927, 65504, 1e-30, float32(math.NaN()), 70000}
 	a := mustAlloc(t, b, backend.F32, len(src))
 	if err := b.Upload(a, src); err != nil {
@@ -456,6 +490,7 @@ func TestCopyAndZero(t *testing.T) {
 	}
 	for _, dt := range []backend.DType{backend.F32, backend.BF16, backend.F16} {
 		d := mustAlloc(t, b, dt, len(src))
+		n0 := len(f.launches)
 		if err := b.Copy(d, a); err != nil {
 			t.Fatal(err)
 		}
@@ -475,6 +510,25 @@ func TestCopyAndZero(t *testing.T) {
 			}
 			if math.Float32bits(got[i]) != math.Float32bits(want) && !(isNaN32(got[i]) && isNaN32(want)) {
 				t.Errorf("Copy F32→%v element %d: got %v want %v", dt, i, got[i], want)
+			}
+		}
+		if l := f.launches[n0:]; dt == backend.BF16 && (len(l) != 1 || l[0] != "convert_f32_bf16") {
+			t.Errorf("Copy F32→BF16 launched %v, want one convert_f32_bf16", l)
+		} else if dt != backend.BF16 && len(l) != 0 {
+			t.Errorf("Copy F32→%v launched %v (no kernel converts it)", dt, l)
+		}
+		// back to F32 (through the device for BF16, the host for F16)
+		back := mustAlloc(t, b, backend.F32, len(src))
+		if err := b.Copy(back, d); err != nil {
+			t.Fatal(err)
+		}
+		got2 := make([]float32, len(src))
+		if err := b.Download(got2, back); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if math.Float32bits(got2[i]) != math.Float32bits(got[i]) && !(isNaN32(got[i]) && isNaN32(got2[i])) {
+				t.Errorf("Copy %v→F32 element %d: got %v want %v", dt, i, got2[i], got[i])
 			}
 		}
 		// and back, same dtype: device-to-device

@@ -6,6 +6,7 @@ package gpu_test
 // order) on the kernel emulator at a small shape, without a GPU.
 
 import (
+	"math"
 	"math/rand"
 	"testing"
 
@@ -360,5 +361,49 @@ func TestBenchOpsOnEmulator(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestCopyConvertOnEmulator runs Backend.Copy's device conversions (the
+// convert_* kernels) on the emulator and checks them against the host
+// rounding of Upload, ties and overflow included.
+func TestCopyConvertOnEmulator(t *testing.T) {
+	dev := emu.New()
+	if p, err := dev.Alloc(16); err != nil {
+		t.Skipf("emulator unavailable: %v", err)
+	} else if err := dev.Free(p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := gpu.New(dev, gpu.Options{BF16: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rng := rand.New(rand.NewSource(13))
+	src := []float32{0, -0.0, 1, 1.00390625, 1.01171875, 3.4e38, -3.4e38, 1e-40, 65504}
+	for len(src) < 1000 { // not a multiple of the 256-thread block
+		src = append(src, float32(rng.NormFloat64()*math.Exp(rng.NormFloat64()*5)))
+	}
+	f32, _ := b.Alloc(backend.F32, len(src))
+	bf, _ := b.Alloc(backend.BF16, len(src))
+	back, _ := b.Alloc(backend.F32, len(src))
+	if err := b.Upload(f32, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Copy(bf, f32); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Copy(back, bf); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, len(src))
+	if err := b.Download(got, back); err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range src {
+		want := gpu.BF16ToF32(gpu.F32ToBF16(x))
+		if math.Float32bits(got[i]) != math.Float32bits(want) {
+			t.Fatalf("element %d: %v → bf16 → %v, want %v", i, x, got[i], want)
+		}
 	}
 }
