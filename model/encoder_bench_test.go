@@ -14,9 +14,11 @@ import (
 // backend at B=32, T=128 (every token real): evaluation forward, and one
 // adapter training step (forward with dropout + backward, adapters m=64 and
 // LayerNorms trainable). It reports tokens/s; tests/ref/bench_encoder.py
-// measures PyTorch on the same shapes (docs/bench-encoder.md).
+// measures PyTorch on the same shapes (docs/bench-encoder.md). It also
+// reports the process CPU time per step, which a busy shared machine
+// disturbs far less than wall time.
 //
-//	go test ./model -run '^$' -bench BenchmarkEncoder -benchtime 5x
+//	go test ./model -run '^$' -bench BenchmarkEncoder -benchtime 1x -count 5
 func BenchmarkEncoder(b *testing.B) {
 	testassets.Require(b, "make assets", testassets.ModelDir())
 	ck, err := LoadCheckpoint(testassets.ModelDir())
@@ -64,10 +66,15 @@ func BenchmarkEncoder(b *testing.B) {
 			}
 			step(0) // warm-up: views, scratch
 			b.ResetTimer()
+			cpu0 := processCPUSeconds()
 			for i := 0; i < b.N; i++ {
 				step(i)
 			}
+			cpuS := processCPUSeconds() - cpu0
 			b.ReportMetric(float64(B*T*b.N)/b.Elapsed().Seconds(), "tokens/s")
+			// CPU seconds per step (all threads): robust to other load on a
+			// shared machine, where wall time is not.
+			b.ReportMetric(cpuS/float64(b.N), "cpu-s/op")
 		})
 	}
 }

@@ -10,7 +10,9 @@ development machine).
                         forward + backward
 
 Each is warmed up once, then timed RUNS times in this one process; the
-median is reported (tokens/s = B·T / median seconds).
+median is reported (tokens/s = B·T / median wall seconds), with the process
+CPU time per run (time.process_time, all threads), which other load on a
+shared machine disturbs far less than wall time.
 
   .venv-ref/bin/python tests/ref/bench_encoder.py [RUNS]
 """
@@ -36,13 +38,15 @@ labels = torch.tensor([i % 2 for i in range(B)])
 
 
 def timed(fn):
+    """Wall seconds and process CPU seconds (all threads) of each run."""
     fn()  # warm-up
-    ts = []
+    ts, cs = [], []
     for _ in range(RUNS):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
-    return ts
+        cs.append(time.process_time() - c0)
+    return ts, cs
 
 
 results = {}
@@ -55,8 +59,7 @@ def forward():
         model(input_ids=ids, attention_mask=mask)
 
 
-ts = timed(forward)
-results["forward"] = ts
+results["forward"] = timed(forward)
 
 import adapters  # noqa: E402
 from adapters import DoubleSeqBnConfig  # noqa: E402
@@ -87,7 +90,8 @@ report = {
     "torch": torch.__version__, "threads": torch.get_num_threads(), "B": B, "T": T, "runs": RUNS,
     "loadavg_after": os.getloadavg(),
 }
-for k, ts in results.items():
+for k, (ts, cs) in results.items():
     med = statistics.median(ts)
-    report[k] = {"median_s": med, "tokens_per_s": B * T / med, "runs_s": ts}
+    report[k] = {"median_s": med, "tokens_per_s": B * T / med, "runs_s": ts,
+                 "median_cpu_s": statistics.median(cs), "runs_cpu_s": cs}
 print(json.dumps(report, indent=1))
