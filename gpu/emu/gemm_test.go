@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/houlsby/adapters/backend"
 	"github.com/houlsby/adapters/gpu"
 )
 
@@ -125,5 +126,80 @@ func TestGemmBetaZeroIgnoresNaN(t *testing.T) {
 		if got := download(t, d, pc, 1)[0]; got != 11 {
 			t.Errorf("%s: C = %v, want 11", k, got)
 		}
+	}
+}
+
+// TestGemmRandomShapes: random sizes from 1 to 140 (across tile edges),
+// transposes, padded leading dimensions, batches and storage types (A, B
+// and C each float or bf16), through the Backend's Gemm (so the launcher's
+// kernel choice is covered), against a float64 reference on the stored
+// values.
+func TestGemmRandomShapes(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	be, err := gpu.New(New(), gpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	dts := []backend.DType{backend.F32, backend.BF16}
+	for it := 0; it < 40; it++ {
+		M, N, K := 1+r.Intn(140), 1+r.Intn(140), 1+r.Intn(140)
+		p := backend.MatMul{TransA: r.Intn(2) == 1, TransB: r.Intn(2) == 1, M: M, N: N, K: K,
+			Alpha: float32(r.NormFloat64()), Beta: []float32{0, 1, -0.5}[r.Intn(3)], Batch: 1 + r.Intn(3)}
+		ar, ac, br, bc := M, K, K, N
+		if p.TransA {
+			ar, ac = K, M
+		}
+		if p.TransB {
+			br, bc = N, K
+		}
+		p.LdA, p.LdB, p.LdC = ac+r.Intn(3), bc+r.Intn(3), N+r.Intn(3)
+		p.StrideA, p.StrideB, p.StrideC = ar*p.LdA+r.Intn(4), br*p.LdB+r.Intn(4), M*p.LdC+r.Intn(4)
+		ta, tb, tc := dts[r.Intn(2)], dts[r.Intn(2)], dts[r.Intn(2)]
+		mk := func(dt backend.DType, n int) (backend.Tensor, []float32) {
+			x, err := be.Alloc(dt, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := be.Upload(x, randVec(r, n)); err != nil {
+				t.Fatal(err)
+			}
+			v := make([]float32, n)
+			if err := be.Download(v, x); err != nil {
+				t.Fatal(err)
+			}
+			return x, v
+		}
+		a, av := mk(ta, p.Batch*p.StrideA)
+		b, bv := mk(tb, p.Batch*p.StrideB)
+		c, cv := mk(tc, p.Batch*p.StrideC)
+		if err := be.Gemm(c, a, b, p); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, c.Len())
+		if err := be.Download(got, c); err != nil {
+			t.Fatal(err)
+		}
+		// The tensor-core kernel (any bf16 operand) rounds a float operand
+		// to bf16 first; the reference does the same.
+		wmma := ta == backend.BF16 || tb == backend.BF16
+		if wmma {
+			for i := range av {
+				av[i] = bf16Round(av[i])
+			}
+			for i := range bv {
+				bv[i] = bf16Round(bv[i])
+			}
+		}
+		want := append([]float32(nil), cv...)
+		refGemm(want, av, bv, p.TransA, p.TransB, M, N, K, p.LdA, p.LdB, p.LdC, p.Batch, p.StrideA, p.StrideB, p.StrideC, p.Alpha, p.Beta)
+		// fp32 accumulation of K <= 140 O(1) terms (≤ 140·2^-24·Σ|ab| ≈ 1e-4
+		// for |alpha| ≲ 3) plus, for a bf16 C, its final rounding (2^-8
+		// relative, ×2 for the reference's own float32 rounding).
+		rtol := 1e-4
+		if tc == backend.BF16 {
+			rtol = 2.0 / 256
+		}
+		closeTo(t, fmt.Sprintf("case %d %+v %v/%v/%v", it, p, ta, tb, tc), got, want, 1e-3, rtol)
 	}
 }
