@@ -106,9 +106,11 @@ func (m *Model) allocateActivations() error {
 	return nil
 }
 
-// layoutActivations assigns every activation buffer from the three carvers
-// (floating activations in FrozenDType, LayerNorm statistics and loss in F32,
-// the batch's integers in I32).
+// layoutActivations assigns every activation buffer from the three carvers:
+// floating activations and their gradients in FrozenDType (one dtype per op
+// call, as the GPU backend requires); LayerNorm statistics, the loss, the
+// regression targets and the pooling weights in F32 (1/n in bf16 would scale
+// a mean-pooled vector by up to 2⁻⁹); the batch's integers in I32.
 func (m *Model) layoutActivations(act, f32, i32 *carver) {
 	N, B, T, C, F := m.maxB*m.maxT, m.maxB, m.maxT, m.C, m.F
 	M := 0
@@ -156,7 +158,7 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 	}
 	m.embActs = embActs{sum: act.take(N, C), mean: f32.take(N), rstd: f32.take(N), out: act.take(N, C)}
 	m.headAct = headActs{
-		pre: act.take(B, C), poolW: act.take(B, T), pooled: act.take(B, C), drop: act.take(B, C),
+		pre: act.take(B, C), poolW: f32.take(B, T), pooled: act.take(B, C), drop: act.take(B, C),
 		logits: act.take(B, m.numLabels), dlogits: act.take(B, m.numLabels),
 		loss: f32.take(B),
 	}

@@ -546,3 +546,45 @@ func TestNewAndForwardErrors(t *testing.T) {
 		t.Errorf("Backward after an unlabelled Forward: %v", err)
 	}
 }
+
+// TestPoolingValues: "cls" pools the [CLS] row and "mean" the masked mean of
+// the last hidden state (checked in float64 against a host computation over
+// a batch with padding), and neither has pooler tensors.
+func TestPoolingValues(t *testing.T) {
+	for _, pooling := range []string{PoolingCLS, PoolingMean} {
+		m := newTiny(t, &backend64{}, randomCheckpoint(tinyConfig(), true, 15),
+			Options{Head: HeadOptions{Kind: HeadClassification, NumLabels: 3, Pooling: pooling}})
+		if m.Param("pooler.dense.weight") != nil || m.Param("pooler.dense.bias") != nil {
+			t.Errorf("%s: registry has pooler tensors", pooling)
+		}
+		bt := tinyBatch(false)
+		if _, _, err := m.Forward(bt, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		h := f(m.acts[m.L-1].out)
+		got := f(m.headAct.pooled)
+		C, T := m.C, bt.T
+		for b := 0; b < bt.B; b++ {
+			for c := 0; c < C; c++ {
+				var want float64
+				if pooling == PoolingCLS {
+					want = h[(b*T)*C+c]
+				} else {
+					n := 0
+					for tk := 0; tk < T; tk++ {
+						if bt.Mask[b*T+tk] == 1 {
+							want += h[(b*T+tk)*C+c]
+							n++
+						}
+					}
+					want /= float64(n)
+				}
+				// The weights 1/n reach the backend as float32 (Upload takes
+				// []float32): relative error ≤ 2⁻²⁴ ≈ 6e-8 per weight.
+				if math.Abs(got[b*C+c]-want) > 2e-7*math.Max(math.Abs(want), 1) {
+					t.Fatalf("%s pooling [%d,%d] = %v, want %v", pooling, b, c, got[b*C+c], want)
+				}
+			}
+		}
+	}
+}

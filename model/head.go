@@ -7,7 +7,7 @@ import (
 // headActs is what the pooler and head write (B rows).
 type headActs struct {
 	pre     backend.Tensor // (B, C) pooler dense output on [CLS]
-	poolW   backend.Tensor // (B, T) pooling weights ("cls", "mean")
+	poolW   backend.Tensor // (B, T) F32 pooling weights ("cls", "mean")
 	pooled  backend.Tensor // (B, C) tanh(pre), or the cls/mean pooled vector
 	drop    backend.Tensor // (B, C) dropout(pooled) (training only)
 	logits  backend.Tensor // (B, V)
