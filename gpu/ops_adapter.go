@@ -176,7 +176,7 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 		}
 		defer b.Free(a)
 	}
-	aliased := overlaps(dit, gt, nc)
+	aliased := overlaps(dit, nc, gt, nc)
 	first := dit
 	if aliased {
 		first = nil

@@ -117,7 +117,7 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor,
 		return nil
 	}
 	n := B * T * 3 * C
-	if overlaps(dt, qt, n) || overlaps(dt, gt, min(n, B*T*C)) || overlaps(dt, pt, min(n, B*NH*T*T)) {
+	if overlaps(dt, n, qt, n) || overlaps(dt, n, gt, B*T*C) || overlaps(dt, n, pt, B*NH*T*T) {
 		return fmt.Errorf("%s: dqkv must not alias qkv, dout or probs", op)
 	}
 	args := []uint64{ptr(dt), ptr(gt), ptr(qt), ptr(pt), Int(B), Int(T), Int(NH), Int(HS), F(p), seed}

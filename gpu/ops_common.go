@@ -177,12 +177,13 @@ func sameDType(op, names string, ts ...*Tensor) error {
 	return nil
 }
 
-// overlaps reports whether the first n elements of a and b share memory.
-func overlaps(a, b *Tensor, n int) bool {
-	if a == nil || b == nil || n == 0 {
+// overlaps reports whether the first na elements of a and the first nb
+// elements of b share memory.
+func overlaps(a *Tensor, na int, b *Tensor, nb int) bool {
+	if a == nil || b == nil || na == 0 || nb == 0 {
 		return false
 	}
-	ae, be := a.Ptr+DevicePtr(n*a.dt.Size()), b.Ptr+DevicePtr(n*b.dt.Size())
+	ae, be := a.Ptr+DevicePtr(na*a.dt.Size()), b.Ptr+DevicePtr(nb*b.dt.Size())
 	return a.Ptr < be && b.Ptr < ae
 }
 

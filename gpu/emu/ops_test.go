@@ -564,3 +564,41 @@ func TestSumSquaresSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionBackwardRejectsAliasing: dqkv overlapping qkv, dout or probs
+// (even partly, through views) is an error, not a silent wrong result.
+func TestAttentionBackwardRejectsAliasing(t *testing.T) {
+	be, err := gpu.New(New(), gpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	const B, T, NH, HS = 1, 5, 2, 3
+	C := NH * HS
+	big, _ := be.Alloc(backend.F32, 1000)
+	view := func(off, n int) backend.Tensor {
+		v, err := be.View(big, off, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	mask, _ := be.Alloc(backend.I32, B*T)
+	n3, n1, np := B*T*3*C, B*T*C, B*NH*T*T
+	// dqkv at [0, n3); the other operands start inside it or after it.
+	for _, tc := range []struct {
+		name          string
+		qkv, dout, pr int
+		wantErr       bool
+	}{
+		{"disjoint", n3, n3 + n3, n3 + n3 + n1, false},
+		{"dout inside dqkv", n3, n3 - 2, n3 + n3 + n1, true},
+		{"probs inside dqkv", n3, n3 + n3, 10, true},
+		{"qkv overlapping", n3 - 1, n3 + n3, n3 + n3 + n1, true},
+	} {
+		err := be.AttentionBackward(view(0, n3), view(tc.dout, n1), view(tc.qkv, n3), view(tc.pr, np), mask, B, T, NH, HS, 0, 1)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err = %v, want error %v", tc.name, err, tc.wantErr)
+		}
+	}
+}
