@@ -5,8 +5,8 @@
 
 // softmax_xent: one block (256 threads) per row of logits (N, V).
 // loss[n] = logsumexp(x) - x[y]; dlogits (may be null) = scale·(softmax -
-// onehot). label < 0: zero loss and gradient; label >= V (the launcher
-// rejects it first): NaN loss and gradient.
+// onehot); it may alias logits. label < 0: zero loss and gradient; label
+// >= V (the launcher rejects it first): NaN loss and gradient.
 template <class X>
 __device__ void softmax_xent_body(float* loss, X* dlogits, const X* logits, const int* labels, long long N, long long V,
                                   double scale_d) {
@@ -24,6 +24,9 @@ __device__ void softmax_xent_body(float* loss, X* dlogits, const X* logits, cons
             for (long long j = threadIdx.x; j < V; j += blockDim.x) st(d + j, v);
         return;
     }
+    // Read x[y] before the barriers in block_max/block_sum: dlogits may
+    // alias logits, and the last loop overwrites it.
+    const float xy = ld(x + y);
     float mx = -INFINITY;
     for (long long j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, ld(x + j));
     mx = block_max(mx, scratch);
@@ -31,7 +34,7 @@ __device__ void softmax_xent_body(float* loss, X* dlogits, const X* logits, cons
     for (long long j = threadIdx.x; j < V; j += blockDim.x) s += expf(ld(x + j) - mx);
     s = block_sum(s, scratch);
     float lse = mx + logf(s);
-    if (threadIdx.x == 0) loss[n] = lse - ld(x + y);
+    if (threadIdx.x == 0) loss[n] = lse - xy;
     if (d)
         for (long long j = threadIdx.x; j < V; j += blockDim.x)
             st(d + j, scale * (expf(ld(x + j) - lse) - (j == y ? 1.0f : 0.0f)));

@@ -602,3 +602,28 @@ func TestAttentionBackwardRejectsAliasing(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossEntropyInPlace: dlogits may alias logits (the loss must use the
+// logits read before they are overwritten).
+func TestCrossEntropyInPlace(t *testing.T) {
+	d := newDuo(t)
+	const N, V = 5, 300
+	logits := d.tensor(backend.F32, N*V, 2, nil)
+	ref := d.tensor(backend.F32, N*V, 2, logits.host)
+	labels := d.ints([]int32{0, 299, -1, 17, 150})
+	loss := d.tensor(backend.F32, N, 0, make([]float32, N))
+	lossRef := d.tensor(backend.F32, N, 0, make([]float32, N))
+	if err := d.g.SoftmaxCrossEntropy(loss.g, logits.g, logits.g, labels.g, N, V, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.g.SoftmaxCrossEntropy(lossRef.g, ref.g, ref.g, labels.g, N, V, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.c.SoftmaxCrossEntropy(lossRef.c, ref.c, logits.c, labels.c, N, V, 1); err != nil {
+		t.Fatal(err)
+	}
+	loss.c, logits.c = lossRef.c, ref.c
+	// fp32 log-sum-exp of 300 terms vs the CPU's float64: ~1e-6 relative.
+	d.compare("loss (in place)", loss, 1e-5, 1e-5)
+	d.compare("dlogits (in place)", logits, 1e-6, 1e-4)
+}
