@@ -547,7 +547,11 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 			if err := m.Backward(); err != nil {
 				return nil, err
 			}
-			norm, err := GlobalNorm(be, params)
+			arena, arenaLen := m.GradArena()
+			if arena == nil {
+				return nil, fmt.Errorf("trainer: nothing trains") // the head always does; a model bug
+			}
+			norm, err := VectorNorm(be, arena, arenaLen)
 			if err != nil {
 				return nil, err
 			}
@@ -561,10 +565,8 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 				continue
 			}
 			if sc := ClipScale(norm, c.Train.ClipNorm); sc < 1 {
-				for _, p := range params {
-					if err := be.Scale(p.Grad, float32(sc), p.Grad.Len()); err != nil {
-						return nil, err
-					}
+				if err := be.Scale(arena, float32(sc), arenaLen); err != nil {
+					return nil, err
 				}
 			}
 			lr := st.Schedule.LR(st.Step)

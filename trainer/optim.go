@@ -84,6 +84,25 @@ func GlobalNorm(be backend.Backend, params []Param) (float64, error) {
 	return math.Sqrt(total), nil
 }
 
+// VectorNorm is √Σx² over the first n elements of x (e.g. a model's whole
+// gradient arena, where the padding between tensors is zero): one reduction
+// and one download instead of one per tensor.
+func VectorNorm(be backend.Backend, x backend.Tensor, n int) (float64, error) {
+	out, err := be.Alloc(backend.F32, 1)
+	if err != nil {
+		return 0, err
+	}
+	defer be.Free(out)
+	if err := be.SumSquares(out, x, n); err != nil {
+		return 0, fmt.Errorf("gradient norm: %w", err)
+	}
+	host := make([]float32, 1)
+	if err := be.Download(host, out); err != nil {
+		return 0, err
+	}
+	return math.Sqrt(float64(host[0])), nil
+}
+
 // ClipGradients scales every gradient so the global norm is at most
 // maxNorm. It returns the norm before clipping.
 func ClipGradients(be backend.Backend, params []Param, maxNorm float64) (float64, error) {

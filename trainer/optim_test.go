@@ -78,6 +78,10 @@ func TestClipGradients(t *testing.T) {
 	if norm != 5 || math.Abs(float64(a[0])-3/(5+1e-6)) > 1e-6 || math.Abs(float64(b[0])-4/(5+1e-6)) > 1e-6 {
 		t.Errorf("clipped to %v %v", a, b)
 	}
+	// The one-vector form agrees: √(3² + 4² + 12²) = 13.
+	if n, err := VectorNorm(be, upload(t, be, []float32{3, 4, 12}), 3); err != nil || n != 13 {
+		t.Errorf("VectorNorm = %v %v", n, err)
+	}
 	ps[0].Grad = upload(t, be, []float32{float32(math.Inf(1))})
 	if n, _ := GlobalNorm(be, ps); !math.IsInf(n, 1) {
 		t.Errorf("inf gradient gave norm %v", n)
