@@ -24,6 +24,7 @@ const (
 	CheckpointFileName = "checkpoint.safetensors"
 	ConfigFileName     = "config.toml"
 	LogFileName        = "log.jsonl"
+	PredictionsName    = "test_predictions.jsonl"
 )
 
 // Options are the loop's knobs that are not part of the run config.
@@ -627,8 +628,11 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 		return nil, err
 	}
 	if s.Splits.Test != nil {
-		_, sc, err := Evaluate(m, s.Tok, s.EncTest, s.Splits.Test, c.Train.BatchSize, pos)
+		preds, sc, err := Evaluate(m, s.Tok, s.EncTest, s.Splits.Test, c.Train.BatchSize, pos)
 		if err != nil {
+			return nil, err
+		}
+		if err := writePredictions(filepath.Join(c.Output.Dir, PredictionsName), s.Splits.Test, preds, s.Splits.Labels); err != nil {
 			return nil, err
 		}
 		res.Test = sc
@@ -648,4 +652,45 @@ func progressBar(step, total int, loss, lr, exPerS float64) string {
 	n := width * step / max(1, total)
 	return fmt.Sprintf("step %d/%d [%s%s] loss %.4f lr %.2e %.1f ex/s", step, total,
 		strings.Repeat("=", n), strings.Repeat(" ", width-n), loss, lr, exPerS)
+}
+
+// writePredictions writes one JSON object per test example (its line in the
+// test file, the predicted label or value) atomically: a temporary file in
+// the same folder, fsync, rename.
+func writePredictions(path string, ds *Dataset, p *Predictions, labels *Labels) error {
+	var b strings.Builder
+	for i, ex := range ds.Examples {
+		rec := map[string]any{"line": ex.Line}
+		if labels == nil {
+			rec["prediction"] = p.Value[i]
+		} else {
+			rec["prediction"] = labels.Names[p.Class[i]]
+		}
+		js, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		b.Write(js)
+		b.WriteByte('\n')
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".predictions-*")
+	if err != nil {
+		return fmt.Errorf("predictions: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(b.String()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("predictions: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("predictions: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("predictions: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("predictions: %w", err)
+	}
+	return nil
 }

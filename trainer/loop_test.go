@@ -311,3 +311,29 @@ func TestEarlyStopping(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Test rows without labels get predictions in test_predictions.jsonl.
+func TestTestPredictions(t *testing.T) {
+	out := t.TempDir()
+	dir := t.TempDir()
+	test := filepath.Join(dir, "test.jsonl")
+	if err := os.WriteFile(test, []byte("{\"text\": \"good movie\"}\n\n{\"text\": \"awful plot\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := tinyRun(t, out, "train.max_steps=2", "data.test="+test)
+	res, err := train(t, c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Test != nil {
+		t.Error("unlabelled test set was scored")
+	}
+	raw, err := os.ReadFile(filepath.Join(out, PredictionsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `"line":3`) || !(strings.Contains(lines[0], `"prediction":"pos"`) || strings.Contains(lines[0], `"prediction":"neg"`)) {
+		t.Errorf("predictions:\n%s", raw)
+	}
+}

@@ -57,8 +57,8 @@ strings; repeatable), and the shortcut flags below set the common ones
 
 Writes into output.dir: adapter.safetensors (the trained tensors and their
 description), best.safetensors (the best evaluation), checkpoint.safetensors
-(everything needed by --resume), config.toml (the effective configuration)
-and log.jsonl.
+(everything needed by --resume), config.toml (the effective configuration),
+log.jsonl, and test_predictions.jsonl when data.test is set.
 `
 
 // shortcut maps a train flag to the config key it sets.
