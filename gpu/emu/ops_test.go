@@ -613,12 +613,16 @@ func TestCrossEntropyInPlace(t *testing.T) {
 	labels := d.ints([]int32{0, 299, -1, 17, 150})
 	loss := d.tensor(backend.F32, N, 0, make([]float32, N))
 	lossRef := d.tensor(backend.F32, N, 0, make([]float32, N))
+	// Twice on the gpu (the emulator alternates its thread order between
+	// blocks, so each row runs once in each order); both must match.
 	if err := d.g.SoftmaxCrossEntropy(loss.g, logits.g, logits.g, labels.g, N, V, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.g.SoftmaxCrossEntropy(lossRef.g, ref.g, ref.g, labels.g, N, V, 1); err != nil {
 		t.Fatal(err)
 	}
+	second := &pair{g: lossRef.g, c: lossRef.c}
+	secondD := &pair{g: ref.g, c: ref.c}
 	if err := d.c.SoftmaxCrossEntropy(lossRef.c, ref.c, logits.c, labels.c, N, V, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -626,4 +630,6 @@ func TestCrossEntropyInPlace(t *testing.T) {
 	// fp32 log-sum-exp of 300 terms vs the CPU's float64: ~1e-6 relative.
 	d.compare("loss (in place)", loss, 1e-5, 1e-5)
 	d.compare("dlogits (in place)", logits, 1e-6, 1e-4)
+	d.compare("loss (in place, second run)", second, 1e-5, 1e-5)
+	d.compare("dlogits (in place, second run)", secondD, 1e-6, 1e-4)
 }

@@ -8,7 +8,8 @@
 // until it reaches a barrier (__syncthreads, a warp shuffle, __syncwarp) or
 // returns; the scheduler then runs the next one. Passes alternate between
 // ascending and descending thread order, so a missing __syncthreads usually
-// shows up as a wrong result instead of passing by luck.
+// shows up as a wrong result instead of passing by luck; the first pass's
+// direction alternates from block to block.
 //
 // Fidelity notes:
 //   - __shared__ is `static`: one instance shared by every fiber of the block
@@ -256,7 +257,10 @@ inline bool run_block(Block& b, dim3 bd, void (*body)(void*), void* arg) {
 #endif
     }
     cur_block = &b;
-    bool forward = true;
+    // The first pass alternates between blocks (and so between launches),
+    // so both orders of every barrier interval get exercised.
+    static unsigned long long blocks_run = 0;
+    bool forward = (blocks_run++ % 2) == 0;
     while (b.live > 0) {
         bool progress = false;
         for (int k = 0; k < b.n; k++) {
