@@ -90,6 +90,7 @@ const (
 	HeadTensor
 )
 
+// String names the category.
 func (c Category) String() string {
 	switch c {
 	case Backbone:

@@ -93,6 +93,7 @@ type badRow struct {
 	why  string
 }
 
+// Error formats the row as file:line: reason.
 func (e *badRow) Error() string { return fmt.Sprintf("%s:%d: %s", e.path, e.line, e.why) }
 
 // ReadFile reads a dataset file laid out as l.

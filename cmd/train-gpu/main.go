@@ -131,8 +131,10 @@ func parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
 // multiFlag collects a repeated string flag.
 type multiFlag []string
 
+// String joins the values (flag.Value).
 func (m *multiFlag) String() string { return strings.Join(*m, " ") }
 
+// Set appends one value (flag.Value).
 func (m *multiFlag) Set(s string) error {
 	*m = append(*m, s)
 	return nil
