@@ -2,6 +2,7 @@ package emu
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -233,5 +234,20 @@ func TestConcurrentDevices(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestAtomicAdd(t *testing.T) {
+	d := New()
+	const blocks, n = 3, 70
+	out := upload(t, d, []float32{0.5}, false)
+	cnt := uploadI32(t, d, []int32{0})
+	launch(t, d, "emu_test_atomic", gpu.Dim3{X: blocks, Y: 1, Z: 1}, gpu.Dim3{X: n, Y: 1, Z: 1}, 0, gpu.Ptr(out), gpu.Ptr(cnt))
+	// Σ_{g=1}^{210} g = 22155, exact in float32.
+	if got := download(t, d, out, 1)[0]; got != 0.5+22155 {
+		t.Errorf("float atomicAdd: %v, want %v", got, 0.5+22155)
+	}
+	if got := int32(math.Float32bits(download(t, d, cnt, 1)[0])); got != 2*blocks*n {
+		t.Errorf("int atomicAdd: %d, want %d", got, 2*blocks*n)
 	}
 }

@@ -88,4 +88,14 @@ extern "C" __global__ void emu_test_geometry(float* out) {
     out[bid * nt + tid] = (float)(bid * 1000 + tid);
 }
 
+// emu_test_atomic: every thread of every block adds its global index + 1
+// to out[0] (float) and 1 to count[0] (int) with atomicAdd.
+extern "C" __global__ void emu_test_atomic(float* out, int* count) {
+    long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    atomicAdd(out, (float)(g + 1));
+    atomicAdd(count, 1);
+    __syncthreads();
+    atomicAdd(count, 1);
+}
+
 #endif
