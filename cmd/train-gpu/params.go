@@ -153,7 +153,7 @@ func runParams(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\nhead:      %s, %d label(s)\n\n", *head, *labels)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if st.UsesAdapters() {
-		fmt.Fprintln(tw, "m\tper adapter\tadapters\tadapter params\tLayerNorms\thead\ttrained\ttrained share\t")
+		fmt.Fprintln(tw, "m\tper adapter\tadapters\tadapter params\tw/o b_down\tLayerNorms\thead\ttrained\ttrained share\t")
 	} else {
 		fmt.Fprintln(tw, "LayerNorms\thead\ttrained\ttrained share\t")
 	}
@@ -164,8 +164,13 @@ func runParams(args []string, stdout, stderr io.Writer) error {
 		}
 		share := fmt.Sprintf("%.3f%%", 100*c.TrainedShare())
 		if st.UsesAdapters() {
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", c.M, group(c.PerAdapter), c.NumAdapters, group(c.Adapters),
-				group(c.TrainedLayerNorms), group(c.Head), group(c.Trained), share)
+			// w/o b_down: the adapters' weights and up-projection biases
+			// only, 2·d·m + d each: the convention of the figures usually
+			// quoted for BERT-base (m = 64 → 2,377,728), which leave out
+			// the m down-projection biases per adapter.
+			noDown := c.Adapters - int64(c.NumAdapters)*int64(c.M)
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.M, group(c.PerAdapter), c.NumAdapters, group(c.Adapters),
+				group(noDown), group(c.TrainedLayerNorms), group(c.Head), group(c.Trained), share)
 		} else {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", group(c.TrainedLayerNorms), group(c.Head), group(c.Trained), share)
 		}
@@ -173,7 +178,10 @@ func runParams(args []string, stdout, stderr io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\ntrained share = trained / backbone parameters; per adapter = 2·d·m + d + m.\n")
+	fmt.Fprintf(stdout, "\ntrained share = trained / backbone parameters; per adapter = 2·d·m + d + m (AdapterHub's count).\n")
+	if st.UsesAdapters() {
+		fmt.Fprintf(stdout, "w/o b_down = adapters·(2·d·m + d): the often-quoted figures, which leave out the m down-projection biases.\n")
+	}
 	return nil
 }
 
