@@ -145,7 +145,10 @@ type Backend interface {
 	View(t Tensor, offset int, shape ...int) (Tensor, error)
 	// Free releases t (a no-op for views).
 	Free(t Tensor)
-	// Upload copies host floats into t, converting to t's dtype.
+	// Upload copies host floats into t, converting to t's dtype
+	// (round-to-nearest-even for BF16/F16). The host slice must hold exactly
+	// t.Len() elements; Upload, Download and Copy never convert between I32
+	// and floating-point tensors (that is an error).
 	Upload(t Tensor, src []float32) error
 	// UploadInt32 copies host ints into an I32 tensor.
 	UploadInt32(t Tensor, src []int32) error
@@ -200,8 +203,11 @@ type Backend interface {
 	// 0 for padding (keys with 0 get -inf before the softmax). out (B, T, C).
 	// probs (B, NH, T, T) saves the softmax (before dropout) for the backward.
 	// Dropout on the probabilities uses DropoutKeep(seed, flat index of probs, p).
+	// A query whose keys are all padding gets all-zero probabilities (and a
+	// zero output and gradient), never NaN.
 	AttentionForward(out, probs, qkv, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
-	// AttentionBackward: dqkv (B, T, 3C) (=) from dout (B, T, C).
+	// AttentionBackward: dqkv (B, T, 3C) (=) from dout (B, T, C). dqkv must
+	// not alias qkv.
 	AttentionBackward(dqkv, dout, qkv, probs, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
 
 	// EmbeddingForward gathers rows of table (V, C) by ids (N) into out (N, C);
