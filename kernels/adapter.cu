@@ -201,3 +201,29 @@ AD_KERNELS(float, float, f32_f32)
 AD_KERNELS(float, bf16, f32_bf16)
 AD_KERNELS(bf16, float, bf16_f32)
 AD_KERNELS(bf16, bf16, bf16_bf16)
+
+// Bottlenecks wider than AD_MMAX do not fit the fused kernels' shared
+// memory; the launcher then composes GEMMs with these two pointwise kernels:
+//   adapter_act_<x>:  a = act(z)                       (float a, n elements)
+//   adapter_dact_<x>: dz *= act'(z); a = act(z) if a is not null
+template <class X>
+__device__ void adapter_act_body(float* a, const X* z, long long n, long long act) {
+    GRID_STRIDE(i, n) { a[i] = ad_act(act, ld(z + i)); }
+}
+template <class X>
+__device__ void adapter_dact_body(float* dz, float* a, const X* z, long long n, long long act) {
+    GRID_STRIDE(i, n) {
+        float zz = ld(z + i);
+        dz[i] *= ad_act_grad(act, zz);
+        if (a) a[i] = ad_act(act, zz);
+    }
+}
+#define AD_PW_KERNELS(X, sfx)                                                                                      \
+    extern "C" __global__ void adapter_act_##sfx(float* a, const X* z, long long n, long long act) {              \
+        adapter_act_body(a, z, n, act);                                                                            \
+    }                                                                                                              \
+    extern "C" __global__ void adapter_dact_##sfx(float* dz, float* a, const X* z, long long n, long long act) {  \
+        adapter_dact_body(dz, a, z, n, act);                                                                       \
+    }
+AD_PW_KERNELS(float, f32)
+AD_PW_KERNELS(bf16, bf16)
