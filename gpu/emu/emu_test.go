@@ -3,6 +3,8 @@ package emu
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -249,5 +251,30 @@ func TestAtomicAdd(t *testing.T) {
 	}
 	if got := int32(math.Float32bits(download(t, d, cnt, 1)[0])); got != 2*blocks*n {
 		t.Errorf("int atomicAdd: %d, want %d", got, 2*blocks*n)
+	}
+}
+
+// TestEveryKernelFileIsCompiled: each kernels/*.cu is reached through a
+// src_<name>.h link that runtime.cc includes (the links are what make the
+// Go build cache notice edits to the .cu files).
+func TestEveryKernelFileIsCompiled(t *testing.T) {
+	files, err := filepath.Glob("../../kernels/*.cu")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no kernels/*.cu found (%v)", err)
+	}
+	rt, err := os.ReadFile("runtime.cc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".cu")
+		link := "src_" + name + ".h"
+		target, err := os.Readlink(link)
+		if err != nil || filepath.Clean(target) != filepath.Clean(filepath.Join("../../kernels", name+".cu")) {
+			t.Errorf("%s: want a symlink %s -> ../../kernels/%s.cu (got %q, %v)", f, link, name, target, err)
+		}
+		if !strings.Contains(string(rt), `#include "`+link+`"`) {
+			t.Errorf("runtime.cc does not include %s", link)
+		}
 	}
 }
