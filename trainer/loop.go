@@ -59,6 +59,9 @@ type Result struct {
 	Final, Test *Scores
 	// AdapterPath is the final adapter file.
 	AdapterPath string
+	// HFModelPath is the Hugging Face model folder (HFModelDirName) a run
+	// with strategy full writes next to it; empty for other strategies.
+	HFModelPath string
 }
 
 // Session is a loaded base model, tokenizer and the encoded data of a run.
@@ -626,6 +629,20 @@ func Train(s *Session, be backend.Backend, o Options) (*Result, error) {
 		AdapterPath: filepath.Join(c.Output.Dir, AdapterFileName), Final: last}
 	if err := saveAdapter(res.AdapterPath); err != nil {
 		return nil, err
+	}
+	if af.Strategy.Name == adapter.StratFull {
+		// Full fine-tuning changes every tensor: also write a complete
+		// model folder Hugging Face loads (see ExportHF).
+		ts, err := download(be, m)
+		if err != nil {
+			return nil, err
+		}
+		f := *af
+		f.Tensors = ts
+		res.HFModelPath = filepath.Join(c.Output.Dir, HFModelDirName)
+		if err := ExportHF(res.HFModelPath, s.Ckpt, &f); err != nil {
+			return nil, err
+		}
 	}
 	if s.Splits.Test != nil {
 		preds, sc, err := Evaluate(m, s.Tok, s.EncTest, s.Splits.Test, c.Train.BatchSize, pos)
