@@ -191,6 +191,27 @@ func TestExportHFRefuses(t *testing.T) {
 	if ck.Fingerprint != s2.Ckpt.Fingerprint {
 		t.Errorf("head-only export changed the encoder")
 	}
+	// A regression head (one output): problem_type regression.
+	reg := *f2
+	reg.Head.NumLabels, reg.Labels = 1, nil
+	reg.Tensors = nil
+	for _, tt := range f2.Tensors {
+		if strings.HasPrefix(tt.Name, "classifier.") {
+			tt = adapter.Tensor{Name: tt.Name, Shape: append([]int{1}, tt.Shape[1:]...), Data: tt.Data[:len(tt.Data)/2]}
+		}
+		reg.Tensors = append(reg.Tensors, tt)
+	}
+	if err := ExportHF(dir, s2.Ckpt, &reg); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, model.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"problem_type": "regression"`) || !strings.Contains(string(raw), `"num_labels": 1`) ||
+		!strings.Contains(string(raw), `"0": "LABEL_0"`) {
+		t.Errorf("regression config.json: %s", raw)
+	}
 	f2.BaseFingerprint = "0123"
 	if err := ExportHF(dir, s2.Ckpt, f2); err == nil || !strings.Contains(err.Error(), "made for base model") {
 		t.Errorf("other base: %v", err)
@@ -233,17 +254,39 @@ func writeHFTiny(t *testing.T, dir string) {
 
 // The exported folder loads in Hugging Face transformers
 // (BertForSequenceClassification and AutoTokenizer) and gives the logits our
-// trained model gives: tests/ref/check_hf_export.py compares them.
+// trained model gives: tests/ref/check_hf_export.py compares them. First a
+// tiny random 2-layer d=32 model trained 2 steps with strategy full, then
+// (when the asset is there) all-MiniLM-L6-v2, whose folder has every
+// tokenizer file, trained 1 step.
 func TestExportHFTransformers(t *testing.T) {
 	py := testassets.Path(".venv-ref", "bin", "python")
 	script := testassets.Path("tests", "ref", "check_hf_export.py")
 	testassets.Require(t, "make ref-env", py, script)
-	dir := t.TempDir()
-	writeHFTiny(t, dir)
-	tinyData(t, filepath.Join(dir, "train.jsonl"), 16, 3)
-	out := filepath.Join(dir, "run")
-	c, err := LoadConfig("", []string{"model.dir=" + dir, "model.max_length=24", "data.train=" + filepath.Join(dir, "train.jsonl"),
-		"output.dir=" + out, "strategy.name=full", "train.batch_size=8", "train.max_steps=2", "train.lr=1e-2", "device.kind=cpu"})
+	t.Run("tiny", func(t *testing.T) {
+		dir := t.TempDir()
+		writeHFTiny(t, dir)
+		tinyData(t, filepath.Join(dir, "train.jsonl"), 16, 3)
+		checkWithTransformers(t, py, script, dir, filepath.Join(dir, "train.jsonl"), 24, 2,
+			[]string{"the movie was very good", "Bad acting!", "a film is not great, the plot was awful", "zebra movies", "good"})
+	})
+	t.Run("all-MiniLM-L6-v2", func(t *testing.T) {
+		mdir := testassets.ModelDir()
+		testassets.Require(t, "make assets", filepath.Join(mdir, "model.safetensors"))
+		data := filepath.Join(t.TempDir(), "train.jsonl")
+		tinyData(t, data, 8, 1)
+		checkWithTransformers(t, py, script, mdir, data, 32, 1,
+			[]string{"WIN a FREE cruise, click now!!!", "Meeting moved to 3pm; see the agenda attached.", "naïve café résumé — ünïcödé", "x"})
+	})
+}
+
+// checkWithTransformers trains modelDir with strategy full for steps steps
+// (batch 4) on data, computes our logits for texts from the saved
+// adapter.safetensors, and runs the Python check on the exported hf-model.
+func checkWithTransformers(t *testing.T, py, script, modelDir, data string, maxLen, steps int, texts []string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run")
+	c, err := LoadConfig("", []string{"model.dir=" + modelDir, fmt.Sprintf("model.max_length=%d", maxLen), "data.train=" + data,
+		"output.dir=" + out, "strategy.name=full", "train.batch_size=4", fmt.Sprintf("train.max_steps=%d", steps), "train.lr=1e-2", "device.kind=cpu"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,13 +300,12 @@ func TestExportHFTransformers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Our logits, from the trained tensors as saved (adapter.safetensors
-	// on the base folder), for texts of different lengths, padded together
-	// in one batch; one word is out of the vocabulary.
+	// on the base folder), for texts of different lengths padded together
+	// in one batch.
 	f, err := adapter.Load(res.AdapterPath, s.Ckpt.Fingerprint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	texts := []string{"the movie was very good", "Bad acting!", "a film is not great, the plot was awful", "zebra movies", "good"}
 	ds := &Dataset{}
 	for _, x := range texts {
 		ds.Examples = append(ds.Examples, Example{Text: x})
@@ -288,7 +330,7 @@ func TestExportHFTransformers(t *testing.T) {
 		recs = append(recs, rec{Text: x, IDs: enc[i].IDs, Logits: preds.Logits[i]})
 	}
 	js, _ := json.MarshalIndent(recs, "", " ")
-	logitsPath := filepath.Join(dir, "go_logits.json")
+	logitsPath := filepath.Join(filepath.Dir(out), "go_logits.json")
 	if err := os.WriteFile(logitsPath, js, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +341,7 @@ func TestExportHFTransformers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check_hf_export.py failed: %v", err)
 	}
-	if !strings.Contains(string(outb), "OK") {
+	if !strings.Contains(string(outb), "\nOK") {
 		t.Fatalf("check_hf_export.py did not report OK")
 	}
 }
