@@ -14,7 +14,7 @@ import (
 // backend at B=32, T=128 (every token real): evaluation forward, and one
 // adapter training step (forward with dropout + backward, adapters m=64 and
 // LayerNorms trainable). It reports tokens/s; tests/ref/bench_encoder.py
-// measures PyTorch on the same shapes (docs/bench-encoder.md). It also
+// measures PyTorch on the same shapes (docs/benchmarks.md, encoder section). It also
 // reports the process CPU time per step, which a busy shared machine
 // disturbs far less than wall time.
 //

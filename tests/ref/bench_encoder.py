@@ -1,4 +1,4 @@
-"""PyTorch side of docs/bench-encoder.md: all-MiniLM-L6-v2 at B=32, T=128
+"""PyTorch side of docs/benchmarks.md, encoder section: all-MiniLM-L6-v2 at B=32, T=128
 (every token real, the same ids as model.BenchmarkEncoder), on the CPU with
 torch.set_num_threads(2) (the Go benchmark's GOMAXPROCS on the 2-core
 development machine).
