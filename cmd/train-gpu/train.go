@@ -190,16 +190,6 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 
 // init registers export after main.go's init has set the command list (Go
 // runs a package's init functions in file-name order: main.go, then train.go).
-func init() {
-	for _, c := range commands {
-		if c.name == "export" {
-			return
-		}
-	}
-	commands = append(commands, command{"export", "--adapter FILE --model DIR --out DIR",
-		"write a Hugging Face model folder (BertForSequenceClassification) from a run without adapters", runExport})
-}
-
 const exportHelp = `
 Usage: train-gpu export --adapter FILE --model DIR --out DIR
 
