@@ -6,13 +6,14 @@
 #   scripts/ref-env.sh [VENV]          (default .venv-ref)
 #
 # Environment: PYTHON (interpreter for a new venv, default python3),
-# TORCH_INDEX (extra index for the CPU torch wheel; set it empty to use PyPI only).
+# TORCH_INDEX (an extra package index for torch; default none: PyPI only, the
+# only registry this project's machines and CI reach).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv-ref}
 REQ=tests/ref/requirements.txt
 PYTHON=${PYTHON:-python3}
-TORCH_INDEX=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}
+TORCH_INDEX=${TORCH_INDEX:-}
 STAMP="$VENV/.ref-env.stamp"
 
 want=$( (cat "$REQ"; echo "index=$TORCH_INDEX") | sha256sum | cut -d' ' -f1)
