@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/houlsby/adapters/adapter"
+	"github.com/houlsby/adapters/internal/atomicfile"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
 )
@@ -165,7 +166,7 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 			return fmt.Errorf("export: copying %s: %w", name, err)
 		}
 	}
-	if err := syncPath(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	// rename cannot replace a non-empty folder: move the old one aside first.
@@ -186,7 +187,7 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 	if old != "" {
 		os.RemoveAll(old)
 	}
-	if err := syncPath(parent); err != nil {
+	if err := atomicfile.SyncDir(parent); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
@@ -230,18 +231,4 @@ func copyFileSync(dst, src string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// syncPath fsyncs a file or folder (a folder so that entries in it are durable).
-func syncPath(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return serr
-	}
-	return cerr
 }

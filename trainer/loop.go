@@ -13,6 +13,7 @@ import (
 
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/internal/atomicfile"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/tokenizer"
 )
@@ -690,23 +691,7 @@ func writePredictions(path string, ds *Dataset, p *Predictions, labels *Labels) 
 		b.Write(js)
 		b.WriteByte('\n')
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".predictions-*")
-	if err != nil {
-		return fmt.Errorf("predictions: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(b.String()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("predictions: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("predictions: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("predictions: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("predictions: %w", err)
 	}
 	return nil

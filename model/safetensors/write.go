@@ -1,17 +1,16 @@
 package safetensors
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/houlsby/adapters/internal/atomicfile"
 )
 
 // Write stores tensors and metadata at path atomically: the file is written
@@ -21,63 +20,17 @@ import (
 // for the same input); metadata keys are sorted; the header is padded with
 // spaces to a multiple of 8 bytes, as the reference writer does. An empty
 // metadata map writes no "__metadata__" entry.
-func Write(path string, tensors []NamedTensor, metadata map[string]string) (err error) {
+func Write(path string, tensors []NamedTensor, metadata map[string]string) error {
 	sorted, header, err := prepare(tensors, metadata)
 	if err != nil {
 		return fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	// A tensor file is an ordinary document: 0644.
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error { return encode(w, sorted, header) })
 	if err != nil {
 		return fmt.Errorf("safetensors: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err = encode(w, sorted, header); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", path, err)
-	}
-	if err = w.Flush(); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; a tensor file is an ordinary document.
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: write %s: fsync: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", path, err)
-	}
-	if err = syncDir(dir); err != nil {
-		return fmt.Errorf("safetensors: write %s: fsync directory: %w", path, err)
 	}
 	return nil
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return serr
-	}
-	return cerr
 }
 
 // Marshal returns the bytes Write would store.
