@@ -63,22 +63,5 @@ func TestConformanceGPUF32(t *testing.T) {
 // TestConformanceGPUBF16 runs the suite with bf16 storage (the GPU default),
 // which exercises every *_bf16 kernel and the WMMA GEMM on tensor cores.
 func TestConformanceGPUBF16(t *testing.T) {
-	conformance.Run(t, gpuBackend(t, true), gpuBF16Tolerances())
-}
-
-// gpuBF16Tolerances are gpu/emu's bf16Tolerances (see the derivation there:
-// one bf16 rounding of every stored activation, u = 2^-8, propagated through
-// attention and the adapter), copied because test helpers of another package
-// cannot be imported. Tensor cores accumulate in fp32 in a different order
-// than the emulator, which the fp32 part of these bounds already covers.
-func gpuBF16Tolerances() conformance.Tolerances {
-	const u = 1.0 / 256 // bf16 unit roundoff, 2^-8
-	tol := conformance.Float32()
-	tol.Pointwise = conformance.Tol{Atol: 1e-6, Rtol: 2 * u}
-	tol.Gemm = conformance.Tol{Atol: 1e-5, Rtol: 2 * u}
-	tol.LayerNorm = conformance.Tol{Atol: 1e-5, Rtol: 2 * u}
-	tol.Attention = conformance.Tol{Atol: 6 * u, Rtol: 2 * u}
-	tol.Adapter = conformance.Tol{Atol: 15 * u, Rtol: 2 * u}
-	tol.Loss = conformance.Tol{Atol: 1e-5, Rtol: 2 * u}
-	return tol
+	conformance.Run(t, gpuBackend(t, true), conformance.BF16())
 }
