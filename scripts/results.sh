@@ -3,7 +3,8 @@
 # prints its table (Markdown).
 #
 #   scripts/results.sh                 # build, then run adapters, head, full
-#   scripts/results.sh head full       # only these runs
+#   scripts/results.sh head full       # only these runs (any examples/results/NAME.toml,
+#                                      # e.g. the supplementary head-lr5e-2)
 #   scripts/results.sh --table         # no runs: reprint the table from runs/results
 #
 # Each run is examples/results/NAME.toml (examples/spam.toml with another
@@ -16,15 +17,19 @@ cd "$(dirname "$0")/.."
 
 R=runs/results
 BIN=./build/train-gpu
-ALL=(adapters head full)
+ALL=(adapters head full head-lr5e-2)
 
 table_only=false
 names=()
 for a in "$@"; do
   case "$a" in
     --table) table_only=true ;;
-    adapters|head|full) names+=("$a") ;;
-    *) echo "results.sh: unknown argument $a (want adapters, head, full or --table)" >&2; exit 2 ;;
+    -*) echo "results.sh: unknown flag $a (want run names or --table)" >&2; exit 2 ;;
+    *)
+      if [ ! -f "examples/results/$a.toml" ]; then
+        echo "results.sh: no run file examples/results/$a.toml" >&2; exit 2
+      fi
+      names+=("$a") ;;
   esac
 done
 [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
@@ -61,13 +66,13 @@ score() {
 # load1 NAME LINE: the 1-minute load average from line LINE of NAME.load.
 load1() { sed -n "${2}p" "$R/$1.load" | sed 's/.*load average: //' | cut -d, -f1; }
 
-echo "| strategy | LR | trained params | val acc | val F1 | val MCC | test acc | test F1 | test MCC | wall | CPU (user+sys) | max RSS | adapter.safetensors | checkpoint.safetensors | load 1-min before/after |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| strategy | LR | trained params | val acc | val F1 | val MCC | test acc | test F1 | test MCC | wall | CPU (user+sys) | max RSS | adapter.safetensors | checkpoint.safetensors | hf-model/ | load 1-min before/after |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for n in "${names[@]}"; do
   out=$R/$n.out
   tf=$R/$n.time
   if [ ! -f "$out" ] || [ ! -f "$tf" ]; then
-    echo "| $n | not run | | | | | | | | | | | | | |"
+    echo "| $n | not run | | | | | | | | | | | | | | |"
     continue
   fi
   lr=$(sed -n 's/^lr = \([^ #]*\).*/\1/p' "examples/results/$n.toml" | head -1)
@@ -75,11 +80,12 @@ for n in "${names[@]}"; do
   wall=$(field "$tf" "Elapsed (wall clock) time (h:mm:ss or m:ss)")
   cpu=$(awk -v u="$(field "$tf" "User time (seconds)")" -v s="$(field "$tf" "System time (seconds)")" 'BEGIN {printf "%.0f s", u + s}')
   rss=$(awk -v k="$(field "$tf" "Maximum resident set size (kbytes)")" 'BEGIN {printf "%.0f MiB", k / 1024}')
-  size() { if [ -f "$1" ]; then stat -c %s "$1"; else echo "none"; fi; }
+  # Bytes on disk of a file or a folder (du -b: apparent size, summed).
+  size() { if [ -e "$1" ]; then echo "$(du -b -s "$1" | cut -f1) B"; else echo "none"; fi; }
   status=$(field "$tf" "Exit status")
   if [ "$status" != "0" ]; then
-    echo "| $n | $lr | $trained | FAILED (exit $status, see $out) | | | | | | $wall | $cpu | $rss | | | $(load1 "$n" 1) / $(load1 "$n" 2) |"
+    echo "| $n | $lr | $trained | FAILED (exit $status, see $out) | | | | | | $wall | $cpu | $rss | | | | $(load1 "$n" 1) / $(load1 "$n" 2) |"
     continue
   fi
-  echo "| $n | $lr | $trained | $(score validation "$n" accuracy) | $(score validation "$n" f1) | $(score validation "$n" mcc) | $(score test "$n" accuracy) | $(score test "$n" f1) | $(score test "$n" mcc) | $wall | $cpu | $rss | $(size "$R/$n/adapter.safetensors") B | $(size "$R/$n/checkpoint.safetensors") B | $(load1 "$n" 1) / $(load1 "$n" 2) |"
+  echo "| $n | $lr | $trained | $(score validation "$n" accuracy) | $(score validation "$n" f1) | $(score validation "$n" mcc) | $(score test "$n" accuracy) | $(score test "$n" f1) | $(score test "$n" mcc) | $wall | $cpu | $rss | $(size "$R/$n/adapter.safetensors") | $(size "$R/$n/checkpoint.safetensors") | $(size "$R/$n/hf-model") | $(load1 "$n" 1) / $(load1 "$n" 2) |"
 done
