@@ -40,8 +40,10 @@ type ModelConfig struct {
 	// MaxLength is the longest token sequence (including [CLS] and [SEP]);
 	// longer inputs are truncated.
 	MaxLength int `toml:"max_length"`
-	// Head is the task head kind; the encoder implements "pooler" (BERT's
-	// tanh pooler on [CLS], then a linear classifier) only.
+	// Head is the task head kind: "pooler" (BERT's tanh pooler on [CLS],
+	// then a linear classifier), "cls" (the [CLS] hidden state) or "mean"
+	// (the masked mean of the last hidden states, as sentence-transformers
+	// pool), each followed by a linear classifier.
 	Head string `toml:"head"`
 }
 
@@ -355,11 +357,8 @@ func (c *Config) Validate() error {
 	if c.Model.MaxLength < 3 {
 		return fmt.Errorf("model.max_length = %d: need at least 3 ([CLS] x [SEP])", c.Model.MaxLength)
 	}
-	if c.Model.Head != adapter.HeadPooler {
-		// adapter.Head also knows "cls" and "mean" (for parameter
-		// accounting), but the encoder (package model) implements the
-		// pooler head only.
-		return fmt.Errorf("model.head = %q: the encoder implements %q only", c.Model.Head, adapter.HeadPooler)
+	if err := (adapter.Head{Kind: c.Model.Head, NumLabels: 1}).Validate(); err != nil {
+		return fmt.Errorf("model.head: %w", err)
 	}
 	d := c.Data
 	switch d.Format {

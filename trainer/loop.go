@@ -171,7 +171,7 @@ func NewModel(be backend.Backend, ck *model.Checkpoint, f *adapter.File, maxB, m
 		return nil, err
 	}
 	opts := model.Options{MaxBatch: maxB, MaxSeq: maxT, Trainable: st.Trainable, Seed: seed,
-		Head: model.HeadOptions{Kind: model.HeadClassification, NumLabels: f.Head.NumLabels}}
+		Head: model.HeadOptions{Kind: model.HeadClassification, NumLabels: f.Head.NumLabels, Pooling: f.Head.Kind}}
 	if f.Head.NumLabels == 1 {
 		opts.Head.Kind = model.HeadRegression
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -205,12 +206,20 @@ func TestTrainLearns(t *testing.T) {
 	}
 }
 
-// For every strategy the encoder's trainable tensors are exactly the ones
-// the strategy predicts (NewModel checks name by name), with the
-// checkpoint's pooler and with a created one.
+// For every strategy and head kind the encoder's trainable tensors are
+// exactly the ones the strategy predicts (NewModel checks name by name),
+// with the checkpoint's pooler and with a created one.
 func TestStrategiesMatchModel(t *testing.T) {
 	be := cpu.New()
-	for _, withPooler := range []bool{true, false} {
+	for _, head := range []string{adapter.HeadPooler, adapter.HeadCLS, adapter.HeadMean} {
+		for _, withPooler := range []bool{true, false} {
+			strategiesMatchModel(t, be, head, withPooler)
+		}
+	}
+}
+
+func strategiesMatchModel(t *testing.T, be *cpu.Backend, head string, withPooler bool) {
+	{
 		dir := t.TempDir()
 		tinyModel(t, dir, withPooler)
 		ck, err := model.LoadCheckpoint(dir)
@@ -223,19 +232,19 @@ func TestStrategiesMatchModel(t *testing.T) {
 			{Name: "adapters", TrainLayerNorm: true}, {Name: "adapters"}, {Name: "full"}, {Name: "head"},
 			{Name: "layernorm"}, {Name: "top_k", TopK: 1}, {Name: "bitfit"},
 		} {
-			f := &adapter.File{Strategy: st, Head: adapter.Head{Kind: adapter.HeadPooler, NumLabels: 3}, Labels: []string{"a", "b", "c"},
+			f := &adapter.File{Strategy: st, Head: adapter.Head{Kind: head, NumLabels: 3}, Labels: []string{"a", "b", "c"},
 				BaseFingerprint: ck.Fingerprint, Base: BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
 			if st.UsesAdapters() {
 				f.Adapter = &a
 			}
 			m, err := NewModel(be, ck, f, 2, 8, 1)
 			if err != nil {
-				t.Errorf("%s (ln %v, pooler %v): %v", st.Name, st.TrainLayerNorm, withPooler, err)
+				t.Errorf("%s head %s (ln %v, pooler %v): %v", st.Name, head, st.TrainLayerNorm, withPooler, err)
 				continue
 			}
 			exp, _ := f.Expected()
 			if len(exp) == 0 || len(m.TrainableParams()) != len(exp) {
-				t.Errorf("%s: %d trainable", st.Name, len(exp))
+				t.Errorf("%s head %s: %d trainable expected, model has %d", st.Name, head, len(exp), len(m.TrainableParams()))
 			}
 			m.Free()
 		}
@@ -335,5 +344,48 @@ func TestTestPredictions(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[1], `"line":3`) || !(strings.Contains(lines[0], `"prediction":"pos"`) || strings.Contains(lines[0], `"prediction":"neg"`)) {
 		t.Errorf("predictions:\n%s", raw)
+	}
+}
+
+// The "mean" and "cls" heads train through the loop, and an eval of the
+// saved file reproduces the final scores (so the head kind travels in the
+// adapter file and reaches the model).
+func TestPoolingHeadsTrain(t *testing.T) {
+	for _, head := range []string{adapter.HeadCLS, adapter.HeadMean} {
+		c := tinyRun(t, t.TempDir(), "model.head="+head, "train.epochs=4", "train.lr=3e-3", "train.dropout=false")
+		s, err := Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		be := cpu.New()
+		res, err := Train(s, be, Options{Progress: io.Discard})
+		if err != nil {
+			t.Fatalf("%s: %v", head, err)
+		}
+		f, err := adapter.Load(res.AdapterPath, s.Ckpt.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Head.Kind != head {
+			t.Errorf("adapter file head %q, want %q", f.Head.Kind, head)
+		}
+		for _, ts := range f.Tensors {
+			if strings.HasPrefix(ts.Name, "pooler.") {
+				t.Errorf("%s head: file holds %s", head, ts.Name)
+			}
+		}
+		m, err := NewModel(be, s.Ckpt, f, 8, 16, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, again, err := Evaluate(m, s.Tok, s.EncVal, s.Splits.Validation, 8, 1)
+		m.Free()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Loss != res.Final.Loss {
+			t.Errorf("%s head: reloaded loss %v, training ended at %v", head, again.Loss, res.Final.Loss)
+		}
+		t.Logf("%s head: validation accuracy %.3f loss %.4f", head, res.Final.Accuracy, res.Final.Loss)
 	}
 }
