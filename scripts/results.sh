@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 R=runs/results
 BIN=./build/train-gpu
-ALL=(adapters head full head-lr5e-2)
+ALL=(adapters head full head-lr5e-2 head-mean)
 
 table_only=false
 names=()
