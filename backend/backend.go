@@ -122,6 +122,67 @@ type MatMul struct {
 	StrideA, StrideB, StrideC int
 }
 
+// GemmLayout is a MatMul's storage with the defaults filled in: the number
+// of problems, the leading dimensions, and how many elements each operand
+// must hold. Backends validate a MatMul once through Layout, so the rules
+// are the same for all of them.
+type GemmLayout struct {
+	Batch               int
+	LdA, LdB, LdC       int
+	SpanA, SpanB, SpanC int
+}
+
+// Layout checks p (sizes, strides and leading dimensions non-negative,
+// leading dimensions at least the stored row length, batch outputs not
+// overlapping) and returns its storage; op prefixes the error.
+func (p MatMul) Layout(op string) (GemmLayout, error) {
+	vals := [...]int{p.M, p.N, p.K, p.StrideA, p.StrideB, p.StrideC, p.LdA, p.LdB, p.LdC}
+	names := [...]string{"M", "N", "K", "StrideA", "StrideB", "StrideC", "LdA", "LdB", "LdC"}
+	for i, v := range vals {
+		if v < 0 {
+			return GemmLayout{}, fmt.Errorf("%s: %s = %d is negative", op, names[i], v)
+		}
+	}
+	l := GemmLayout{Batch: max(p.Batch, 1), LdA: p.LdA, LdB: p.LdB, LdC: p.LdC}
+	// Stored shapes: a is M×K (K×M transposed), b is K×N (N×K transposed).
+	ar, ac := p.M, p.K
+	if p.TransA {
+		ar, ac = p.K, p.M
+	}
+	br, bc := p.K, p.N
+	if p.TransB {
+		br, bc = p.N, p.K
+	}
+	if l.LdA == 0 {
+		l.LdA = ac
+	}
+	if l.LdB == 0 {
+		l.LdB = bc
+	}
+	if l.LdC == 0 {
+		l.LdC = p.N
+	}
+	if l.LdA < ac || l.LdB < bc || l.LdC < p.N {
+		return GemmLayout{}, fmt.Errorf("%s: leading dimensions (%d, %d, %d) are smaller than the rows (%d, %d, %d)", op, l.LdA, l.LdB, l.LdC, ac, bc, p.N)
+	}
+	if need := p.M*l.LdC - (l.LdC - p.N); l.Batch > 1 && p.M > 0 && p.N > 0 && p.StrideC < need {
+		return GemmLayout{}, fmt.Errorf("%s: StrideC = %d makes the %d outputs of the batch overlap (need >= %d)", op, p.StrideC, l.Batch, need)
+	}
+	l.SpanA = span(ar, ac, l.LdA, l.Batch, p.StrideA)
+	l.SpanB = span(br, bc, l.LdB, l.Batch, p.StrideB)
+	l.SpanC = span(p.M, p.N, l.LdC, l.Batch, p.StrideC)
+	return l, nil
+}
+
+// span returns the elements a (possibly transposed, strided, batched)
+// operand touches: the last problem's last row's last element + 1.
+func span(rows, cols, ld, batch, stride int) int {
+	if rows == 0 || cols == 0 || batch == 0 {
+		return 0
+	}
+	return (batch-1)*stride + (rows-1)*ld + cols
+}
+
 // AdamW holds the hyper-parameters of one decoupled-weight-decay Adam step
 // (Loshchilov & Hutter). Step counts from 1 and drives bias correction.
 type AdamW struct {

@@ -9,8 +9,6 @@ package cpu
 // work, no buffer touched), a nil input gradient means skip it.
 
 import (
-	"fmt"
-
 	"github.com/houlsby/adapters/backend"
 )
 
@@ -21,57 +19,24 @@ const (
 	grainRows  = 8     // row ops over C ~ 384..1024, rows
 )
 
-// span returns the elements a (possibly transposed, strided, batched)
-// operand touches: the last problem's last row's last element + 1.
-func span(rows, cols, ld, batch, stride int) int {
-	if rows == 0 || cols == 0 || batch == 0 {
-		return 0
-	}
-	return (batch-1)*stride + (rows-1)*ld + cols
-}
-
 // Gemm computes c = alpha·op(a)·op(b) + beta·c for every problem of the
 // batch described by p (see backend.MatMul).
 func (be *Backend) Gemm(c, a, b backend.Tensor, p backend.MatMul) error {
 	const op = "cpu.Gemm"
-	if err := nonneg(op, "M,N,K,StrideA,StrideB,StrideC,LdA,LdB,LdC", p.M, p.N, p.K, p.StrideA, p.StrideB, p.StrideC, p.LdA, p.LdB, p.LdC); err != nil {
-		return err
-	}
-	batch := max(p.Batch, 1) // Batch <= 1 means one problem
-	// Stored shapes: a is M×K (K×M transposed), b is K×N (N×K transposed).
-	ar, ac := p.M, p.K
-	if p.TransA {
-		ar, ac = p.K, p.M
-	}
-	br, bc := p.K, p.N
-	if p.TransB {
-		br, bc = p.N, p.K
-	}
-	lda, ldb, ldc := p.LdA, p.LdB, p.LdC
-	if lda == 0 {
-		lda = ac
-	}
-	if ldb == 0 {
-		ldb = bc
-	}
-	if ldc == 0 {
-		ldc = p.N
-	}
-	if lda < ac || ldb < bc || ldc < p.N {
-		return fmt.Errorf("%s: leading dimensions (%d, %d, %d) are smaller than the rows (%d, %d, %d)", op, lda, ldb, ldc, ac, bc, p.N)
-	}
-	if batch > 1 && p.StrideC < p.M*ldc-(ldc-p.N) && p.M > 0 && p.N > 0 {
-		return fmt.Errorf("%s: StrideC = %d makes the %d outputs of the batch overlap (need >= %d)", op, p.StrideC, batch, p.M*ldc-(ldc-p.N))
-	}
-	av, err := f32(op, "a", a, span(ar, ac, lda, batch, p.StrideA))
+	l, err := p.Layout(op)
 	if err != nil {
 		return err
 	}
-	bv, err := f32(op, "b", b, span(br, bc, ldb, batch, p.StrideB))
+	batch, lda, ldb, ldc := l.Batch, l.LdA, l.LdB, l.LdC
+	av, err := f32(op, "a", a, l.SpanA)
 	if err != nil {
 		return err
 	}
-	cv, err := f32(op, "c", c, span(p.M, p.N, ldc, batch, p.StrideC))
+	bv, err := f32(op, "b", b, l.SpanB)
+	if err != nil {
+		return err
+	}
+	cv, err := f32(op, "c", c, l.SpanC)
 	if err != nil {
 		return err
 	}

@@ -6,15 +6,6 @@ import (
 	"github.com/houlsby/adapters/backend"
 )
 
-// span returns the elements an operand touches: the last problem's last
-// row's last element + 1.
-func span(rows, cols, ld, batch, stride int) int {
-	if rows == 0 || cols == 0 || batch == 0 {
-		return 0
-	}
-	return (batch-1)*stride + (rows-1)*ld + cols
-}
-
 // Gemm computes c = alpha·op(a)·op(b) + beta·c for every problem of the
 // batch described by p (see backend.MatMul). a, b and c are each F32 or
 // BF16. Two F32 operands run the fp32 tiled kernel (gemm_f32_*); any BF16
@@ -23,46 +14,23 @@ func span(rows, cols, ld, batch, stride int) int {
 // is rounded once, after alpha and beta.
 func (b *Backend) Gemm(c, a, bm backend.Tensor, p backend.MatMul) error {
 	const op = "gpu.Gemm"
-	if err := sizes(op, "M,N,K,Batch,StrideA,StrideB,StrideC,LdA,LdB,LdC", p.M, p.N, p.K, p.Batch, p.StrideA, p.StrideB, p.StrideC, p.LdA, p.LdB, p.LdC); err != nil {
+	l, err := p.Layout(op)
+	if err != nil {
 		return err
 	}
-	batch := max(p.Batch, 1)
+	batch, lda, ldb, ldc := l.Batch, l.LdA, l.LdB, l.LdC
 	if batch > 65535 {
 		return fmt.Errorf("%s: Batch = %d exceeds the grid's 65535", op, batch)
 	}
-	ar, ac := p.M, p.K
-	if p.TransA {
-		ar, ac = p.K, p.M
-	}
-	br, bc := p.K, p.N
-	if p.TransB {
-		br, bc = p.N, p.K
-	}
-	lda, ldb, ldc := p.LdA, p.LdB, p.LdC
-	if lda == 0 {
-		lda = ac
-	}
-	if ldb == 0 {
-		ldb = bc
-	}
-	if ldc == 0 {
-		ldc = p.N
-	}
-	if lda < ac || ldb < bc || ldc < p.N {
-		return fmt.Errorf("%s: leading dimensions (%d, %d, %d) are smaller than the rows (%d, %d, %d)", op, lda, ldb, ldc, ac, bc, p.N)
-	}
-	if batch > 1 && p.M > 0 && p.N > 0 && p.StrideC < p.M*ldc-(ldc-p.N) {
-		return fmt.Errorf("%s: StrideC = %d makes the %d outputs of the batch overlap (need >= %d)", op, p.StrideC, batch, p.M*ldc-(ldc-p.N))
-	}
-	at, err := weight(op, "a", a, span(ar, ac, lda, batch, p.StrideA))
+	at, err := weight(op, "a", a, l.SpanA)
 	if err != nil {
 		return err
 	}
-	bt, err := weight(op, "b", bm, span(br, bc, ldb, batch, p.StrideB))
+	bt, err := weight(op, "b", bm, l.SpanB)
 	if err != nil {
 		return err
 	}
-	ct, err := weight(op, "c", c, span(p.M, p.N, ldc, batch, p.StrideC))
+	ct, err := weight(op, "c", c, l.SpanC)
 	if err != nil {
 		return err
 	}
