@@ -8,7 +8,8 @@
 #  4. go build -tags cuda         build/train-gpu-cuda (when cmd/train-gpu is a main package)
 #  5. go test -tags cuda -c       build/<pkg>.test for every package with cuda-tagged tests
 #                                 (gpu, cuda): binaries to carry to a GPU machine
-#  6. emulated kernel tests       scripts/emu-test.sh when it exists
+#  (the emulated kernel tests, package gpu/emu, run in `make test`: they need
+#  g++, not the toolkit)
 #
 # Nothing here runs a cuda-tagged binary: gorgonia.org/cu calls cuInit when
 # the program starts and exits without a GPU. See docs/gpu-status.md for how
@@ -77,12 +78,5 @@ for dir in $pkgs; do
 	$GO test -tags cuda -c -o "build/$name.test" "./$dir"
 	echo "cuda-check: built build/$name.test"
 done
-
-step "emulated kernel tests"
-if [ -f scripts/emu-test.sh ]; then
-	bash scripts/emu-test.sh
-else
-	echo "cuda-check: scripts/emu-test.sh not present: no emulated kernel tests wired yet"
-fi
 
 step "done"
