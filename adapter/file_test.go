@@ -11,7 +11,7 @@ import (
 
 // tinyFile returns a valid File for a 2-layer, d = 8 model with m = 4
 // Houlsby adapters, LayerNorms trained, a created pooler and 3 labels.
-func tinyFile(t *testing.T) *File {
+func tinyFile(t testing.TB) *File {
 	t.Helper()
 	a := Default()
 	a.Bottleneck = 4
