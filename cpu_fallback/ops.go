@@ -245,53 +245,27 @@ func (be *Backend) SumSquares(out, x backend.Tensor, n int) error {
 
 // GeluForward sets out = x·Φ(x) (exact erf GELU) over n elements.
 func (be *Backend) GeluForward(out, inp backend.Tensor, n int) error {
-	const op = "cpu.GeluForward"
-	if err := nonneg(op, "n", n); err != nil {
-		return err
-	}
-	ov, err := f32(op, "out", out, n)
-	if err != nil {
-		return err
-	}
-	iv, err := f32(op, "inp", inp, n)
-	if err != nil {
-		return err
-	}
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	be.ew = ewTask{kind: ewGelu, o: ov, a: iv}
-	be.runEW(n, grainElems/4)
-	return nil
+	return be.pointwise("cpu.GeluForward", ewGelu, out, inp, n, grainElems/4)
 }
 
 // GeluBackward sets dinp = dout·GELU'(inp).
 func (be *Backend) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	const op = "cpu.GeluBackward"
-	if err := nonneg(op, "n", n); err != nil {
-		return err
-	}
-	dv, err := f32(op, "dinp", dinp, n)
-	if err != nil {
-		return err
-	}
-	gv, err := f32(op, "dout", dout, n)
-	if err != nil {
-		return err
-	}
-	iv, err := f32(op, "inp", inp, n)
-	if err != nil {
-		return err
-	}
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	be.ew = ewTask{kind: ewGeluBack, o: dv, a: iv, b: gv}
-	be.runEW(n, grainElems/4)
-	return nil
+	return be.pointwiseBackward("cpu.GeluBackward", ewGeluBack, dinp, dout, "inp", inp, n, grainElems/4)
 }
 
 // TanhForward sets out = tanh(inp) over n elements.
 func (be *Backend) TanhForward(out, inp backend.Tensor, n int) error {
-	const op = "cpu.TanhForward"
+	return be.pointwise("cpu.TanhForward", ewTanh, out, inp, n, grainElems/4)
+}
+
+// TanhBackward sets dinp = dout·(1-out²) from the forward output.
+func (be *Backend) TanhBackward(dinp, dout, out backend.Tensor, n int) error {
+	return be.pointwiseBackward("cpu.TanhBackward", ewTanhBack, dinp, dout, "out", out, n, grainElems)
+}
+
+// pointwise validates out and inp (n elements each) and runs the
+// elementwise kernel kind with o = out, a = inp.
+func (be *Backend) pointwise(op string, kind ewKind, out, inp backend.Tensor, n, grain int) error {
 	if err := nonneg(op, "n", n); err != nil {
 		return err
 	}
@@ -305,14 +279,14 @@ func (be *Backend) TanhForward(out, inp backend.Tensor, n int) error {
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.ew = ewTask{kind: ewTanh, o: ov, a: iv}
-	be.runEW(n, grainElems/4)
+	be.ew = ewTask{kind: kind, o: ov, a: iv}
+	be.runEW(n, grain)
 	return nil
 }
 
-// TanhBackward sets dinp = dout·(1-out²) from the forward output.
-func (be *Backend) TanhBackward(dinp, dout, out backend.Tensor, n int) error {
-	const op = "cpu.TanhBackward"
+// pointwiseBackward validates dinp, dout and the saved tensor x (named
+// xName in errors) and runs kind with o = dinp, a = x, b = dout.
+func (be *Backend) pointwiseBackward(op string, kind ewKind, dinp, dout backend.Tensor, xName string, x backend.Tensor, n, grain int) error {
 	if err := nonneg(op, "n", n); err != nil {
 		return err
 	}
@@ -324,14 +298,14 @@ func (be *Backend) TanhBackward(dinp, dout, out backend.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	ov, err := f32(op, "out", out, n)
+	xv, err := f32(op, xName, x, n)
 	if err != nil {
 		return err
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.ew = ewTask{kind: ewTanhBack, o: dv, a: ov, b: gv}
-	be.runEW(n, grainElems)
+	be.ew = ewTask{kind: kind, o: dv, a: xv, b: gv}
+	be.runEW(n, grain)
 	return nil
 }
 
