@@ -3,7 +3,6 @@ package trainer
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/houlsby/adapters/adapter"
 	cpu "github.com/houlsby/adapters/cpu_fallback"
 	"github.com/houlsby/adapters/internal/testassets"
+	"github.com/houlsby/adapters/internal/tinybert"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
 )
@@ -221,35 +221,13 @@ func TestExportHFRefuses(t *testing.T) {
 // writeHFTiny writes a random 2-layer BERT (d = 32, 4 heads) folder.
 func writeHFTiny(t *testing.T, dir string) {
 	t.Helper()
-	words := []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "great", "awful", "the", "a", "plot", "acting", "was", "is", "very", "not", "##s", "##ing"}
-	if err := os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte(strings.Join(words, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfgJSON := fmt.Sprintf(`{"model_type": "bert", "hidden_act": "gelu", "hidden_size": 32, "num_hidden_layers": 2,
+	tinybert.Write(t, dir, tinybert.Spec{
+		Words: []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "great", "awful", "the", "a", "plot", "acting", "was", "is", "very", "not", "##s", "##ing"},
+		ConfigJSON: `{"model_type": "bert", "hidden_act": "gelu", "hidden_size": 32, "num_hidden_layers": 2,
 "num_attention_heads": 4, "intermediate_size": 64, "vocab_size": %d, "max_position_embeddings": 64, "type_vocab_size": 2,
-"layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}`, len(words))
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfgJSON), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := model.ParseConfig("tiny", []byte(cfgJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := rand.New(rand.NewPCG(5, 6))
-	var ts []safetensors.NamedTensor
-	for _, s := range model.ExpectedTensors(cfg, true) {
-		d := make([]float32, s.NumElements())
-		for i := range d {
-			d[i] = float32(g.NormFloat64() * 0.2)
-			if strings.HasSuffix(s.Name, "LayerNorm.weight") {
-				d[i] = float32(1 + 0.1*g.NormFloat64())
-			}
-		}
-		ts = append(ts, safetensors.F32Tensor(s.Name, s.Shape, d))
-	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
-		t.Fatal(err)
-	}
+"layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}`,
+		WithPooler: true, Seed: [2]uint64{5, 6}, JitterLayerNorm: true,
+	})
 }
 
 // The exported folder loads in Hugging Face transformers

@@ -13,43 +13,21 @@ import (
 
 	"github.com/houlsby/adapters/adapter"
 	cpu "github.com/houlsby/adapters/cpu_fallback"
+	"github.com/houlsby/adapters/internal/tinybert"
 	"github.com/houlsby/adapters/model"
-	"github.com/houlsby/adapters/model/safetensors"
 )
 
 // tinyModel writes a random 2-layer BERT (d = 16, 2 heads) with a
 // vocabulary of a few words into dir; training on it takes milliseconds.
 func tinyModel(t *testing.T, dir string, withPooler bool) {
 	t.Helper()
-	words := []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "great", "awful", "the", "a", "plot", "acting", "was", "is", "very", "not"}
-	if err := os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte(strings.Join(words, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfgJSON := fmt.Sprintf(`{"model_type": "bert", "hidden_act": "gelu", "hidden_size": 16, "num_hidden_layers": 2,
+	tinybert.Write(t, dir, tinybert.Spec{
+		Words: []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "great", "awful", "the", "a", "plot", "acting", "was", "is", "very", "not"},
+		ConfigJSON: `{"model_type": "bert", "hidden_act": "gelu", "hidden_size": 16, "num_hidden_layers": 2,
 "num_attention_heads": 2, "intermediate_size": 32, "vocab_size": %d, "max_position_embeddings": 32, "type_vocab_size": 2,
-"layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}`, len(words))
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfgJSON), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := model.ParseConfig("tiny", []byte(cfgJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := rand.New(rand.NewPCG(1, 2))
-	var ts []safetensors.NamedTensor
-	for _, s := range model.ExpectedTensors(cfg, withPooler) {
-		d := make([]float32, s.NumElements())
-		for i := range d {
-			d[i] = float32(g.NormFloat64() * 0.2)
-			if strings.HasSuffix(s.Name, "LayerNorm.weight") {
-				d[i] = 1
-			}
-		}
-		ts = append(ts, safetensors.F32Tensor(s.Name, s.Shape, d))
-	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
-		t.Fatal(err)
-	}
+"layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}`,
+		WithPooler: withPooler, Seed: [2]uint64{1, 2},
+	})
 }
 
 // tinyData writes a sentiment toy task: "good/great" vs "bad/awful".

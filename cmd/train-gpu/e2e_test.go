@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/houlsby/adapters/internal/tinybert"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
 )
@@ -23,25 +24,9 @@ func writeTinyModel(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
-	must(os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte(strings.Join(words, "\n")+"\n"), 0o644))
-	cj := fmt.Sprintf(`{"model_type":"bert","hidden_act":"gelu","hidden_size":16,"num_hidden_layers":2,"num_attention_heads":2,
-"intermediate_size":32,"vocab_size":%d,"max_position_embeddings":32,"type_vocab_size":2,"layer_norm_eps":1e-12}`, len(words))
-	must(os.WriteFile(filepath.Join(dir, "config.json"), []byte(cj), 0o644))
-	cfg, err := model.ParseConfig("tiny", []byte(cj))
-	must(err)
 	g := rand.New(rand.NewPCG(3, 4))
-	var ts []safetensors.NamedTensor
-	for _, s := range model.ExpectedTensors(cfg, true) {
-		d := make([]float32, s.NumElements())
-		for i := range d {
-			d[i] = float32(g.NormFloat64() * 0.2)
-			if strings.HasSuffix(s.Name, "LayerNorm.weight") {
-				d[i] = 1
-			}
-		}
-		ts = append(ts, safetensors.F32Tensor(s.Name, s.Shape, d))
-	}
-	must(safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil))
+	tinybert.Write(t, dir, tinybert.Spec{Words: words, ConfigJSON: `{"model_type":"bert","hidden_act":"gelu","hidden_size":16,"num_hidden_layers":2,"num_attention_heads":2,
+"intermediate_size":32,"vocab_size":%d,"max_position_embeddings":32,"type_vocab_size":2,"layer_norm_eps":1e-12}`, WithPooler: true, Rand: g})
 	for _, split := range []struct {
 		name string
 		n    int
