@@ -55,21 +55,7 @@ func checkAct(op string, act backend.Act) error {
 // out may alias inp.
 func (be *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Tensor, N, C, M int, act backend.Act) error {
 	const op = "cpu.AdapterForward"
-	if err := nonneg(op, "N,C,M", N, C, M); err != nil {
-		return err
-	}
-	if err := checkAct(op, act); err != nil {
-		return err
-	}
-	nc, err := mul(op, N, C)
-	if err != nil {
-		return err
-	}
-	nm, err := mul(op, N, M)
-	if err != nil {
-		return err
-	}
-	cm, err := mul(op, C, M)
+	nc, nm, cm, err := adapterSizes(op, N, C, M, act)
 	if err != nil {
 		return err
 	}
@@ -135,21 +121,7 @@ func (be *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Te
 // nil. dinp may alias dout.
 func (be *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp backend.Tensor, N, C, M int, act backend.Act) error {
 	const op = "cpu.AdapterBackward"
-	if err := nonneg(op, "N,C,M", N, C, M); err != nil {
-		return err
-	}
-	if err := checkAct(op, act); err != nil {
-		return err
-	}
-	nc, err := mul(op, N, C)
-	if err != nil {
-		return err
-	}
-	nm, err := mul(op, N, M)
-	if err != nil {
-		return err
-	}
-	cm, err := mul(op, C, M)
+	nc, nm, cm, err := adapterSizes(op, N, C, M, act)
 	if err != nil {
 		return err
 	}
@@ -228,4 +200,23 @@ func (be *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, 
 		}
 	}
 	return nil
+}
+
+// adapterSizes checks the adapter's sizes and nonlinearity and returns the
+// element counts N·C, N·M and C·M (overflow-checked).
+func adapterSizes(op string, N, C, M int, act backend.Act) (nc, nm, cm int, err error) {
+	if err = nonneg(op, "N,C,M", N, C, M); err != nil {
+		return
+	}
+	if err = checkAct(op, act); err != nil {
+		return
+	}
+	if nc, err = mul(op, N, C); err != nil {
+		return
+	}
+	if nm, err = mul(op, N, M); err != nil {
+		return
+	}
+	cm, err = mul(op, C, M)
+	return
 }
