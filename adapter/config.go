@@ -19,6 +19,7 @@ import (
 	"sort"
 
 	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/model"
 )
 
 // Placement values of Config.Placement.
@@ -35,10 +36,10 @@ const (
 // Init values of Config.Init.
 const (
 	// InitZero starts W_up and b_up at zero: a fresh adapter is the identity.
-	InitZero = "zero"
+	InitZero = model.InitZero
 	// InitNearIdentity draws W_up from a truncated normal with std 1e-3 as
 	// the original Houlsby code does, so the adapter is close to identity.
-	InitNearIdentity = "near_identity"
+	InitNearIdentity = model.InitNearIdentity
 )
 
 // Config is the adapter configuration, the [adapter] section of a run's TOML
@@ -78,37 +79,12 @@ func Default() Config {
 	}
 }
 
-// Resolved is a Config checked against a model: the numbers the encoder needs.
-type Resolved struct {
-	// M is the bottleneck width.
-	M int
-	// Act is the nonlinearity.
-	Act backend.Act
-	// Attention and FFN tell which of the two positions get adapters.
-	Attention, FFN bool
-	// Layers lists the adapted layers, ascending, without repeats.
-	Layers []int
-	// Init is InitZero or InitNearIdentity.
-	Init string
-}
-
-// PerLayer is the number of adapters in one adapted layer (1 or 2).
-func (r Resolved) PerLayer() int {
-	n := 0
-	if r.Attention {
-		n++
-	}
-	if r.FFN {
-		n++
-	}
-	return n
-}
-
 // Resolve validates c against a model with hidden size d and numLayers
-// layers and returns the resolved settings. Errors name the offending field
+// layers and returns the encoder's adapter options (Layers listed
+// explicitly, Seed 0: the caller sets it). Errors name the offending field
 // as it is spelled in the TOML file ("adapter.bottleneck", ...).
-func (c Config) Resolve(d, numLayers int) (Resolved, error) {
-	var r Resolved
+func (c Config) Resolve(d, numLayers int) (model.AdapterOptions, error) {
+	var r model.AdapterOptions
 	if d <= 0 || numLayers <= 0 {
 		return r, fmt.Errorf("adapter: model has hidden size %d and %d layers", d, numLayers)
 	}
@@ -139,9 +115,9 @@ func (c Config) Resolve(d, numLayers int) (Resolved, error) {
 	r.Act = act
 	switch c.Init {
 	case "", InitZero:
-		r.Init = InitZero
+		r.Init = model.InitZero
 	case InitNearIdentity:
-		r.Init = InitNearIdentity
+		r.Init = model.InitNearIdentity
 	default:
 		return r, fmt.Errorf("adapter.init = %q: want %q or %q", c.Init, InitZero, InitNearIdentity)
 	}

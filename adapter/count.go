@@ -1,6 +1,10 @@
 package adapter
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/houlsby/adapters/model"
+)
 
 // Plan is everything that decides the adapted model's tensors and which of
 // them train.
@@ -22,7 +26,7 @@ type Plan struct {
 // Resolved returns the plan with Strategy.NumLayers and
 // Strategy.CreatedPooler set, the resolved adapter config (nil without
 // adapters), after validating everything.
-func (p Plan) Resolve() (Plan, *Resolved, error) {
+func (p Plan) Resolve() (Plan, *model.AdapterOptions, error) {
 	if err := p.Base.Validate(); err != nil {
 		return p, nil, err
 	}
@@ -44,14 +48,15 @@ func (p Plan) Resolve() (Plan, *Resolved, error) {
 	return p, &r, nil
 }
 
-// Tensors lists the adapted model's tensors (see the package function
-// Tensors) after resolving the plan.
-func (p Plan) Tensors() ([]TensorSpec, Strategy, error) {
+// Tensors lists the adapted model's tensors (model.Tensors) after resolving
+// the plan, and the resolved strategy that decides which of them train.
+func (p Plan) Tensors() ([]model.TensorSpec, Strategy, error) {
 	p, r, err := p.Resolve()
 	if err != nil {
 		return nil, p.Strategy, err
 	}
-	return Tensors(p.Base, p.HasPooler && p.Head.UsesPooler(), r, p.Head), p.Strategy, nil
+	h := p.Head.Options()
+	return model.Tensors(p.Base.Config(), p.HasPooler, r, &h), p.Strategy, nil
 }
 
 // Counts is the parameter accounting of a Plan.
@@ -101,26 +106,26 @@ func Count(p Plan) (Counts, error) {
 		c.PerAdapter = PerAdapter(p.Base.HiddenSize, r.M)
 	}
 	for _, t := range specs {
-		n := t.Len()
+		n := int64(t.NumElements())
 		trained := st.Trainable(t.Name)
 		switch t.Category {
-		case Backbone:
+		case model.Backbone:
 			c.Backbone += n
-			if IsLayerNorm(t.Name) {
+			if model.IsLayerNorm(t.Name) {
 				c.LayerNorms += n
 				if trained {
 					c.TrainedLayerNorms += n
 				}
 			}
-			if IsPooler(t.Name) && trained {
+			if model.IsPooler(t.Name) && trained {
 				c.Head += n
 			}
-		case AdapterTensor:
+		case model.AdapterTensor:
 			c.Adapters += n
-		case HeadTensor:
+		case model.HeadTensor:
 			c.Head += n
 		}
-		if t.Category != Backbone {
+		if t.Category != model.Backbone {
 			c.Total += n
 		}
 		if trained {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/houlsby/adapters/internal/testassets"
+	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
 )
 
@@ -143,7 +144,7 @@ func TestCountMiniLMCheckpoint(t *testing.T) {
 	}
 	seen := 0
 	for _, s := range specs {
-		if s.Category != Backbone {
+		if s.Category != model.Backbone {
 			continue
 		}
 		seen++

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
 )
 
@@ -58,8 +59,8 @@ type File struct {
 	Tensors []Tensor
 }
 
-// plan rebuilds the Plan the file describes.
-func (f *File) plan() Plan {
+// Plan rebuilds the Plan the file describes.
+func (f *File) Plan() Plan {
 	p := Plan{Base: f.Base, HasPooler: f.BaseHasPooler, Strategy: f.Strategy, Head: f.Head}
 	if f.Adapter != nil {
 		p.Adapter = *f.Adapter
@@ -69,8 +70,8 @@ func (f *File) plan() Plan {
 
 // Expected lists the tensors an adapter file for f's plan must hold: those
 // the strategy trains, in Tensors order.
-func (f *File) Expected() ([]TensorSpec, error) {
-	p := f.plan()
+func (f *File) Expected() ([]model.TensorSpec, error) {
+	p := f.Plan()
 	if p.Strategy.UsesAdapters() && f.Adapter == nil {
 		return nil, fmt.Errorf("strategy %q needs an adapter config", p.Strategy.Name)
 	}
@@ -78,7 +79,7 @@ func (f *File) Expected() ([]TensorSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []TensorSpec
+	var out []model.TensorSpec
 	for _, s := range specs {
 		if st.Trainable(s.Name) {
 			out = append(out, s)

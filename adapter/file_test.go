@@ -29,7 +29,7 @@ func tinyFile(t testing.TB) *File {
 		t.Fatal(err)
 	}
 	for i, s := range exp {
-		d := make([]float32, s.Len())
+		d := make([]float32, s.NumElements())
 		for j := range d {
 			d[j] = float32(i) + float32(j)/1000
 		}

@@ -2,8 +2,8 @@ package adapter
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/houlsby/adapters/model"
 )
 
 // Base holds the essentials of a base model's config.json that decide tensor
@@ -47,12 +47,12 @@ const (
 	// HeadPooler is BERT's sequence-classification head: the pooler
 	// (tanh(W·h_[CLS] + b), "pooler.dense.*") then the classifier. A
 	// checkpoint without a pooler gets a freshly initialised, trained one.
-	HeadPooler = "pooler"
+	HeadPooler = model.PoolingPooler
 	// HeadCLS puts the classifier straight on the [CLS] hidden state.
-	HeadCLS = "cls"
+	HeadCLS = model.PoolingCLS
 	// HeadMean puts the classifier on the masked mean of the hidden states
 	// (the sentence-transformers pooling of all-MiniLM-L6-v2).
-	HeadMean = "mean"
+	HeadMean = model.PoolingMean
 )
 
 // Head describes the task head. NumLabels = 1 means regression (STS-B).
@@ -77,160 +77,30 @@ func (h Head) Validate() error {
 // UsesPooler reports whether the head reads the pooler's output.
 func (h Head) UsesPooler() bool { return h.Kind == HeadPooler }
 
-// Category sorts tensors for parameter accounting.
-type Category int
-
-// Tensor categories.
-const (
-	// Backbone tensors come from the pretrained checkpoint.
-	Backbone Category = iota
-	// AdapterTensor tensors are the bottleneck adapters' weights and biases.
-	AdapterTensor
-	// HeadTensor tensors are the classifier and a pooler the checkpoint lacked.
-	HeadTensor
-)
-
-// String names the category.
-func (c Category) String() string {
-	switch c {
-	case Backbone:
-		return "backbone"
-	case AdapterTensor:
-		return "adapter"
-	case HeadTensor:
-		return "head"
+// BaseOf extracts the adapter-relevant shape of a model config.
+func BaseOf(c model.Config) Base {
+	return Base{
+		HiddenSize: c.HiddenSize, NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads,
+		IntermediateSize: c.IntermediateSize, VocabSize: c.VocabSize, MaxPositionEmbeddings: c.MaxPositionEmbeddings,
+		TypeVocabSize: c.TypeVocabSize,
 	}
-	return fmt.Sprintf("Category(%d)", int(c))
 }
 
-// TensorSpec names one tensor of the adapted model.
-type TensorSpec struct {
-	Name     string
-	Shape    []int
-	Category Category
+// Config returns a model config with b's shape (and package model's
+// defaults elsewhere), enough to list the tensors of the model b describes.
+func (b Base) Config() model.Config {
+	c := model.DefaultConfig()
+	c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads = b.HiddenSize, b.NumHiddenLayers, b.NumAttentionHeads
+	c.IntermediateSize, c.VocabSize, c.MaxPositionEmbeddings, c.TypeVocabSize = b.IntermediateSize, b.VocabSize, b.MaxPositionEmbeddings, b.TypeVocabSize
+	return c
 }
 
-// Len is the number of elements.
-func (t TensorSpec) Len() int64 {
-	n := int64(1)
-	for _, s := range t.Shape {
-		n *= int64(s)
+// Options returns the model's head options for h: the pooling and, with one
+// output, a regression head.
+func (h Head) Options() model.HeadOptions {
+	o := model.HeadOptions{Kind: model.HeadClassification, NumLabels: h.NumLabels, Pooling: h.Kind}
+	if h.NumLabels == 1 {
+		o.Kind = model.HeadRegression
 	}
-	return n
-}
-
-// Adapter positions inside a layer, as they appear in tensor names.
-const (
-	// PosAttention is the adapter after the attention output projection.
-	PosAttention = "attention.output"
-	// PosFFN is the adapter after the feed-forward output projection.
-	PosFFN = "output"
-)
-
-// AdapterName returns the name of one adapter tensor: pos is PosAttention or
-// PosFFN, proj "down" or "up", kind "weight" or "bias".
-func AdapterName(layer int, pos, proj, kind string) string {
-	return "encoder.layer." + strconv.Itoa(layer) + "." + pos + ".adapter." + proj + "." + kind
-}
-
-// Tensors lists every tensor of the adapted model: the backbone (with the
-// pooler only when withPooler, i.e. the checkpoint has one and the head uses
-// it), the adapters of r (nil: none), and the head (a pooler is created when
-// the head uses one and withPooler is false). The order is stable: embeddings,
-// layers in order, pooler, classifier.
-func Tensors(b Base, withPooler bool, r *Resolved, h Head) []TensorSpec {
-	d, I := b.HiddenSize, b.IntermediateSize
-	var out []TensorSpec
-	add := func(cat Category, name string, shape ...int) {
-		out = append(out, TensorSpec{Name: name, Shape: shape, Category: cat})
-	}
-	add(Backbone, "embeddings.word_embeddings.weight", b.VocabSize, d)
-	add(Backbone, "embeddings.position_embeddings.weight", b.MaxPositionEmbeddings, d)
-	add(Backbone, "embeddings.token_type_embeddings.weight", b.TypeVocabSize, d)
-	add(Backbone, "embeddings.LayerNorm.weight", d)
-	add(Backbone, "embeddings.LayerNorm.bias", d)
-	adapted := map[int]bool{}
-	if r != nil {
-		for _, l := range r.Layers {
-			adapted[l] = true
-		}
-	}
-	adapterAt := func(l int, pos string) {
-		add(AdapterTensor, AdapterName(l, pos, "down", "weight"), r.M, d)
-		add(AdapterTensor, AdapterName(l, pos, "down", "bias"), r.M)
-		add(AdapterTensor, AdapterName(l, pos, "up", "weight"), d, r.M)
-		add(AdapterTensor, AdapterName(l, pos, "up", "bias"), d)
-	}
-	for l := 0; l < b.NumHiddenLayers; l++ {
-		p := "encoder.layer." + strconv.Itoa(l) + "."
-		for _, qkv := range []string{"query", "key", "value"} {
-			add(Backbone, p+"attention.self."+qkv+".weight", d, d)
-			add(Backbone, p+"attention.self."+qkv+".bias", d)
-		}
-		add(Backbone, p+"attention.output.dense.weight", d, d)
-		add(Backbone, p+"attention.output.dense.bias", d)
-		if adapted[l] && r.Attention {
-			adapterAt(l, PosAttention)
-		}
-		add(Backbone, p+"attention.output.LayerNorm.weight", d)
-		add(Backbone, p+"attention.output.LayerNorm.bias", d)
-		add(Backbone, p+"intermediate.dense.weight", I, d)
-		add(Backbone, p+"intermediate.dense.bias", I)
-		add(Backbone, p+"output.dense.weight", d, I)
-		add(Backbone, p+"output.dense.bias", d)
-		if adapted[l] && r.FFN {
-			adapterAt(l, PosFFN)
-		}
-		add(Backbone, p+"output.LayerNorm.weight", d)
-		add(Backbone, p+"output.LayerNorm.bias", d)
-	}
-	if h.UsesPooler() {
-		cat := HeadTensor
-		if withPooler {
-			cat = Backbone
-		}
-		add(cat, "pooler.dense.weight", d, d)
-		add(cat, "pooler.dense.bias", d)
-	}
-	add(HeadTensor, "classifier.weight", h.NumLabels, d)
-	add(HeadTensor, "classifier.bias", h.NumLabels)
-	return out
-}
-
-// IsLayerNorm reports whether name is a LayerNorm weight or bias.
-func IsLayerNorm(name string) bool { return strings.Contains(name, "LayerNorm.") }
-
-// IsAdapter reports whether name is an adapter tensor.
-func IsAdapter(name string) bool { return strings.Contains(name, ".adapter.") }
-
-// IsPooler reports whether name belongs to the pooler.
-func IsPooler(name string) bool { return strings.HasPrefix(name, "pooler.") }
-
-// IsClassifier reports whether name belongs to the classifier.
-func IsClassifier(name string) bool { return strings.HasPrefix(name, "classifier.") }
-
-// IsBias reports whether name is a bias (including LayerNorm biases).
-func IsBias(name string) bool { return strings.HasSuffix(name, ".bias") }
-
-// NoDecay reports whether AdamW should skip weight decay for name: biases
-// and LayerNorm parameters, as in BERT's original optimizer setup.
-func NoDecay(name string) bool { return IsBias(name) || IsLayerNorm(name) }
-
-// LayerOf returns the encoder layer index in name, or -1 for tensors outside
-// the encoder layers (embeddings, pooler, classifier).
-func LayerOf(name string) int {
-	const pre = "encoder.layer."
-	if !strings.HasPrefix(name, pre) {
-		return -1
-	}
-	rest := name[len(pre):]
-	i := strings.IndexByte(rest, '.')
-	if i <= 0 {
-		return -1
-	}
-	n, err := strconv.Atoi(rest[:i])
-	if err != nil {
-		return -1
-	}
-	return n
+	return o
 }

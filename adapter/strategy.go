@@ -1,6 +1,10 @@
 package adapter
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/houlsby/adapters/model"
+)
 
 // Strategy names, the [strategy] name of a run's TOML file.
 const (
@@ -64,7 +68,7 @@ func (s Strategy) UsesAdapters() bool { return s.Name == StratAdapters }
 // same predicate drives the encoder, the optimizer, accounting and the
 // adapter file.
 func (s Strategy) Trainable(name string) bool {
-	if IsClassifier(name) || (IsPooler(name) && s.CreatedPooler) {
+	if model.IsClassifier(name) || (model.IsPooler(name) && s.CreatedPooler) {
 		return true
 	}
 	switch s.Name {
@@ -73,17 +77,17 @@ func (s Strategy) Trainable(name string) bool {
 	case StratHead:
 		return false
 	case StratAdapters:
-		return IsAdapter(name) || (s.TrainLayerNorm && IsLayerNorm(name))
+		return model.IsAdapter(name) || (s.TrainLayerNorm && model.IsLayerNorm(name))
 	case StratLayerNorm:
-		return IsLayerNorm(name)
+		return model.IsLayerNorm(name)
 	case StratTopK:
-		if IsPooler(name) {
+		if model.IsPooler(name) {
 			return s.TopK > 0
 		}
-		l := LayerOf(name)
+		l := model.LayerOf(name)
 		return l >= 0 && l >= s.NumLayers-s.TopK
 	case StratBitFit:
-		return IsBias(name)
+		return model.IsBias(name)
 	}
 	panic(fmt.Sprintf("adapter: Trainable on unvalidated strategy %q", s.Name))
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+
+	"github.com/houlsby/adapters/model"
 )
 
 // expectedNames builds, independently of Tensors, the names one strategy
@@ -82,7 +84,8 @@ func TestStrategiesSelectExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, created := range []bool{false, true} {
-		specs := Tensors(b, !created, &r, Head{Kind: HeadPooler, NumLabels: 2})
+		h := Head{Kind: HeadPooler, NumLabels: 2}.Options()
+		specs := model.Tensors(b.Config(), !created, &r, &h)
 		// 5 embedding tensors + 12·(16 backbone + 8 adapter) + 2 pooler + 2 classifier.
 		if len(specs) != 5+12*24+4 {
 			t.Fatalf("%d tensors", len(specs))
@@ -137,17 +140,6 @@ func TestStrategyValidate(t *testing.T) {
 		s := Strategy{Name: n, TopK: 2, NumLayers: 12}
 		if err := s.Validate(); err != nil {
 			t.Errorf("%s: %v", n, err)
-		}
-	}
-}
-
-func TestLayerOf(t *testing.T) {
-	for name, want := range map[string]int{
-		"encoder.layer.11.output.dense.weight": 11, "encoder.layer.0.attention.output.adapter.up.bias": 0,
-		"embeddings.LayerNorm.bias": -1, "pooler.dense.weight": -1, "encoder.layer.x.output": -1, "encoder.layer.3": -1,
-	} {
-		if got := LayerOf(name); got != want {
-			t.Errorf("LayerOf(%q) = %d, want %d", name, got, want)
 		}
 	}
 }

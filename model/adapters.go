@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/houlsby/adapters/backend"
 )
@@ -100,6 +101,27 @@ func (o *AdapterOptions) validate(numLayers int) error {
 	return nil
 }
 
+// PerLayer is the number of adapters in one adapted layer (1 or 2).
+func (o *AdapterOptions) PerLayer() int {
+	n := 0
+	if o.Attention {
+		n++
+	}
+	if o.FFN {
+		n++
+	}
+	return n
+}
+
+// NumLayers is the number of adapted layers of an encoder with numLayers
+// layers.
+func (o *AdapterOptions) NumLayers(numLayers int) int {
+	if o.Layers == nil {
+		return numLayers
+	}
+	return len(o.Layers)
+}
+
 // inLayer reports whether layer l gets adapters.
 func (o *AdapterOptions) inLayer(l int) bool {
 	if o.Layers == nil {
@@ -113,38 +135,33 @@ func (o *AdapterOptions) inLayer(l int) bool {
 	return false
 }
 
-// AdapterPrefix returns the name prefix of the adapter at layer l: the one
-// after attention (ffn=false) or after the feed-forward block (ffn=true).
-func AdapterPrefix(l int, ffn bool) string {
-	if ffn {
-		return fmt.Sprintf("encoder.layer.%d.output.adapter.", l)
+// adapterInit returns the initial values of the adapter tensor t (see
+// InitZero and InitNearIdentity); each weight draws from its own stream
+// (streamSeed of o.Seed and its name).
+func adapterInit(o *AdapterOptions, t TensorSpec) []float32 {
+	v := make([]float32, t.NumElements())
+	seed := streamSeed(o.Seed, t.Name)
+	switch {
+	case strings.HasSuffix(t.Name, AdapterDownWeight) && o.Init == InitNearIdentity:
+		truncNormal(v, nearIdentityStd, seed)
+	case strings.HasSuffix(t.Name, AdapterDownWeight):
+		truncNormal(v, adapterInitStd, seed)
+	case strings.HasSuffix(t.Name, AdapterUpWeight) && o.Init == InitNearIdentity:
+		truncNormal(v, nearIdentityStd, seed)
 	}
-	return fmt.Sprintf("encoder.layer.%d.attention.output.adapter.", l)
+	return v // biases, and W_up under InitZero, start at 0
 }
 
-// adapterSpecs returns the four tensors of one adapter with their initial values.
-func adapterSpecs(o *AdapterOptions, l int, ffn bool, C int) []*paramSpec {
-	pre := AdapterPrefix(l, ffn)
-	st := stageAdapter1
-	if ffn {
-		st = stageAdapter2
+// headInit returns the initial values of a created head tensor (a pooler the
+// checkpoint lacks, the classifier): weights N(0, 0.02²) as HF's
+// _init_weights for new linears, each from its own stream (streamSeed of seed
+// and its name), biases 0.
+func headInit(t TensorSpec, seed uint64) []float32 {
+	v := make([]float32, t.NumElements())
+	if !IsBias(t.Name) {
+		normal(v, adapterInitStd, streamSeed(seed, t.Name))
 	}
-	M := o.M
-	down := make([]float32, M*C)
-	up := make([]float32, C*M)
-	switch o.Init {
-	case InitNearIdentity:
-		truncNormal(down, nearIdentityStd, streamSeed(o.Seed, pre+"down.weight"))
-		truncNormal(up, nearIdentityStd, streamSeed(o.Seed, pre+"up.weight"))
-	default: // InitZero
-		truncNormal(down, adapterInitStd, streamSeed(o.Seed, pre+"down.weight"))
-	}
-	return []*paramSpec{
-		{name: pre + "down.weight", shape: []int{M, C}, layer: l, stage: st, data: down},
-		{name: pre + "down.bias", shape: []int{M}, layer: l, stage: st, data: make([]float32, M)},
-		{name: pre + "up.weight", shape: []int{C, M}, layer: l, stage: st, data: up},
-		{name: pre + "up.bias", shape: []int{C}, layer: l, stage: st, data: make([]float32, C)},
-	}
+	return v
 }
 
 // streamSeed derives an independent RNG stream for one named tensor (FNV-1a

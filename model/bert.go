@@ -254,109 +254,53 @@ func (m *Model) Free() {
 	m.arenas = nil
 }
 
-// plan lists every tensor with its initial values and trainability, grouped
-// for storage (fused Q/K/V per layer).
+// plan lists every tensor (Tensors) with its initial values and
+// trainability, grouped for storage: the Q, K, V weights of a layer form one
+// (3C, C) group and their biases one (3C) group, so one GEMM computes all
+// three; every other tensor is a group of its own. Checkpoint tensors carry
+// the checkpoint's values; adapters, a created pooler and the classifier
+// their initialisers' (adapterInit, headInit).
 func (m *Model) plan(ck *Checkpoint) ([]*paramGroup, error) {
-	C, F := m.C, m.F
-	userTrain := m.opts.Trainable
-	if userTrain == nil {
-		userTrain = func(string) bool { return false }
-	}
+	trainable := m.opts.Trainable
+	head := m.opts.Head
+	head.Pooling = m.pooling
 	var groups []*paramGroup
-	var firstErr error
-	fromCk := func(name string, layer, stage int, shape ...int) *paramSpec {
-		data, err := checkpointTensor(ck, name, shape...)
-		if err != nil && firstErr == nil {
-			firstErr = err
+	var qkvW, qkvB *paramGroup // the current layer's Q/K/V groups
+	qkvLayer := -1
+	for _, t := range Tensors(m.cfg, ck.HasPooler, m.opts.Adapter, &head) {
+		s := &paramSpec{name: t.Name, shape: t.Shape, layer: t.layer, stage: t.stage}
+		switch t.Category {
+		case Backbone:
+			data, err := checkpointTensor(ck, t.Name, t.Shape...)
+			if err != nil {
+				return nil, err
+			}
+			s.data = data
+			s.trainable = trainable != nil && trainable(t.Name)
+		case AdapterTensor:
+			s.data = adapterInit(m.opts.Adapter, t)
+			s.trainable = trainable == nil || trainable(t.Name)
+		case HeadTensor:
+			// New tensors (a pooler the checkpoint lacks, the classifier)
+			// always train.
+			s.data = headInit(t, m.opts.Seed)
+			s.trainable = true
 		}
-		return &paramSpec{name: name, shape: shape, layer: layer, stage: stage, data: data, trainable: userTrain(name)}
-	}
-	single := func(s ...*paramSpec) {
-		for _, x := range s {
-			groups = append(groups, &paramGroup{specs: []*paramSpec{x}})
+		if t.stage == stageQKV && t.layer >= 0 && t.layer < m.L {
+			if t.layer != qkvLayer {
+				qkvW, qkvB, qkvLayer = &paramGroup{}, &paramGroup{}, t.layer
+				groups = append(groups, qkvW, qkvB)
+			}
+			g := qkvB
+			if len(t.Shape) == 2 {
+				g = qkvW
+			}
+			g.specs = append(g.specs, s)
+			continue
 		}
-	}
-	e := layerEmbedding
-	single(
-		fromCk("embeddings.word_embeddings.weight", e, 0, m.V, C),
-		fromCk("embeddings.position_embeddings.weight", e, 0, m.P, C),
-		fromCk("embeddings.token_type_embeddings.weight", e, 0, m.TV, C),
-		fromCk("embeddings.LayerNorm.weight", e, 0, C),
-		fromCk("embeddings.LayerNorm.bias", e, 0, C),
-	)
-	for l := 0; l < m.L; l++ {
-		pre := fmt.Sprintf("encoder.layer.%d.", l)
-		var w, bias []*paramSpec
-		for _, qkv := range []string{"query", "key", "value"} {
-			n := pre + "attention.self." + qkv
-			w = append(w, fromCk(n+".weight", l, stageQKV, C, C))
-			bias = append(bias, fromCk(n+".bias", l, stageQKV, C))
-		}
-		groups = append(groups, &paramGroup{specs: w}, &paramGroup{specs: bias})
-		single(
-			fromCk(pre+"attention.output.dense.weight", l, stageAttnOut, C, C),
-			fromCk(pre+"attention.output.dense.bias", l, stageAttnOut, C),
-		)
-		if a := m.opts.Adapter; a != nil && a.Attention && a.inLayer(l) {
-			single(m.adapterSpecs(l, false)...)
-		}
-		single(
-			fromCk(pre+"attention.output.LayerNorm.weight", l, stageLN1, C),
-			fromCk(pre+"attention.output.LayerNorm.bias", l, stageLN1, C),
-			fromCk(pre+"intermediate.dense.weight", l, stageInter, F, C),
-			fromCk(pre+"intermediate.dense.bias", l, stageInter, F),
-			fromCk(pre+"output.dense.weight", l, stageOut, C, F),
-			fromCk(pre+"output.dense.bias", l, stageOut, C),
-		)
-		if a := m.opts.Adapter; a != nil && a.FFN && a.inLayer(l) {
-			single(m.adapterSpecs(l, true)...)
-		}
-		single(
-			fromCk(pre+"output.LayerNorm.weight", l, stageLN2, C),
-			fromCk(pre+"output.LayerNorm.bias", l, stageLN2, C),
-		)
-	}
-	// Pooler (pooling "pooler" only): from the checkpoint when it has one
-	// (trainability as asked), otherwise created N(0, 0.02²) with zero bias (HF's _init_weights) and
-	// trainable, as part of the head (checkpoints saved from a BertModel built
-	// without a pooling layer ship none).
-	switch {
-	case m.pooling != PoolingPooler:
-		// No pooler in the model.
-	case ck.HasPooler:
-		single(
-			fromCk("pooler.dense.weight", m.L, stagePooler, C, C),
-			fromCk("pooler.dense.bias", m.L, stagePooler, C),
-		)
-	default:
-		w := make([]float32, C*C)
-		normal(w, adapterInitStd, streamSeed(m.opts.Seed, "pooler.dense.weight"))
-		single(
-			&paramSpec{name: "pooler.dense.weight", shape: []int{C, C}, layer: m.L, stage: stagePooler, data: w, trainable: true},
-			&paramSpec{name: "pooler.dense.bias", shape: []int{C}, layer: m.L, stage: stagePooler, data: make([]float32, C), trainable: true},
-		)
-	}
-	// Head: HF BertForSequenceClassification's "classifier", N(0, 0.02²), bias 0.
-	hw := make([]float32, m.numLabels*C)
-	normal(hw, adapterInitStd, streamSeed(m.opts.Seed, "classifier.weight"))
-	single(
-		&paramSpec{name: "classifier.weight", shape: []int{m.numLabels, C}, layer: m.L, stage: stageHead, data: hw, trainable: true},
-		&paramSpec{name: "classifier.bias", shape: []int{m.numLabels}, layer: m.L, stage: stageHead, data: make([]float32, m.numLabels), trainable: true},
-	)
-	if firstErr != nil {
-		return nil, firstErr
+		groups = append(groups, &paramGroup{specs: []*paramSpec{s}})
 	}
 	return groups, nil
-}
-
-// adapterSpecs creates one adapter's tensors, trainable unless
-// Options.Trainable says otherwise (nil Trainable: trainable).
-func (m *Model) adapterSpecs(l int, ffn bool) []*paramSpec {
-	specs := adapterSpecs(m.opts.Adapter, l, ffn, m.C)
-	for _, s := range specs {
-		s.trainable = m.opts.Trainable == nil || m.opts.Trainable(s.name)
-	}
-	return specs
 }
 
 // bind points the typed layer structs at the registry's tensors and finds
@@ -370,10 +314,10 @@ func (m *Model) bind(groups []*paramGroup) {
 		return p
 	}
 	m.emb = embeddingParams{
-		word: get("embeddings.word_embeddings.weight"),
-		pos:  get("embeddings.position_embeddings.weight"),
-		typ:  get("embeddings.token_type_embeddings.weight"),
-		ln:   lnOf(get("embeddings.LayerNorm.weight"), get("embeddings.LayerNorm.bias")),
+		word: get(NameWordEmbeddings),
+		pos:  get(NamePositionEmbeddings),
+		typ:  get(NameTokenTypeEmbeddings),
+		ln:   lnOf(get(NameEmbeddingsLNWeight), get(NameEmbeddingsLNBias)),
 	}
 	m.layers = make([]layerParams, m.L)
 	for _, g := range groups {
@@ -395,29 +339,28 @@ func (m *Model) bind(groups []*paramGroup) {
 	}
 	for l := range m.layers {
 		lp := &m.layers[l]
-		pre := fmt.Sprintf("encoder.layer.%d.", l)
 		lp.qkvTrain = lp.qkvPartDW[0] != nil || lp.qkvPartDW[1] != nil || lp.qkvPartDW[2] != nil ||
 			lp.qkvPartDB[0] != nil || lp.qkvPartDB[1] != nil || lp.qkvPartDB[2] != nil
-		lp.attnOut = denseOf(get(pre+"attention.output.dense.weight"), get(pre+"attention.output.dense.bias"))
-		lp.ln1 = lnOf(get(pre+"attention.output.LayerNorm.weight"), get(pre+"attention.output.LayerNorm.bias"))
-		lp.inter = denseOf(get(pre+"intermediate.dense.weight"), get(pre+"intermediate.dense.bias"))
-		lp.out = denseOf(get(pre+"output.dense.weight"), get(pre+"output.dense.bias"))
-		lp.ln2 = lnOf(get(pre+"output.LayerNorm.weight"), get(pre+"output.LayerNorm.bias"))
+		lp.attnOut = denseOf(get(LayerTensorName(l, SuffixAttnOutWeight)), get(LayerTensorName(l, SuffixAttnOutBias)))
+		lp.ln1 = lnOf(get(LayerTensorName(l, SuffixAttnLNWeight)), get(LayerTensorName(l, SuffixAttnLNBias)))
+		lp.inter = denseOf(get(LayerTensorName(l, SuffixInterWeight)), get(LayerTensorName(l, SuffixInterBias)))
+		lp.out = denseOf(get(LayerTensorName(l, SuffixOutputWeight)), get(LayerTensorName(l, SuffixOutputBias)))
+		lp.ln2 = lnOf(get(LayerTensorName(l, SuffixOutputLNWeight)), get(LayerTensorName(l, SuffixOutputLNBias)))
 		for i, ffn := range []bool{false, true} {
 			ap := AdapterPrefix(l, ffn)
-			if m.byName[ap+"down.weight"] == nil {
+			if m.byName[ap+AdapterDownWeight] == nil {
 				continue
 			}
 			lp.adapter[i] = &adapterParams{
-				down: denseOf(get(ap+"down.weight"), get(ap+"down.bias")),
-				up:   denseOf(get(ap+"up.weight"), get(ap+"up.bias")),
+				down: denseOf(get(ap+AdapterDownWeight), get(ap+AdapterDownBias)),
+				up:   denseOf(get(ap+AdapterUpWeight), get(ap+AdapterUpBias)),
 			}
 		}
 	}
 	if m.pooling == PoolingPooler {
-		m.pooler = denseOf(get("pooler.dense.weight"), get("pooler.dense.bias"))
+		m.pooler = denseOf(get(NamePoolerWeight), get(NamePoolerBias))
 	}
-	m.head = denseOf(get("classifier.weight"), get("classifier.bias"))
+	m.head = denseOf(get(NameClassifierWeight), get(NameClassifierBias))
 
 	m.lowestLayer, m.lowestStage = m.L+1, 0
 	for _, p := range m.params {

@@ -48,7 +48,7 @@ func CountParams(cfg Config, withPooler bool) ParamCounts {
 		case "pooler":
 			p.Pooler += n
 		case "attention", "ffn", "layernorm":
-			if !strings.HasPrefix(s.Name, "encoder.layer.0.") {
+			if LayerOf(s.Name) != 0 {
 				continue // layers are identical; count layer 0
 			}
 			switch s.Group() {

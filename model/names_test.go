@@ -73,3 +73,14 @@ func TestCanonicalTensorName(t *testing.T) {
 		t.Errorf("group %s", g)
 	}
 }
+
+func TestLayerOf(t *testing.T) {
+	for name, want := range map[string]int{
+		"encoder.layer.11.output.dense.weight": 11, "encoder.layer.0.attention.output.adapter.up.bias": 0,
+		"embeddings.LayerNorm.bias": -1, "pooler.dense.weight": -1, "encoder.layer.x.output": -1, "encoder.layer.3": -1,
+	} {
+		if got := LayerOf(name); got != want {
+			t.Errorf("LayerOf(%q) = %d, want %d", name, got, want)
+		}
+	}
+}

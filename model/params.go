@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/pkg/errors"
 
@@ -27,9 +26,6 @@ type Param struct {
 	Shape []int
 	// Trainable reports whether the optimizer updates this tensor.
 	Trainable bool
-	// NoDecay marks biases and LayerNorm parameters, which by the usual BERT
-	// recipe get no weight decay.
-	NoDecay bool
 
 	// layer and stage place the tensor in the network for the "no backward
 	// below the lowest trainable tensor" rule (see stage constants).
@@ -158,7 +154,7 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 		pos := start
 		for _, s := range g.specs {
 			n := prod(s.shape)
-			p := &Param{Name: s.name, Shape: s.shape, Trainable: s.trainable, NoDecay: noDecay(s.name), layer: s.layer, stage: s.stage}
+			p := &Param{Name: s.name, Shape: s.shape, Trainable: s.trainable, layer: s.layer, stage: s.stage}
 			if p.T, err = b.View(arena, pos, s.shape...); err != nil {
 				return errors.Wrapf(err, "model: carving %s", s.name)
 			}
@@ -203,12 +199,6 @@ func groupShape(g *paramGroup) []int {
 		s[0] += o.shape[0]
 	}
 	return s
-}
-
-// noDecay reports whether a tensor is exempt from weight decay: biases and
-// LayerNorm parameters (BERT's fine-tuning recipe).
-func noDecay(name string) bool {
-	return strings.HasSuffix(name, ".bias") || strings.Contains(name, "LayerNorm")
 }
 
 func prod(shape []int) int {

@@ -124,7 +124,7 @@ type tsMeta struct {
 // freezes when the checkpoint has one; the reference trains it).
 func tsTrainable(name string) bool {
 	s := adapter.Strategy{Name: adapter.StratAdapters, TrainLayerNorm: true}
-	return s.Trainable(name) || adapter.IsPooler(name)
+	return s.Trainable(name) || model.IsPooler(name)
 }
 
 func tsReadJSON(t *testing.T, path string, v any) {

@@ -26,7 +26,7 @@ func tinyCheckpoint(t *testing.T) *Checkpoint {
 	}
 	c := &Checkpoint{Adapter: f, M: map[string][]float32{}, V: map[string][]float32{}, Config: "[train]\nseed = 1\n"}
 	for i, s := range exp {
-		n := int(s.Len())
+		n := int(s.NumElements())
 		d, m, v := make([]float32, n), make([]float32, n), make([]float32, n)
 		for j := range d {
 			d[j], m[j], v[j] = float32(i*100+j), float32(j)/7, float32(j)/9

@@ -119,7 +119,7 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 		name  string
 		shape []int
 		n     int
-	}{{"classifier.weight", []int{V, C}, V * C}, {"classifier.bias", []int{V}, V}} {
+	}{{model.NameClassifierWeight, []int{V, C}, V * C}, {model.NameClassifierBias, []int{V}, V}} {
 		t, ok := trained[c.name]
 		if !ok {
 			return fmt.Errorf("export: the trained tensors lack %s", c.name)

@@ -138,7 +138,7 @@ func (s *Session) AdapterFile() *adapter.File {
 	st := c.AdapterStrategy()
 	f := &adapter.File{
 		Strategy: st, Head: adapter.Head{Kind: c.Model.Head, NumLabels: s.NumLabels()},
-		BaseFingerprint: s.Ckpt.Fingerprint, Base: BaseOf(s.Ckpt.Config), BaseHasPooler: s.Ckpt.HasPooler,
+		BaseFingerprint: s.Ckpt.Fingerprint, Base: adapter.BaseOf(s.Ckpt.Config), BaseHasPooler: s.Ckpt.HasPooler,
 	}
 	if s.Splits.Labels != nil {
 		f.Labels = s.Splits.Labels.Names
@@ -151,65 +151,29 @@ func (s *Session) AdapterFile() *adapter.File {
 	return f
 }
 
-// BaseOf extracts the adapter-relevant shape of a model config.
-func BaseOf(c model.Config) adapter.Base {
-	return adapter.Base{
-		HiddenSize: c.HiddenSize, NumHiddenLayers: c.NumHiddenLayers, NumAttentionHeads: c.NumAttentionHeads,
-		IntermediateSize: c.IntermediateSize, VocabSize: c.VocabSize, MaxPositionEmbeddings: c.MaxPositionEmbeddings,
-		TypeVocabSize: c.TypeVocabSize,
-	}
-}
-
 // NewModel builds the encoder an adapter file f describes on be, sized for
 // batches of maxB × maxT, initialised from seed (created tensors), with the
 // file's strategy deciding what trains. Tensors of f, if any, are uploaded.
 func NewModel(be backend.Backend, ck *model.Checkpoint, f *adapter.File, maxB, maxT int, seed uint64) (*model.Model, error) {
-	st := f.Strategy
-	st.NumLayers = ck.Config.NumHiddenLayers
-	st.CreatedPooler = !ck.HasPooler
-	if err := st.Validate(); err != nil {
+	if f.Base != adapter.BaseOf(ck.Config) || f.BaseHasPooler != ck.HasPooler {
+		return nil, fmt.Errorf("the adapter was made for a base model of another shape (%+v, pooler %v) than %s (%+v, pooler %v)",
+			f.Base, f.BaseHasPooler, ck.Dir, adapter.BaseOf(ck.Config), ck.HasPooler)
+	}
+	p, r, err := f.Plan().Resolve()
+	if err != nil {
 		return nil, err
 	}
-	opts := model.Options{MaxBatch: maxB, MaxSeq: maxT, Trainable: st.Trainable, Seed: seed,
-		Head: model.HeadOptions{Kind: model.HeadClassification, NumLabels: f.Head.NumLabels, Pooling: f.Head.Kind}}
-	if f.Head.NumLabels == 1 {
-		opts.Head.Kind = model.HeadRegression
+	if p.Strategy.UsesAdapters() && f.Adapter == nil {
+		return nil, fmt.Errorf("strategy adapters without an adapter config")
 	}
-	if st.UsesAdapters() {
-		if f.Adapter == nil {
-			return nil, fmt.Errorf("strategy adapters without an adapter config")
-		}
-		r, err := f.Adapter.Resolve(ck.Config.HiddenSize, ck.Config.NumHiddenLayers)
-		if err != nil {
-			return nil, err
-		}
-		opts.Adapter = &model.AdapterOptions{M: r.M, Act: r.Act, Attention: r.Attention, FFN: r.FFN, Layers: r.Layers, Init: r.Init, Seed: seed}
+	opts := model.Options{MaxBatch: maxB, MaxSeq: maxT, Trainable: p.Strategy.Trainable, Seed: seed, Head: f.Head.Options()}
+	if r != nil {
+		r.Seed = seed
+		opts.Adapter = r
 	}
 	m, err := model.New(be, ck, opts)
 	if err != nil {
 		return nil, err
-	}
-	// The model's trainable set must be exactly what the adapter file holds.
-	exp, err := f.Expected()
-	if err != nil {
-		m.Free()
-		return nil, err
-	}
-	want := map[string][]int{}
-	for _, e := range exp {
-		want[e.Name] = e.Shape
-	}
-	tp := m.TrainableParams()
-	for _, p := range tp {
-		shape, ok := want[p.Name]
-		if !ok || fmt.Sprint(shape) != fmt.Sprint(p.Shape) {
-			m.Free()
-			return nil, fmt.Errorf("trainer: the model trains %s %v, which the adapter plan does not (or not with that shape)", p.Name, p.Shape)
-		}
-	}
-	if len(tp) != len(exp) {
-		m.Free()
-		return nil, fmt.Errorf("trainer: the model trains %d tensors, the adapter plan %d", len(tp), len(exp))
 	}
 	for _, t := range f.Tensors {
 		p := m.Param(t.Name)

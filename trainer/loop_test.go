@@ -211,7 +211,7 @@ func strategiesMatchModel(t *testing.T, be *cpu.Backend, head string, withPooler
 			{Name: "layernorm"}, {Name: "top_k", TopK: 1}, {Name: "bitfit"},
 		} {
 			f := &adapter.File{Strategy: st, Head: adapter.Head{Kind: head, NumLabels: 3}, Labels: []string{"a", "b", "c"},
-				BaseFingerprint: ck.Fingerprint, Base: BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
+				BaseFingerprint: ck.Fingerprint, Base: adapter.BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
 			if st.UsesAdapters() {
 				f.Adapter = &a
 			}

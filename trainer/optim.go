@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/model"
 )
 
 // Schedule is linear warmup to Peak over Warmup steps, then linear decay to
@@ -33,9 +33,9 @@ func (s Schedule) LR(step int) float64 {
 }
 
 // DecayFor is the weight decay AdamW applies to the tensor called name: 0
-// for biases and LayerNorm parameters (adapter.NoDecay), wd otherwise.
+// for biases and LayerNorm parameters (model.NoDecay), wd otherwise.
 func DecayFor(name string, wd float64) float64 {
-	if adapter.NoDecay(name) {
+	if model.NoDecay(name) {
 		return 0
 	}
 	return wd

@@ -13,7 +13,6 @@ import (
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
-	"github.com/houlsby/adapters/trainer"
 )
 
 const paramsHelp = `
@@ -31,7 +30,7 @@ come with a pooler (use --no-pooler otherwise).
 `
 
 // baseOf extracts the shape essentials of a model config.
-func baseOf(c model.Config) adapter.Base { return trainer.BaseOf(c) }
+func baseOf(c model.Config) adapter.Base { return adapter.BaseOf(c) }
 
 // modelShape reads config.json from path (a folder or the file itself) and
 // finds out whether the checkpoint has a pooler. how says where that came

@@ -566,7 +566,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	f := &adapter.File{Strategy: adapter.Strategy{Name: *strategy, TopK: 1, TrainLayerNorm: true}, Head: adapter.Head{Kind: adapter.HeadPooler, NumLabels: 2},
-		Labels: []string{"0", "1"}, BaseFingerprint: ck.Fingerprint, Base: trainer.BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
+		Labels: []string{"0", "1"}, BaseFingerprint: ck.Fingerprint, Base: adapter.BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
 	if f.Strategy.UsesAdapters() {
 		f.Adapter = &a
 	}
