@@ -116,7 +116,7 @@ type Model struct {
 	byName                             map[string]*Param
 	arenas                             []backend.Tensor // every allocation, for Free
 	frozenArena, trainArena, gradArena backend.Tensor
-	gradLen                            int
+	trainLen                           int // elements of the trainable and gradient arenas
 
 	emb    embeddingParams
 	layers []layerParams

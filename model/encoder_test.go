@@ -82,9 +82,14 @@ func TestFrozenTensorsHaveNoGradient(t *testing.T) {
 	if nTrain != 16+10+2+2 {
 		t.Errorf("%d trainable tensors, want 30", nTrain)
 	}
-	_, gl := m.GradArena()
-	if gl < elems || gl >= elems+nTrain*arenaAlign {
-		t.Errorf("gradient arena holds %d elements for %d trainable ones", gl, elems)
+	pa, ga, gl := m.TrainArena()
+	if gl < elems || gl >= elems+nTrain*arenaAlign || pa.Len() != gl || ga.Len() != gl {
+		t.Errorf("trainable arenas hold %d (%d, %d) elements for %d trainable ones", gl, pa.Len(), ga.Len(), elems)
+	}
+	for _, p := range m.Params() {
+		if p.Trainable != (p.Offset >= 0) {
+			t.Errorf("%s: trainable %v but offset %d", p.Name, p.Trainable, p.Offset)
+		}
 	}
 	total, trainable := m.NumParams()
 	if trainable != elems || total <= trainable {

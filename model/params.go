@@ -22,6 +22,9 @@ type Param struct {
 	T backend.Tensor
 	// Grad accumulates the gradient (F32, same shape); nil when frozen.
 	Grad backend.Tensor
+	// Offset is where T starts in the trainable arena and Grad in the
+	// gradient arena (the same place: see TrainArena); -1 when frozen.
+	Offset int
 	// Shape is the tensor's shape.
 	Shape []int
 	// Trainable reports whether the optimizer updates this tensor.
@@ -95,7 +98,7 @@ func alignUp(n int) int { return (n + arenaAlign - 1) / arenaAlign * arenaAlign 
 // values and returns the registry in group order.
 func (m *Model) allocateParams(groups []*paramGroup) error {
 	b := m.b
-	var frozenN, trainN, gradN int
+	var frozenN, trainN int
 	for _, g := range groups {
 		g.trainable = false
 		for _, s := range g.specs {
@@ -103,12 +106,6 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 		}
 		if g.trainable {
 			trainN += alignUp(g.len())
-			for _, s := range g.specs {
-				if s.trainable {
-					gradN += prod(s.shape)
-				}
-			}
-			gradN = alignUp(gradN)
 		} else {
 			frozenN += alignUp(g.len())
 		}
@@ -132,14 +129,19 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 	if err != nil {
 		return err
 	}
-	grads, err := alloc(backend.F32, gradN, "gradient")
+	// The gradient arena mirrors the trainable arena element for element,
+	// so optimizers treat (parameters, gradients, their own state) as
+	// parallel vectors. Only the frozen member of a partly trainable group
+	// (possible with a custom Options.Trainable, never with the strategies)
+	// gets an unused, always-zero gradient region.
+	grads, err := alloc(backend.F32, trainN, "gradient")
 	if err != nil {
 		return err
 	}
 	m.frozenArena, m.trainArena, m.gradArena = frozen, train, grads
-	m.gradLen = gradN
+	m.trainLen = trainN
 
-	var fOff, tOff, gOff int
+	var fOff, tOff int
 	for _, g := range groups {
 		arena, off := frozen, &fOff
 		if g.trainable {
@@ -150,11 +152,10 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 			return errors.Wrapf(err, "model: carving %s", g.specs[0].name)
 		}
 		allTrain := g.trainable
-		gStart := gOff
 		pos := start
 		for _, s := range g.specs {
 			n := prod(s.shape)
-			p := &Param{Name: s.name, Shape: s.shape, Trainable: s.trainable, layer: s.layer, stage: s.stage}
+			p := &Param{Name: s.name, Shape: s.shape, Trainable: s.trainable, Offset: -1, layer: s.layer, stage: s.stage}
 			if p.T, err = b.View(arena, pos, s.shape...); err != nil {
 				return errors.Wrapf(err, "model: carving %s", s.name)
 			}
@@ -163,10 +164,10 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 			}
 			s.data = nil // let the host copy go
 			if s.trainable {
-				if p.Grad, err = b.View(grads, gOff, s.shape...); err != nil {
+				if p.Grad, err = b.View(grads, pos, s.shape...); err != nil {
 					return errors.Wrapf(err, "model: carving the gradient of %s", s.name)
 				}
-				gOff += n
+				p.Offset = pos
 			} else {
 				allTrain = false
 			}
@@ -175,12 +176,9 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 			m.params = append(m.params, p)
 		}
 		if allTrain {
-			if g.grad, err = b.View(grads, gStart, groupShape(g)...); err != nil {
+			if g.grad, err = b.View(grads, start, groupShape(g)...); err != nil {
 				return errors.Wrapf(err, "model: carving the gradient of %s", g.specs[0].name)
 			}
-		}
-		if g.trainable {
-			gOff = alignUp(gOff)
 		}
 		*off = alignUp(pos)
 	}
@@ -250,10 +248,15 @@ func (m *Model) ZeroGrads() error {
 	return nil
 }
 
-// GradArena returns the single F32 buffer that holds every gradient (nil when
-// nothing trains) and the number of elements in use. Optimizers and gradient
-// clipping can treat it as one vector; padding between tensors stays zero.
-func (m *Model) GradArena() (backend.Tensor, int) { return m.gradArena, m.gradLen }
+// TrainArena returns the model's two parallel F32 arenas: params holds
+// every trainable tensor (Param.T is a view at Param.Offset) and grads their
+// gradients (Param.Grad, at the same offset); n is their length. Padding
+// between tensors is zero in both and stays zero, so optimizers, gradient
+// norms and clipping can treat each arena as one vector. Both are nil when
+// nothing trains.
+func (m *Model) TrainArena() (params, grads backend.Tensor, n int) {
+	return m.trainArena, m.gradArena, m.trainLen
+}
 
 // checkpointTensor returns the checkpoint tensor name with the given shape.
 func checkpointTensor(ck *Checkpoint, name string, shape ...int) ([]float32, error) {

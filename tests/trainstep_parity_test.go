@@ -184,7 +184,7 @@ func tsDownload(t *testing.T, be backend.Backend, x backend.Tensor) []float32 {
 type tsRun struct {
 	be        backend.Backend
 	m         *model.Model
-	opt       *trainer.AdamW
+	learner   *trainer.Learner
 	batches   []tsBatch
 	refLosses []float64
 	trainable []string // sorted names
@@ -294,33 +294,42 @@ func tsSetup(t *testing.T) *tsRun {
 		}
 	}
 
-	var params []trainer.Param
-	for _, p := range m.TrainableParams() {
-		params = append(params, trainer.Param{Name: p.Name, T: p.T, Grad: p.Grad})
-	}
-	opt, err := trainer.NewAdamW(be, params, tsWeightDecay)
+	l, err := trainer.NewLearner(m, tsWeightDecay)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { opt.Free(be) })
-	opt.Beta1, opt.Beta2, opt.Eps = tsBeta1, tsBeta2, tsEps
-	return &tsRun{be: be, m: m, opt: opt, batches: batches, refLosses: ref.Losses, trainable: goTrain, dir: dir}
+	t.Cleanup(l.Free)
+	l.Opt.Beta1, l.Opt.Beta2, l.Opt.Eps = tsBeta1, tsBeta2, tsEps
+	return &tsRun{be: be, m: m, learner: l, batches: batches, refLosses: ref.Losses, trainable: goTrain, dir: dir}
 }
 
-// gradients runs step s's forward and backward (dropout off) into freshly
-// zeroed gradients and returns the loss.
-func (r *tsRun) gradients(t *testing.T, s int) float32 {
-	t.Helper()
-	if err := r.m.ZeroGrads(); err != nil {
-		t.Fatal(err)
-	}
+// batch is step s's batch.
+func (r *tsRun) batch(s int) *model.Batch {
 	b := r.batches[s]
-	bt := &model.Batch{IDs: b.InputIDs, TypeIDs: b.TokenTypeIDs, Mask: b.AttentionMask, Labels: b.Labels, B: b.B, T: b.T}
-	loss, _, err := r.m.Forward(bt, true, uint64(s))
+	return &model.Batch{IDs: b.InputIDs, TypeIDs: b.TokenTypeIDs, Mask: b.AttentionMask, Labels: b.Labels, B: b.B, T: b.T}
+}
+
+// step takes training step s exactly as the trainer does (trainer.Learner.Step:
+// gradients, norm, update), with the reference's settings: dropout off
+// (every dropout probability is 0 here), no clipping, constant LR.
+func (r *tsRun) step(t *testing.T, s int) float32 {
+	t.Helper()
+	res, err := r.learner.Step(r.batch(s), trainer.StepOptions{LR: tsLR, Dropout: true, Seed: uint64(s)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.m.Backward(); err != nil {
+	if res.NonFinite {
+		t.Fatalf("step %d: non-finite loss %v or gradient norm %v", s, res.Loss, res.GradNorm)
+	}
+	return res.Loss
+}
+
+// gradients runs step s's forward and backward into freshly zeroed
+// gradients (the first half of the trainer's step) and returns the loss.
+func (r *tsRun) gradients(t *testing.T, s int) float32 {
+	t.Helper()
+	loss, err := r.learner.Gradients(r.batch(s), true, uint64(s))
+	if err != nil {
 		t.Fatal(err)
 	}
 	return loss
@@ -329,7 +338,7 @@ func (r *tsRun) gradients(t *testing.T, s int) float32 {
 // update takes the AdamW step (constant LR, as the reference).
 func (r *tsRun) update(t *testing.T) {
 	t.Helper()
-	if err := r.opt.Update(r.be, tsLR); err != nil {
+	if err := r.learner.Opt.Update(tsLR); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -358,12 +367,12 @@ func TestTrainStepParityTorch(t *testing.T) {
 	losses := make([]float32, len(r.batches))
 	goGrads := make([]map[string][]float32, len(r.batches)) // every step's, for diagnosis
 	for s := range r.batches {
-		losses[s] = r.gradients(t, s)
+		losses[s] = r.step(t, s)
+		// The gradients the update used (unclipped: clipping is off).
 		goGrads[s] = map[string][]float32{}
 		for _, p := range r.m.TrainableParams() {
 			goGrads[s][p.Name] = tsDownload(t, r.be, p.Grad)
 		}
-		r.update(t)
 	}
 	final := map[string][]float32{}
 	for _, name := range r.trainable {

@@ -55,119 +55,164 @@ func ClipScale(norm, maxNorm float64) float64 {
 	return 1
 }
 
-// Param is one trainable tensor as the optimizer sees it.
-type Param struct {
-	Name    string
-	T, Grad backend.Tensor
-}
-
-// GlobalNorm is √Σ‖g‖² over the gradients, the per-tensor sums taken on the
-// backend (fp32) and added on the host in float64. A NaN or Inf gradient
-// gives a non-finite norm, which is how the loop detects them.
-func GlobalNorm(be backend.Backend, params []Param) (float64, error) {
-	out, err := be.Alloc(backend.F32, 1)
-	if err != nil {
-		return 0, err
-	}
-	defer be.Free(out)
-	host := make([]float32, 1)
-	total := 0.0
-	for _, p := range params {
-		if err := be.SumSquares(out, p.Grad, p.Grad.Len()); err != nil {
-			return 0, fmt.Errorf("gradient norm of %s: %w", p.Name, err)
-		}
-		if err := be.Download(host, out); err != nil {
-			return 0, err
-		}
-		total += float64(host[0])
-	}
-	return math.Sqrt(total), nil
-}
-
-// VectorNorm is √Σx² over the first n elements of x (e.g. a model's whole
-// gradient arena, where the padding between tensors is zero): one reduction
-// and one download instead of one per tensor.
-func VectorNorm(be backend.Backend, x backend.Tensor, n int) (float64, error) {
-	out, err := be.Alloc(backend.F32, 1)
-	if err != nil {
-		return 0, err
-	}
-	defer be.Free(out)
-	if err := be.SumSquares(out, x, n); err != nil {
+// GradNorm is √Σg² over the first n elements of the gradient arena grads
+// (fp32 reduction on the backend, one download). A NaN or Inf gradient gives
+// a non-finite norm, which is how a step detects them; out is a one-element
+// F32 scratch tensor.
+func GradNorm(be backend.Backend, out, grads backend.Tensor, n int) (float64, error) {
+	if err := be.SumSquares(out, grads, n); err != nil {
 		return 0, fmt.Errorf("gradient norm: %w", err)
 	}
-	host := make([]float32, 1)
-	if err := be.Download(host, out); err != nil {
-		return 0, err
+	var host [1]float32
+	if err := be.Download(host[:], out); err != nil {
+		return 0, fmt.Errorf("gradient norm: %w", err)
 	}
 	return math.Sqrt(float64(host[0])), nil
 }
 
-// ClipGradients scales every gradient so the global norm is at most
-// maxNorm. It returns the norm before clipping.
-func ClipGradients(be backend.Backend, params []Param, maxNorm float64) (float64, error) {
-	norm, err := GlobalNorm(be, params)
-	if err != nil {
-		return 0, err
-	}
-	if s := ClipScale(norm, maxNorm); s < 1 {
-		for _, p := range params {
-			if err := be.Scale(p.Grad, float32(s), p.Grad.Len()); err != nil {
-				return 0, fmt.Errorf("clipping %s: %w", p.Name, err)
-			}
-		}
-	}
-	return norm, nil
+// Slot is one trainable tensor's place in the parameter arena (and, at the
+// same offset, in the gradient and moment arenas).
+type Slot struct {
+	Name   string
+	Offset int
+	Shape  []int
 }
 
-// AdamW holds the optimizer state of the trainable tensors: the moments m
-// and v (F32, one pair per Param, in Params order) and the step count.
+// Len is the number of elements of the tensor.
+func (s Slot) Len() int {
+	n := 1
+	for _, d := range s.Shape {
+		n *= d
+	}
+	return n
+}
+
+// SlotsOf lists the trainable tensors of m with their arena offsets.
+func SlotsOf(m *model.Model) []Slot {
+	var out []Slot
+	for _, p := range m.TrainableParams() {
+		out = append(out, Slot{Name: p.Name, Offset: p.Offset, Shape: p.Shape})
+	}
+	return out
+}
+
+// AdamW is the optimizer state of a parameter arena: the moments m and v,
+// one F32 allocation each, parallel to the parameter and gradient arenas,
+// and the step count. One Update is one backend call over the whole arena.
 type AdamW struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 	// Step is the number of updates taken; the next update uses Step+1 for
 	// bias correction.
-	Step   int
-	Params []Param
-	M, V   []backend.Tensor
+	Step int
+	// Slots are the tensors in the arena, in arena order.
+	Slots []Slot
+	// M and V are the moment arenas (n elements each).
+	M, V backend.Tensor
+
+	be            backend.Backend
+	params, grads backend.Tensor
+	n             int
+	decay         backend.Tensor // I32 [start, end) pairs of the tensors that decay
 }
 
-// NewAdamW allocates zeroed moments for params. Betas and eps are
-// torch.optim.AdamW's defaults (0.9, 0.999, 1e-8).
-func NewAdamW(be backend.Backend, params []Param, weightDecay float64) (*AdamW, error) {
-	o := &AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay, Params: params}
-	for _, p := range params {
-		m, err := be.Alloc(backend.F32, p.T.Shape()...)
-		if err != nil {
-			return nil, fmt.Errorf("adamw state of %s: %w", p.Name, err)
+// NewAdamW allocates zeroed moments for the n-element arenas params and
+// grads, whose tensors slots lists. Betas and eps are torch.optim.AdamW's
+// defaults (0.9, 0.999, 1e-8); weight decay applies to the tensors
+// DecayFor gives a non-zero rate.
+func NewAdamW(be backend.Backend, params, grads backend.Tensor, n int, slots []Slot, weightDecay float64) (*AdamW, error) {
+	o := &AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay, Slots: slots, be: be, params: params, grads: grads, n: n}
+	if n == 0 {
+		return o, nil
+	}
+	var err error
+	if o.M, err = be.Alloc(backend.F32, n); err != nil {
+		return nil, fmt.Errorf("adamw: first moments (%d elements): %w", n, err)
+	}
+	if o.V, err = be.Alloc(backend.F32, n); err != nil {
+		o.Free()
+		return nil, fmt.Errorf("adamw: second moments (%d elements): %w", n, err)
+	}
+	// Decaying tensors as [start, end) pairs, neighbours merged.
+	var pairs []int32
+	for _, s := range slots {
+		if s.Offset < 0 || s.Offset+s.Len() > n {
+			o.Free()
+			return nil, fmt.Errorf("adamw: tensor %s at [%d, %d) lies outside the %d-element arena", s.Name, s.Offset, s.Offset+s.Len(), n)
 		}
-		v, err := be.Alloc(backend.F32, p.T.Shape()...)
-		if err != nil {
-			return nil, fmt.Errorf("adamw state of %s: %w", p.Name, err)
+		if DecayFor(s.Name, 1) == 0 {
+			continue
 		}
-		o.M, o.V = append(o.M, m), append(o.V, v)
+		start, end := int32(s.Offset), int32(s.Offset+s.Len())
+		if k := len(pairs); k > 0 && pairs[k-1] == start {
+			pairs[k-1] = end
+			continue
+		}
+		pairs = append(pairs, start, end)
+	}
+	if len(pairs) > 0 {
+		if o.decay, err = be.Alloc(backend.I32, len(pairs)); err != nil {
+			o.Free()
+			return nil, fmt.Errorf("adamw: decay table: %w", err)
+		}
+		if err := be.UploadInt32(o.decay, pairs); err != nil {
+			o.Free()
+			return nil, fmt.Errorf("adamw: decay table: %w", err)
+		}
 	}
 	return o, nil
 }
 
-// Update takes one AdamW step with learning rate lr on every parameter
-// (weight decay per DecayFor).
-func (o *AdamW) Update(be backend.Backend, lr float64) error {
+// NewAdamWFor is NewAdamW over the trainable arenas of m.
+func NewAdamWFor(m *model.Model, weightDecay float64) (*AdamW, error) {
+	params, grads, n := m.TrainArena()
+	return NewAdamW(m.Backend(), params, grads, n, SlotsOf(m), weightDecay)
+}
+
+// Update takes one AdamW step with learning rate lr over the whole arena.
+func (o *AdamW) Update(lr float64) error {
 	o.Step++
-	for i, p := range o.Params {
-		h := backend.AdamW{LR: float32(lr), Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps),
-			WeightDecay: float32(DecayFor(p.Name, o.WeightDecay)), Step: o.Step}
-		if err := be.AdamWStep(p.T, p.Grad, o.M[i], o.V[i], p.T.Len(), h); err != nil {
-			return fmt.Errorf("adamw step on %s: %w", p.Name, err)
+	if o.n == 0 {
+		return nil
+	}
+	h := backend.AdamW{LR: float32(lr), Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps),
+		WeightDecay: float32(o.WeightDecay), Step: o.Step}
+	// TODO(merge): one AdamWStep over the arena with the decay table.
+	for _, sl := range o.Slots {
+		var ts [4]backend.Tensor
+		for k, a := range []backend.Tensor{o.params, o.grads, o.M, o.V} {
+			v, err := o.be.View(a, sl.Offset, sl.Len())
+			if err != nil {
+				return err
+			}
+			ts[k] = v
+		}
+		hh := h
+		hh.WeightDecay = float32(DecayFor(sl.Name, o.WeightDecay))
+		if err := o.be.AdamWStep(ts[0], ts[1], ts[2], ts[3], sl.Len(), hh); err != nil {
+			return fmt.Errorf("adamw step on %s: %w", sl.Name, err)
 		}
 	}
 	return nil
 }
 
-// Free releases the moments.
-func (o *AdamW) Free(be backend.Backend) {
-	for i := range o.M {
-		be.Free(o.M[i])
-		be.Free(o.V[i])
+// Moments returns views of the moments of the tensor in slot i.
+func (o *AdamW) Moments(i int) (m, v backend.Tensor, err error) {
+	s := o.Slots[i]
+	if m, err = o.be.View(o.M, s.Offset, s.Shape...); err != nil {
+		return nil, nil, err
 	}
-	o.M, o.V = nil, nil
+	if v, err = o.be.View(o.V, s.Offset, s.Shape...); err != nil {
+		return nil, nil, err
+	}
+	return m, v, nil
+}
+
+// Free releases the moments.
+func (o *AdamW) Free() {
+	for _, t := range []backend.Tensor{o.M, o.V, o.decay} {
+		if t != nil {
+			o.be.Free(t)
+		}
+	}
+	o.M, o.V, o.decay = nil, nil, nil
 }

@@ -62,50 +62,42 @@ func downloadT(t *testing.T, be backend.Backend, x backend.Tensor) []float32 {
 	return out
 }
 
-func TestClipGradients(t *testing.T) {
+// GradNorm over an arena: √(3² + 4² + 12²) = 13; an Inf gives Inf.
+func TestGradNorm(t *testing.T) {
 	be := cpu.New()
-	ps := []Param{{Name: "a.weight", Grad: upload(t, be, []float32{3, 0})}, {Name: "b.bias", Grad: upload(t, be, []float32{4})}}
-	norm, err := ClipGradients(be, ps, 10)
-	if err != nil || norm != 5 {
-		t.Fatalf("norm %v %v", norm, err)
+	out := upload(t, be, []float32{0})
+	if n, err := GradNorm(be, out, upload(t, be, []float32{3, 4, 12, 99}), 3); err != nil || n != 13 {
+		t.Errorf("GradNorm = %v %v", n, err)
 	}
-	if g := downloadT(t, be, ps[1].Grad); g[0] != 4 {
-		t.Errorf("unclipped gradient changed: %v", g)
-	}
-	norm, _ = ClipGradients(be, ps, 1)
-	a, b := downloadT(t, be, ps[0].Grad), downloadT(t, be, ps[1].Grad)
-	// Scale 1/(5+1e-6); float32 rounding of the scaled values: 1e-6 relative.
-	if norm != 5 || math.Abs(float64(a[0])-3/(5+1e-6)) > 1e-6 || math.Abs(float64(b[0])-4/(5+1e-6)) > 1e-6 {
-		t.Errorf("clipped to %v %v", a, b)
-	}
-	// The one-vector form agrees: √(3² + 4² + 12²) = 13.
-	if n, err := VectorNorm(be, upload(t, be, []float32{3, 4, 12}), 3); err != nil || n != 13 {
-		t.Errorf("VectorNorm = %v %v", n, err)
-	}
-	ps[0].Grad = upload(t, be, []float32{float32(math.Inf(1))})
-	if n, _ := GlobalNorm(be, ps); !math.IsInf(n, 1) {
+	if n, _ := GradNorm(be, out, upload(t, be, []float32{1, float32(math.Inf(1))}), 2); !math.IsInf(n, 1) {
 		t.Errorf("inf gradient gave norm %v", n)
 	}
 }
 
-// Two AdamW steps against the update rule written out in float64.
+// Two AdamW steps over one arena holding a weight (decays) and a bias (does
+// not) with padding between them, against the update rule written out in
+// float64; the padding stays zero.
 func TestAdamWUpdate(t *testing.T) {
 	be := cpu.New()
 	w0 := []float32{0.5, -1}
 	g := []float32{0.1, -0.2}
-	ps := []Param{{Name: "x.weight", T: upload(t, be, w0), Grad: upload(t, be, g)}, {Name: "x.bias", T: upload(t, be, w0), Grad: upload(t, be, g)}}
-	o, err := NewAdamW(be, ps, 0.1)
+	// Arena: x.weight at 0, padding at 2..3, x.bias at 4.
+	params := upload(t, be, []float32{w0[0], w0[1], 0, 0, w0[0], w0[1]})
+	grads := upload(t, be, []float32{g[0], g[1], 0, 0, g[0], g[1]})
+	slots := []Slot{{Name: "x.weight", Offset: 0, Shape: []int{2}}, {Name: "x.bias", Offset: 4, Shape: []int{2}}}
+	o, err := NewAdamW(be, params, grads, 6, slots, 0.1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer o.Free()
 	lrs := []float64{1e-2, 5e-3}
 	for _, lr := range lrs {
-		if err := o.Update(be, lr); err != nil {
+		if err := o.Update(lr); err != nil {
 			t.Fatal(err)
 		}
 	}
+	got := downloadT(t, be, params)
 	for pi, wd := range []float64{0.1, 0} {
-		got := downloadT(t, be, ps[pi].T)
 		for i := range w0 {
 			w, m, v := float64(w0[i]), 0.0, 0.0
 			for s, lr := range lrs {
@@ -118,10 +110,13 @@ func TestAdamWUpdate(t *testing.T) {
 				w -= lr * mh / (math.Sqrt(vh) + 1e-8)
 			}
 			// float32 storage of w, m, v over two steps: a few ulps of |w| ~ 1.
-			if math.Abs(float64(got[i])-w) > 1e-6 {
-				t.Errorf("%s[%d] = %v, want %v", ps[pi].Name, i, got[i], w)
+			if x := got[slots[pi].Offset+i]; math.Abs(float64(x)-w) > 1e-6 {
+				t.Errorf("%s[%d] = %v, want %v", slots[pi].Name, i, x, w)
 			}
 		}
+	}
+	if got[2] != 0 || got[3] != 0 {
+		t.Errorf("padding changed: %v", got[2:4])
 	}
 	if o.Step != 2 {
 		t.Errorf("step %d", o.Step)
