@@ -351,6 +351,16 @@ func (c *Config) HeaderRow() bool { return c.Data.Header == nil || *c.Data.Heade
 // Validate checks every field that can be checked without reading the model
 // or the data; errors name the TOML key.
 func (c *Config) Validate() error {
+	for _, check := range []func() error{c.validateModel, c.validateData, c.validateTask, c.AdapterStrategy().Validate, c.validateTrain, c.validateOutput} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateModel checks the [model] section.
+func (c *Config) validateModel() error {
 	if c.Model.Dir == "" {
 		return fmt.Errorf("model.dir: not set (the Hugging Face model folder)")
 	}
@@ -360,6 +370,11 @@ func (c *Config) Validate() error {
 	if err := (adapter.Head{Kind: c.Model.Head, NumLabels: 1}).Validate(); err != nil {
 		return fmt.Errorf("model.head: %w", err)
 	}
+	return nil
+}
+
+// validateData checks the files, format and fields of [data].
+func (c *Config) validateData() error {
 	d := c.Data
 	switch d.Format {
 	case "tsv", "csv", "jsonl":
@@ -389,6 +404,12 @@ func (c *Config) Validate() error {
 	if d.LabelColumn == nil && d.LabelField == "" {
 		return fmt.Errorf("data.label_field: empty")
 	}
+	return nil
+}
+
+// validateTask checks the task, labels and sampling keys of [data].
+func (c *Config) validateTask() error {
+	d := c.Data
 	switch d.Task {
 	case TaskClassification:
 		seen := map[string]bool{}
@@ -414,10 +435,12 @@ func (c *Config) Validate() error {
 	if d.MaxTrainExamples < 0 || d.MaxEvalExamples < 0 {
 		return fmt.Errorf("data.max_train_examples/max_eval_examples: must be >= 0")
 	}
-	st := c.AdapterStrategy()
-	if err := st.Validate(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// validateTrain checks the [train] section.
+func (c *Config) validateTrain() error {
+	d := c.Data
 	t := c.Train
 	switch {
 	case t.Epochs < 1 && t.MaxSteps < 1:
@@ -461,6 +484,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("train.metric_for_best = %q does not fit data.task = %q", m, d.Task)
 		}
 	}
+	return nil
+}
+
+// validateOutput checks [output] and [device].
+func (c *Config) validateOutput() error {
 	if c.Output.Dir == "" {
 		return fmt.Errorf("output.dir: not set")
 	}

@@ -52,16 +52,30 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 	if f.BaseFingerprint != "" && f.BaseFingerprint != ck.Fingerprint {
 		return fmt.Errorf("export: the trained tensors were made for base model %s, not %s (%s)", f.BaseFingerprint, ck.Fingerprint, ck.Dir)
 	}
+	cfgOut, err := hfConfig(ck, f)
+	if err != nil {
+		return err
+	}
+	ts, err := hfTensors(ck, f)
+	if err != nil {
+		return err
+	}
+	return writeHFFolder(dir, ck.Dir, cfgOut, ts)
+}
+
+// hfConfig is the exported config.json: the base model's with the task's
+// architecture, labels and problem type.
+func hfConfig(ck *model.Checkpoint, f *adapter.File) ([]byte, error) {
 	cfgPath := filepath.Join(ck.Dir, model.ConfigFile)
 	raw, err := os.ReadFile(cfgPath)
 	if err != nil {
-		return fmt.Errorf("export: base config: %w", err)
+		return nil, fmt.Errorf("export: base config: %w", err)
 	}
 	// A generic map keeps every key of the base config (transformers keeps
 	// unknown keys too), so the exported model differs only in what we set.
 	var cfg map[string]any
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return fmt.Errorf("export: %s: %w", cfgPath, err)
+		return nil, fmt.Errorf("export: %s: %w", cfgPath, err)
 	}
 	V := f.Head.NumLabels
 	id2label, label2id := map[string]string{}, map[string]int{}
@@ -83,9 +97,17 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 	}
 	cfgOut, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
-		return fmt.Errorf("export: config.json: %w", err)
+		return nil, fmt.Errorf("export: config.json: %w", err)
 	}
 
+	return cfgOut, nil
+}
+
+// hfTensors is the exported model.safetensors' content: the base tensors
+// with the trained ones in their place ("bert."-prefixed) and the
+// classifier.
+func hfTensors(ck *model.Checkpoint, f *adapter.File) ([]safetensors.NamedTensor, error) {
+	V := f.Head.NumLabels
 	// Tensors: the base, overridden by the trained ones (which carry the
 	// classifier and, for a base without a pooler, the created pooler).
 	trained := map[string]adapter.Tensor{}
@@ -107,10 +129,10 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 		} else if h, ok := ck.Tensors[s.Name]; ok {
 			shape, data = h.Shape, h.Data
 		} else {
-			return fmt.Errorf("export: neither the base %s nor the trained tensors hold %s", ck.Dir, s.Name)
+			return nil, fmt.Errorf("export: neither the base %s nor the trained tensors hold %s", ck.Dir, s.Name)
 		}
 		if fmt.Sprint(shape) != fmt.Sprint(s.Shape) || len(data) != s.NumElements() {
-			return fmt.Errorf("export: %s has shape %v (%d values), want %v", s.Name, shape, len(data), s.Shape)
+			return nil, fmt.Errorf("export: %s has shape %v (%d values), want %v", s.Name, shape, len(data), s.Shape)
 		}
 		ts = append(ts, safetensors.F32Tensor("bert."+s.Name, s.Shape, data))
 	}
@@ -122,18 +144,25 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 	}{{model.NameClassifierWeight, []int{V, C}, V * C}, {model.NameClassifierBias, []int{V}, V}} {
 		t, ok := trained[c.name]
 		if !ok {
-			return fmt.Errorf("export: the trained tensors lack %s", c.name)
+			return nil, fmt.Errorf("export: the trained tensors lack %s", c.name)
 		}
 		if fmt.Sprint(t.Shape) != fmt.Sprint(c.shape) || len(t.Data) != c.n {
-			return fmt.Errorf("export: %s has shape %v, want %v", c.name, t.Shape, c.shape)
+			return nil, fmt.Errorf("export: %s has shape %v, want %v", c.name, t.Shape, c.shape)
 		}
 		ts = append(ts, safetensors.F32Tensor(c.name, c.shape, t.Data))
 		used++
 	}
 	if used != len(f.Tensors) {
-		return fmt.Errorf("export: %d of the %d trained tensors have no place in BertForSequenceClassification", len(f.Tensors)-used, len(f.Tensors))
+		return nil, fmt.Errorf("export: %d of the %d trained tensors have no place in BertForSequenceClassification", len(f.Tensors)-used, len(f.Tensors))
 	}
 
+	return ts, nil
+}
+
+// writeHFFolder writes config.json, model.safetensors and the tokenizer
+// files of the base folder baseDir into a temporary sibling of dir, then
+// renames it into place.
+func writeHFFolder(dir, baseDir string, cfgOut []byte, ts []safetensors.NamedTensor) error {
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -159,7 +188,7 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 		return fmt.Errorf("export: %w", err)
 	}
 	for _, name := range hfCopiedFiles {
-		if err := copyFileSync(filepath.Join(tmp, name), filepath.Join(ck.Dir, name)); err != nil {
+		if err := copyFileSync(filepath.Join(tmp, name), filepath.Join(baseDir, name)); err != nil {
 			if os.IsNotExist(err) {
 				continue
 			}

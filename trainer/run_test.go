@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/houlsby/adapters/adapter"
 	cpu "github.com/houlsby/adapters/cpu_fallback"
 	"github.com/houlsby/adapters/internal/tinybert"
@@ -365,5 +368,48 @@ func TestPoolingHeadsTrain(t *testing.T) {
 			t.Errorf("%s head: reloaded loss %v, training ended at %v", head, again.Loss, res.Final.Loss)
 		}
 		t.Logf("%s head: validation accuracy %.3f loss %.4f", head, res.Final.Accuracy, res.Final.Loss)
+	}
+}
+
+// A finished run is never lost to an optional output: full fine-tuning with
+// the mean head (which BertForSequenceClassification cannot represent) warns
+// before its first step, skips hf-model/, and still writes the adapter file
+// and the test evaluation; an export that fails at the end (the base
+// model's config.json gone) is a warning too.
+func TestOptionalOutputsNeverFailARun(t *testing.T) {
+	for _, tc := range []struct {
+		name, head string
+		breakBase  bool
+		warning    string
+	}{
+		{"mean head", adapter.HeadMean, false, "will not be written"},
+		{"export fails", adapter.HeadPooler, true, "was not written"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			c := tinyRun(t, out, "strategy.name=full", "model.head="+tc.head, "train.max_steps=3")
+			c.Data.Test = c.Data.Validation
+			s, err := Open(c)
+			require.NoError(t, err)
+			if tc.breakBase {
+				require.NoError(t, os.Remove(filepath.Join(c.Model.Dir, model.ConfigFile)))
+			}
+			var progress bytes.Buffer
+			res, err := Train(s, cpu.New(), Options{Progress: &progress})
+			require.NoError(t, err)
+			require.NotNil(t, res.Test, "the test set was not evaluated")
+			assert.Equal(t, 3, res.Steps)
+			assert.FileExists(t, filepath.Join(out, AdapterFileName))
+			assert.FileExists(t, filepath.Join(out, PredictionsName))
+			assert.Empty(t, res.HFModelPath)
+			assert.NoDirExists(t, filepath.Join(out, HFModelDirName))
+			require.Len(t, res.Warnings, 1)
+			assert.Contains(t, res.Warnings[0], tc.warning)
+			assert.Contains(t, progress.String(), `"event":"warning"`)
+			if !tc.breakBase {
+				// The warning comes before the first step.
+				assert.Less(t, strings.Index(progress.String(), `"event":"warning"`), strings.Index(progress.String(), `"event":"train"`))
+			}
+		})
 	}
 }

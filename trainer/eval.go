@@ -1,0 +1,137 @@
+package trainer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/houlsby/adapters/internal/atomicfile"
+	"github.com/houlsby/adapters/model"
+	"github.com/houlsby/adapters/model/tokenizer"
+)
+
+// modelBatch converts a padded Batch to the model's; regression batches
+// carry Targets, classification batches Labels.
+func modelBatch(b *Batch, regression bool) *model.Batch {
+	mb := &model.Batch{IDs: b.IDs, TypeIDs: b.TypeIDs, Mask: b.Mask, B: b.B, T: b.T}
+	if regression {
+		mb.Targets = b.Targets
+	} else {
+		mb.Labels = b.Labels
+	}
+	return mb
+}
+
+// Predictions of one pass over a dataset: per example the class (or the
+// regression value) and the logits.
+type Predictions struct {
+	Class  []int
+	Value  []float64
+	Logits [][]float32
+}
+
+// Evaluate runs m over enc (with ds's labels when labelled) in batches of
+// batchSize, without dropout. It returns the predictions, and the scores
+// when every example has a label (loss is the mean per-example loss).
+func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Dataset, batchSize, pos int) (*Predictions, *Scores, error) {
+	V := m.NumLabels()
+	regression := V == 1
+	labelled := true
+	for _, ex := range ds.Examples {
+		if ex.RawLabel == "" {
+			labelled = false
+			break
+		}
+	}
+	p := &Predictions{}
+	lossSum := 0.0
+	for _, idx := range EvalOrder(len(enc), batchSize) {
+		b := MakeBatch(enc, ds, idx, tok.PadID())
+		mb := modelBatch(b, regression)
+		if !labelled {
+			mb.Labels, mb.Targets = nil, nil
+		}
+		loss, logits, err := m.Forward(mb, false, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		lossSum += float64(loss) * float64(b.B)
+		for r := 0; r < b.B; r++ {
+			row := append([]float32(nil), logits[r*V:(r+1)*V]...)
+			p.Logits = append(p.Logits, row)
+			if regression {
+				p.Value = append(p.Value, float64(row[0]))
+				continue
+			}
+			best := 0
+			for k := range row {
+				if row[k] > row[best] {
+					best = k
+				}
+			}
+			p.Class = append(p.Class, best)
+		}
+	}
+	if !labelled {
+		return p, nil, nil
+	}
+	loss := lossSum / float64(len(enc))
+	var s Scores
+	if regression {
+		gold := make([]float64, len(ds.Examples))
+		for i, ex := range ds.Examples {
+			gold[i] = float64(ex.Target)
+		}
+		s = RegressionScores(p.Value, gold, loss)
+	} else {
+		gold := make([]int, len(ds.Examples))
+		for i, ex := range ds.Examples {
+			gold[i] = ex.Label
+		}
+		s = ClassificationScores(p.Class, gold, V, pos, loss)
+	}
+	return p, &s, nil
+}
+
+// PositiveIndex is the class binary F1 counts as positive: data.positive_label,
+// else class 1 of a two-class task, else -1.
+func PositiveIndex(c *Config, labels *Labels) int {
+	if labels == nil {
+		return -1
+	}
+	if c.Data.PositiveLabel != "" {
+		if i, ok := labels.Index(c.Data.PositiveLabel); ok {
+			return i
+		}
+		return -1
+	}
+	if labels.Len() == 2 {
+		return 1
+	}
+	return -1
+}
+
+// writePredictions writes one JSON object per test example (its line in the
+// test file, the predicted label or value) atomically: a temporary file in
+// the same folder, fsync, rename.
+func writePredictions(path string, ds *Dataset, p *Predictions, labels *Labels) error {
+	var b strings.Builder
+	for i, ex := range ds.Examples {
+		rec := map[string]any{"line": ex.Line}
+		if labels == nil {
+			rec["prediction"] = p.Value[i]
+		} else {
+			rec["prediction"] = labels.Names[p.Class[i]]
+		}
+		js, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		b.Write(js)
+		b.WriteByte('\n')
+	}
+	if err := atomicfile.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("predictions: %w", err)
+	}
+	return nil
+}
