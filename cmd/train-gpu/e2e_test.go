@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/houlsby/adapters/internal/tinybert"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
@@ -44,10 +47,10 @@ func writeTinyModel(t *testing.T, dir string) {
 	}
 }
 
-func TestTrainEvalPredict(t *testing.T) {
-	dir := t.TempDir()
-	writeTinyModel(t, dir)
-	out := filepath.Join(dir, "run")
+// writeRunFile writes dir/run.toml: adapters (m = 4) on the tiny model and
+// data of writeTinyModel, 2 epochs of batch 8 on the CPU, output in out.
+func writeRunFile(t *testing.T, dir, out string) string {
+	t.Helper()
 	cfg := filepath.Join(dir, "run.toml")
 	toml := fmt.Sprintf(`[model]
 dir = %q
@@ -65,9 +68,15 @@ dir = %q
 [device]
 kind = "cpu"
 `, dir, filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "val.jsonl"), out)
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(cfg, []byte(toml), 0o644))
+	return cfg
+}
+
+func TestTrainEvalPredict(t *testing.T) {
+	dir := t.TempDir()
+	writeTinyModel(t, dir)
+	out := filepath.Join(dir, "run")
+	cfg := writeRunFile(t, dir, out)
 	code, stdout, stderr := runCLI("train", "-c", cfg)
 	if code != 0 {
 		t.Fatalf("train: exit %d\n%s\n%s", code, stdout, stderr)
@@ -123,4 +132,23 @@ kind = "cpu"
 	if code == 0 || !strings.Contains(stderr, "made for base model") {
 		t.Errorf("other base: exit %d: %s", code, stderr)
 	}
+}
+
+// Full fine-tuning with the mean head, as a new user tried it: the run
+// warns at once that hf-model/ cannot be written, trains, evaluates the test
+// set, writes its files, and exits 0.
+func TestTrainFullMeanHeadExitsZero(t *testing.T) {
+	dir := t.TempDir()
+	writeTinyModel(t, dir)
+	out := filepath.Join(dir, "run")
+	code, stdout, stderr := runCLI("train", "-c", writeRunFile(t, dir, out), "--strategy", "full", "--set", "model.head=mean",
+		"--set", "data.test="+filepath.Join(dir, "val.jsonl"), "--max-steps", "4")
+	require.Equal(t, 0, code, "train: %s\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "test:")
+	assert.Contains(t, stdout, "warning: hf-model/ will not be written")
+	assert.Contains(t, stderr, `"event":"warning"`)
+	for _, f := range []string{"adapter.safetensors", "test_predictions.jsonl", "checkpoint.safetensors"} {
+		assert.FileExists(t, filepath.Join(out, f))
+	}
+	assert.NoDirExists(t, filepath.Join(out, "hf-model"))
 }

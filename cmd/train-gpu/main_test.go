@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/houlsby/adapters/internal/testassets"
 )
@@ -165,20 +169,45 @@ func TestGroup(t *testing.T) {
 	}
 }
 
-// docs/cli.md carries every command's --help text verbatim (regenerate the
-// blocks when a flag changes).
+// updateDocs rewrites docs/cli.md's help blocks from the commands' --help:
+// go test ./cmd/train-gpu -run TestDocsMatchHelp -update
+var updateDocs = flag.Bool("update", false, "rewrite the --help blocks of docs/cli.md")
+
+// docs/cli.md carries every command's --help text verbatim: the first
+// fenced block after its "### NAME" heading (and the overview's after the
+// title). -update regenerates them.
 func TestDocsMatchHelp(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "cli.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join("..", "..", "docs", "cli.md")
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
 	doc := string(raw)
+	if *updateDocs {
+		_, usageOut, _ := runCLI("help")
+		doc = replaceBlock(t, doc, "# train-gpu: command-line reference", usageOut)
+		for _, c := range commands {
+			_, out, _ := runCLI(c.name, "--help")
+			doc = replaceBlock(t, doc, "### "+c.name+"\n", out)
+		}
+		require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))
+	}
 	for _, c := range commands {
 		_, out, _ := runCLI(c.name, "--help")
-		if !strings.Contains(doc, strings.TrimRight(out, "\n")) {
-			t.Errorf("docs/cli.md lacks the current `train-gpu %s --help` text", c.name)
-		}
+		assert.Contains(t, doc, strings.TrimRight(out, "\n"), "docs/cli.md lacks the current `train-gpu %s --help` text (go test ./cmd/train-gpu -run TestDocsMatchHelp -update)", c.name)
 	}
+}
+
+// replaceBlock replaces the first fenced code block after heading in doc
+// with text.
+func replaceBlock(t *testing.T, doc, heading, text string) string {
+	t.Helper()
+	h := strings.Index(doc, heading)
+	require.GreaterOrEqual(t, h, 0, "docs/cli.md has no %q", heading)
+	open := strings.Index(doc[h:], "```\n")
+	require.GreaterOrEqual(t, open, 0)
+	start := h + open + len("```\n")
+	end := strings.Index(doc[start:], "```")
+	require.GreaterOrEqual(t, end, 0)
+	return doc[:start] + strings.TrimRight(text, "\n") + "\n" + doc[start+end:]
 }
 
 func TestInspectAndData(t *testing.T) {

@@ -150,6 +150,12 @@ func runParams(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, " (top %d layers)", *topK)
 	}
 	fmt.Fprintf(stdout, "\nhead:      %s, %d label(s)\n\n", *head, *labels)
+	return printParamsTable(stdout, st, ms, plan)
+}
+
+// printParamsTable prints one row of parameter counts per bottleneck size m
+// (one row for strategies without adapters) and the notes on the columns.
+func printParamsTable(stdout io.Writer, st adapter.Strategy, ms []int, plan func(m int) adapter.Plan) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if st.UsesAdapters() {
 		fmt.Fprintln(tw, "m\tper adapter\tadapters\tadapter params\tw/o b_down\tLayerNorms\thead\ttrained\ttrained share\t")
@@ -182,23 +188,4 @@ func runParams(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "w/o b_down = adapters·(2·d·m + d): the often-quoted figures, which leave out the m down-projection biases.\n")
 	}
 	return nil
-}
-
-const inspectHelp = `
-Usage: train-gpu inspect MODEL_DIR
-
-Loads the Hugging Face model folder MODEL_DIR (config.json and
-model.safetensors or a sharded index; every tensor is checked) and prints its
-config, parameter counts by group, what happens to the pooler, ignored
-task-head tensors, the base-model fingerprint adapter files record, and the
-tensor list.
-`
-
-func runInspect(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", inspectHelp, stdout)
-	pos, err := parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	return model.Inspect(stdout, pos[0])
 }

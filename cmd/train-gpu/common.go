@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/houlsby/adapters/adapter"
+	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/model"
+	"github.com/houlsby/adapters/model/tokenizer"
+	"github.com/houlsby/adapters/trainer"
+)
+
+// Helpers shared by the subcommands that use an adapter file (eval,
+// predict, export).
+
+// formatScores prints the metrics of a task.
+func formatScores(s *trainer.Scores, regression bool) string {
+	if regression {
+		return fmt.Sprintf("loss %.4f  pearson %.4f  spearman %.4f  (n=%d)", s.Loss, s.Pearson, s.Spearman, s.N)
+	}
+	return fmt.Sprintf("loss %.4f  accuracy %.4f  f1 %.4f  macro_f1 %.4f  mcc %.4f  (n=%d)", s.Loss, s.Accuracy, s.F1, s.MacroF1, s.MCC, s.N)
+}
+
+// dataFlags are the dataset layout flags shared by eval and predict.
+type dataFlags struct {
+	format, textField, pairField, labelField *string
+}
+
+func addDataFlags(fs interface {
+	String(name, value, usage string) *string
+}) dataFlags {
+	return dataFlags{
+		format:     fs.String("format", "jsonl", "data format: jsonl, tsv or csv (with a header row)"),
+		textField:  fs.String("text-field", "text", "field holding the text"),
+		pairField:  fs.String("text-pair-field", "", "field holding the second text of pair tasks"),
+		labelField: fs.String("label-field", "label", "field holding the label"),
+	}
+}
+
+func (d dataFlags) layout(requireLabel bool) trainer.Layout {
+	return trainer.Layout{Format: *d.format, Header: true, TextField: *d.textField, TextPairField: *d.pairField, LabelField: *d.labelField,
+		TextColumn: -1, TextPairColumn: -1, LabelColumn: -1, RequireLabel: requireLabel}
+}
+
+// loadAdapter loads the base checkpoint and an adapter file made for it.
+func loadAdapter(modelDir, path string) (*model.Checkpoint, *adapter.File, error) {
+	if modelDir == "" || path == "" {
+		return nil, nil, fmt.Errorf("--model and --adapter are required")
+	}
+	ck, err := model.LoadCheckpoint(modelDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := adapter.Load(path, ck.Fingerprint)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ck, f, nil
+}
+
+// predictAll runs the adapted model over ds and scores it when labelled.
+func predictAll(be backend.Backend, ck *model.Checkpoint, f *adapter.File, ds *trainer.Dataset, batch, maxLen int) (*trainer.Predictions, *trainer.Scores, error) {
+	tok, err := tokenizer.Load(ck.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if maxLen > ck.Config.MaxPositionEmbeddings {
+		return nil, nil, fmt.Errorf("--max-length %d exceeds max_position_embeddings %d", maxLen, ck.Config.MaxPositionEmbeddings)
+	}
+	m, err := trainer.NewModel(be, ck, f, batch, maxLen, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer m.Free()
+	pos := -1
+	if len(f.Labels) == 2 {
+		pos = 1
+	}
+	return trainer.Evaluate(m, tok, trainer.Tokenize(tok, ds, maxLen), ds, batch, pos)
+}
