@@ -59,6 +59,20 @@ type File struct {
 	Tensors []Tensor
 }
 
+// NewFile describes, without tensors, what training on the base checkpoint
+// ck keeps: strategy st, the adapter config a (kept only when st inserts
+// adapters; its TrainLayerNorm follows st), head h and the class names
+// (nil for regression).
+func NewFile(ck *model.Checkpoint, st Strategy, a *Config, h Head, labels []string) *File {
+	f := &File{Strategy: st, Head: h, Labels: labels, BaseFingerprint: ck.Fingerprint, Base: BaseOf(ck.Config), BaseHasPooler: ck.HasPooler}
+	if st.UsesAdapters() && a != nil {
+		c := *a
+		c.TrainLayerNorm = st.TrainLayerNorm
+		f.Adapter = &c
+	}
+	return f
+}
+
 // Plan rebuilds the Plan the file describes.
 func (f *File) Plan() Plan {
 	p := Plan{Base: f.Base, HasPooler: f.BaseHasPooler, Strategy: f.Strategy, Head: f.Head}

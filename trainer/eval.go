@@ -10,9 +10,9 @@ import (
 	"github.com/houlsby/adapters/model/tokenizer"
 )
 
-// modelBatch converts a padded Batch to the model's; regression batches
-// carry Targets, classification batches Labels.
-func modelBatch(b *Batch, regression bool) *model.Batch {
+// ForModel is b as the model takes it: regression batches carry Targets,
+// classification batches Labels.
+func (b *Batch) ForModel(regression bool) *model.Batch {
 	mb := &model.Batch{IDs: b.IDs, TypeIDs: b.TypeIDs, Mask: b.Mask, B: b.B, T: b.T}
 	if regression {
 		mb.Targets = b.Targets
@@ -47,7 +47,7 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 	lossSum := 0.0
 	for _, idx := range EvalOrder(len(enc), batchSize) {
 		b := MakeBatch(enc, ds, idx, tok.PadID())
-		mb := modelBatch(b, regression)
+		mb := b.ForModel(regression)
 		if !labelled {
 			mb.Labels, mb.Targets = nil, nil
 		}

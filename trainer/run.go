@@ -288,7 +288,7 @@ func (r *run) step(idx []int) (bool, error) {
 	c := r.c
 	b := MakeBatch(r.s.EncTrain, r.s.Splits.Train, idx, r.s.Tok.PadID())
 	lr := r.st.Schedule.LR(r.st.Step)
-	res, err := r.learner.Step(modelBatch(b, r.s.Splits.Labels == nil),
+	res, err := r.learner.Step(b.ForModel(r.s.Splits.Labels == nil),
 		StepOptions{LR: lr, ClipNorm: c.Train.ClipNorm, Dropout: c.Train.Dropout, Seed: r.rng.Uint64()})
 	if err != nil {
 		return false, err
@@ -369,15 +369,7 @@ func (r *run) evaluate() (bool, error) {
 }
 
 // trained returns the run's adapter file with the current trained tensors.
-func (r *run) trained() (*adapter.File, error) {
-	ts, err := download(r.be, r.learner.Model)
-	if err != nil {
-		return nil, err
-	}
-	f := *r.af
-	f.Tensors = ts
-	return &f, nil
-}
+func (r *run) trained() (*adapter.File, error) { return TrainedFile(r.learner.Model, r.af) }
 
 // writeAdapter writes the current trained tensors as an adapter file: the
 // one place adapter files of a run are written (best and final).

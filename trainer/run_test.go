@@ -24,13 +24,9 @@ import (
 // vocabulary of a few words into dir; training on it takes milliseconds.
 func tinyModel(t *testing.T, dir string, withPooler bool) {
 	t.Helper()
-	tinybert.Write(t, dir, tinybert.Spec{
-		Words: []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "great", "awful", "the", "a", "plot", "acting", "was", "is", "very", "not"},
-		ConfigJSON: `{"model_type": "bert", "hidden_act": "gelu", "hidden_size": 16, "num_hidden_layers": 2,
-"num_attention_heads": 2, "intermediate_size": 32, "vocab_size": %d, "max_position_embeddings": 32, "type_vocab_size": 2,
-"layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}`,
-		WithPooler: withPooler, Seed: [2]uint64{1, 2},
-	})
+	spec := tinybert.Sentiment
+	spec.WithPooler = withPooler
+	tinybert.Write(t, dir, spec)
 }
 
 // tinyData writes a sentiment toy task: "good/great" vs "bad/awful".

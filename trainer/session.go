@@ -79,20 +79,11 @@ func (s *Session) NumLabels() int {
 // AdapterFile describes the run's trained tensors (without the tensors).
 func (s *Session) AdapterFile() *adapter.File {
 	c := s.Cfg
-	st := c.AdapterStrategy()
-	f := &adapter.File{
-		Strategy: st, Head: adapter.Head{Kind: c.Model.Head, NumLabels: s.NumLabels()},
-		BaseFingerprint: s.Ckpt.Fingerprint, Base: adapter.BaseOf(s.Ckpt.Config), BaseHasPooler: s.Ckpt.HasPooler,
-	}
+	var labels []string
 	if s.Splits.Labels != nil {
-		f.Labels = s.Splits.Labels.Names
+		labels = s.Splits.Labels.Names
 	}
-	if st.UsesAdapters() {
-		a := c.Adapter
-		a.TrainLayerNorm = c.TrainLayerNorm()
-		f.Adapter = &a
-	}
-	return f
+	return adapter.NewFile(s.Ckpt, c.AdapterStrategy(), &c.Adapter, adapter.Head{Kind: c.Model.Head, NumLabels: s.NumLabels()}, labels)
 }
 
 // NewModel builds the encoder an adapter file f describes on be, sized for
@@ -133,15 +124,18 @@ func NewModel(be backend.Backend, ck *model.Checkpoint, f *adapter.File, maxB, m
 	return m, nil
 }
 
-// download copies the trainable tensors of m to the host.
-func download(be backend.Backend, m *model.Model) ([]adapter.Tensor, error) {
-	var out []adapter.Tensor
+// TrainedFile returns a copy of f holding the current values of m's
+// trainable tensors: what adapter.Save writes after training.
+func TrainedFile(m *model.Model, f *adapter.File) (*adapter.File, error) {
+	be := m.Backend()
+	out := *f
+	out.Tensors = nil
 	for _, p := range m.TrainableParams() {
 		d := make([]float32, p.Len())
 		if err := be.Download(d, p.T); err != nil {
 			return nil, fmt.Errorf("downloading %s: %w", p.Name, err)
 		}
-		out = append(out, adapter.Tensor{Name: p.Name, Shape: append([]int(nil), p.Shape...), Data: d})
+		out.Tensors = append(out.Tensors, adapter.Tensor{Name: p.Name, Shape: append([]int(nil), p.Shape...), Data: d})
 	}
-	return out, nil
+	return &out, nil
 }

@@ -108,7 +108,7 @@ kind = "cpu"
 
 // A train-gpu process killed with SIGKILL after its first checkpoint and
 // resumed with --resume ends with an adapter file byte-identical to an
-// uninterrupted run's (DESIGN.md: deterministic on CPU, also across a kill).
+// uninterrupted run's (docs/design.md: deterministic on the CPU, also across a kill).
 func TestKillResumeBitwise(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs train-gpu three times as a subprocess (a few seconds); skipped with -short")

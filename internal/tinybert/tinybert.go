@@ -34,21 +34,30 @@ type Spec struct {
 	JitterLayerNorm bool
 }
 
-// Write writes s into dir and returns its config. Every weight is drawn
-// from N(0, 0.2²), in model.ExpectedTensors order, so a Spec always gives
-// the same bytes.
+// Write writes s into dir and returns its config, failing t on an error.
 func Write(t testing.TB, dir string, s Spec) model.Config {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte(strings.Join(s.Words, "\n")+"\n"), 0o644); err != nil {
+	cfg, err := Create(dir, s)
+	if err != nil {
 		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Create writes s into dir and returns its config. Every weight is drawn
+// from N(0, 0.2²), in model.ExpectedTensors order, so a Spec always gives
+// the same bytes.
+func Create(dir string, s Spec) (model.Config, error) {
+	if err := os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte(strings.Join(s.Words, "\n")+"\n"), 0o644); err != nil {
+		return model.Config{}, err
 	}
 	cfgJSON := fmt.Sprintf(s.ConfigJSON, len(s.Words))
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfgJSON), 0o644); err != nil {
-		t.Fatal(err)
+		return model.Config{}, err
 	}
 	cfg, err := model.ParseConfig("tiny", []byte(cfgJSON))
 	if err != nil {
-		t.Fatal(err)
+		return cfg, err
 	}
 	g := s.Rand
 	if g == nil {
@@ -69,8 +78,17 @@ func Write(t testing.TB, dir string, s Spec) model.Config {
 		}
 		ts = append(ts, safetensors.F32Tensor(spec.Name, spec.Shape, d))
 	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return cfg, safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil)
+}
+
+// Sentiment is a 2-layer BERT (d = 16, 2 heads, 32 max positions) over a
+// vocabulary of a few sentiment words, with a pooler: the folder the
+// library's examples train on in milliseconds.
+var Sentiment = Spec{
+	Words: []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "great", "awful",
+		"the", "a", "plot", "acting", "was", "is", "very", "not"},
+	ConfigJSON: `{"model_type": "bert", "hidden_act": "gelu", "hidden_size": 16, "num_hidden_layers": 2,
+"num_attention_heads": 2, "intermediate_size": 32, "vocab_size": %d, "max_position_embeddings": 32, "type_vocab_size": 2,
+"layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02}`,
+	WithPooler: true, Seed: [2]uint64{1, 2},
 }

@@ -5,7 +5,7 @@
 // Only the Subject header and the decoded body of each email are kept. Every
 // other header is dropped on purpose: the Received, X-Spam-* and mailing-list
 // headers identify the label almost perfectly and would make the task
-// trivial (see /work/shared/DESIGN.md, "Real things to test with").
+// trivial (docs/design.md, "Real data").
 //
 // Text rules, in order:
 //   - a leading mbox "From " line is removed, then the message is parsed with
