@@ -17,9 +17,9 @@ build:
 test:
 	$(GO) test -count=1 ./...
 
+# gofmt, go vet, go mod tidy, staticcheck and the dead-code check (scripts/lint.sh).
 lint:
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	bash scripts/lint.sh
 
 bench:
 	bash scripts/bench.sh

@@ -29,9 +29,6 @@ func (g *RNG) Uint64() uint64 { return g.r.Uint64() }
 // IntN draws from [0, n).
 func (g *RNG) IntN(n int) int { return g.r.IntN(n) }
 
-// Shuffle permutes n items with Fisher-Yates.
-func (g *RNG) Shuffle(n int, swap func(i, j int)) { g.r.Shuffle(n, swap) }
-
 // State serialises the generator.
 func (g *RNG) State() []byte {
 	b, err := g.src.MarshalBinary()

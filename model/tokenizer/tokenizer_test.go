@@ -348,3 +348,17 @@ func FuzzEncode(f *testing.F) {
 		}
 	})
 }
+
+// Token and TokenID are inverse lookups over the vocabulary.
+func TestTokenLookup(t *testing.T) {
+	tok := tiny(t, nil)
+	for id, w := range tinyVocab {
+		got, ok := tok.TokenID(w)
+		if !ok || got != int32(id) || tok.Token(got) != w {
+			t.Errorf("%q: TokenID = %d, %v; Token(%d) = %q", w, got, ok, got, tok.Token(got))
+		}
+	}
+	if _, ok := tok.TokenID("absent"); ok {
+		t.Error("TokenID found a word that is not in the vocabulary")
+	}
+}
