@@ -73,15 +73,20 @@ type Tensor interface {
 	Len() int
 }
 
-// Act names a pointwise nonlinearity used inside the fused adapter.
+// Act names a pointwise nonlinearity: the adapter's (ReLU, GELU or Swish)
+// and BERT's feed-forward GELU.
 type Act int
 
-// Adapter nonlinearities. GELU is the exact erf form (as BERT's FFN).
+// Nonlinearities. GELU is the exact erf form (as BERT's FFN); ReLU'(0) = 0,
+// as in PyTorch.
 const (
 	ReLU Act = iota
 	GELU
 	Swish
 )
+
+// Valid reports whether a is one of ReLU, GELU and Swish.
+func (a Act) Valid() bool { return a == ReLU || a == GELU || a == Swish }
 
 func (a Act) String() string {
 	switch a {
@@ -244,10 +249,12 @@ type Backend interface {
 	// LayerNormBackward: dinp (=), dw and db (+=; nil when frozen).
 	LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd Tensor, N, C int) error
 
-	// GeluForward: out = x·Φ(x) (exact erf GELU) over n elements.
-	GeluForward(out, inp Tensor, n int) error
-	// GeluBackward: dinp = dout·GELU'(inp).
-	GeluBackward(dinp, dout, inp Tensor, n int) error
+	// ActForward: out = act(inp) over n elements (GELU is x·Φ(x), the
+	// exact erf form). out may alias inp.
+	ActForward(out, inp Tensor, n int, act Act) error
+	// ActBackward: dinp = dout·act'(inp), from the forward's input. dinp
+	// may alias dout.
+	ActBackward(dinp, dout, inp Tensor, n int, act Act) error
 	// TanhForward and TanhBackward serve the BERT pooler. The backward uses
 	// the forward output: dinp = dout·(1-out²).
 	TanhForward(out, inp Tensor, n int) error

@@ -15,16 +15,14 @@ import (
 type ewKind int
 
 const (
-	ewAdd        ewKind = iota // o = a + b
-	ewScale                    // o *= alpha
-	ewGelu                     // o = gelu(a)
-	ewGeluBack                 // o = b·gelu'(a)   (a = inp, b = dout)
-	ewTanh                     // o = tanh(a)
-	ewTanhBack                 // o = b·(1-a²)     (a = out, b = dout)
-	ewDropout                  // o = a·keep/(1-p), element index = base + i
-	ewAct                      // o = act(a)
-	ewActGradMul               // o *= act'(a)
-	ewAdamW                    // o = param, a = grad, b = m, c = v
+	ewAdd      ewKind = iota // o = a + b
+	ewScale                  // o *= alpha
+	ewTanh                   // o = tanh(a)
+	ewTanhBack               // o = b·(1-a²)     (a = out, b = dout)
+	ewDropout                // o = a·keep/(1-p), element index = base + i
+	ewAct                    // o = act(a)
+	ewActBack                // o = b·act'(a)    (a = inp, b = dout; o may alias b)
+	ewAdamW                  // o = param, a = grad, b = m, c = v
 )
 
 // ewTask is every elementwise op over [0, n).
@@ -51,10 +49,6 @@ func (t *ewTask) run(_, lo, hi int) {
 		for i := range o {
 			o[i] *= t.alpha
 		}
-	case ewGelu:
-		geluSlice(o, t.a[lo:hi])
-	case ewGeluBack:
-		geluGradMulSlice(o, t.b[lo:hi], t.a[lo:hi])
 	case ewTanh:
 		a := t.a[lo:hi]
 		for i := range o {
@@ -76,14 +70,14 @@ func (t *ewTask) run(_, lo, hi int) {
 		for i := range o {
 			o[i] = actForward(t.act, a[i])
 		}
-	case ewActGradMul:
-		a := t.a[lo:hi]
+	case ewActBack:
+		a, b := t.a[lo:hi], t.b[lo:hi]
 		if t.act == backend.GELU {
-			geluGradMulSlice(o, o, a)
+			geluGradMulSlice(o, b, a)
 			break
 		}
 		for i := range o {
-			o[i] *= actGrad(t.act, a[i])
+			o[i] = b[i] * actGrad(t.act, a[i])
 		}
 	case ewAdamW:
 		g, m, v := t.a[lo:hi], t.b[lo:hi], t.c[lo:hi]

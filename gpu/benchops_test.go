@@ -255,12 +255,12 @@ var benchOps = []benchOp{
 	elementwise("gelu_fwd", nff, 2, func(x *bench, s benchShape) func() error {
 		dt := x.be.FrozenDType() // activations
 		inp, out := x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
-		return func() error { return x.be.GeluForward(out, inp, nff(s)) }
+		return func() error { return x.be.ActForward(out, inp, nff(s), backend.GELU) }
 	}),
 	elementwise("gelu_bwd", nff, 3, func(x *bench, s benchShape) func() error {
 		dt := x.be.FrozenDType() // activations
 		inp, dout, dinp := x.t(dt, 1, nff(s)), x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
-		return func() error { return x.be.GeluBackward(dinp, dout, inp, nff(s)) }
+		return func() error { return x.be.ActBackward(dinp, dout, inp, nff(s), backend.GELU) }
 	}),
 	elementwise("add_bias", nff, 2, func(x *bench, s benchShape) func() error {
 		dt := x.be.FrozenDType() // activations

@@ -108,7 +108,7 @@ func (b *Backend) adapterForwardUnfused(op string, out, z, inp, wDown, bDown, wU
 	}
 	a := at.(*Tensor)
 	defer b.Free(a)
-	if err := b.launch(op, "adapter_act"+suffix(z), grid1D(N*M), b1(block1D), 0, ptr(a), ptr(z), Int(N*M), Int(int(act))); err != nil {
+	if err := b.act(op, "act_fwd", a, nil, z, N*M, act); err != nil {
 		return err
 	}
 	if out.Ptr != inp.Ptr {
@@ -233,8 +233,13 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 		if err := b.gemm(op, dz, gt, wut, false, false, N, M, C, C, M, M, 1, 0, 0, 0, 1, 0); err != nil {
 			return err
 		}
-		if err := b.launch(op, "adapter_dact"+suffix(zt), grid1D(nm), b1(block1D), 0, ptr(dz), ptr(a), ptr(zt), Int(nm), Int(int(act))); err != nil {
+		if err := b.act(op, "act_bwd", dz, dz, zt, nm, act); err != nil {
 			return err
+		}
+		if a != nil {
+			if err := b.act(op, "act_fwd", a, nil, zt, nm, act); err != nil {
+				return err
+			}
 		}
 	}
 	if M > 0 {

@@ -168,14 +168,75 @@ func (b *Backend) pointwise(op, kernel string, n int, names []string, ts ...back
 	return b.launch(op, kernel+suffix(gs[0]), grid1D(n), b1(block1D), 0, append(args, Int(n))...)
 }
 
-// GeluForward sets out = x·Φ(x) (exact erf GELU) over n elements.
-func (b *Backend) GeluForward(out, inp backend.Tensor, n int) error {
-	return b.pointwise("gpu.GeluForward", "gelu_fwd", n, []string{"out", "inp"}, out, inp)
+// ActForward sets out = act(inp) over n elements (kernel act_fwd_<out>_<inp>).
+// out and inp are each F32 or BF16; out may alias inp (exactly, same dtype).
+func (b *Backend) ActForward(out, inp backend.Tensor, n int, act backend.Act) error {
+	const op = "gpu.ActForward"
+	if err := actArgs(op, n, act); err != nil {
+		return err
+	}
+	ot, err := activ(op, "out", out, n)
+	if err != nil {
+		return err
+	}
+	it, err := activ(op, "inp", inp, n)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	return b.act(op, "act_fwd", ot, nil, it, n, act)
 }
 
-// GeluBackward sets dinp = dout·GELU'(inp).
-func (b *Backend) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	return b.pointwise("gpu.GeluBackward", "gelu_bwd", n, []string{"dinp", "dout", "inp"}, dinp, dout, inp)
+// ActBackward sets dinp = dout·act'(inp) (kernel act_bwd_<dinp>_<inp>).
+// dinp and dout share one dtype, inp may have the other; dinp may alias
+// dout.
+func (b *Backend) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend.Act) error {
+	const op = "gpu.ActBackward"
+	if err := actArgs(op, n, act); err != nil {
+		return err
+	}
+	dt, err := activ(op, "dinp", dinp, n)
+	if err != nil {
+		return err
+	}
+	gt, err := activ(op, "dout", dout, n)
+	if err != nil {
+		return err
+	}
+	if err := sameDType(op, "dinp and dout", dt, gt); err != nil {
+		return err
+	}
+	it, err := activ(op, "inp", inp, n)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	return b.act(op, "act_bwd", dt, gt, it, n, act)
+}
+
+// actArgs checks the size and nonlinearity of ActForward/ActBackward.
+func actArgs(op string, n int, act backend.Act) error {
+	if err := sizes(op, "n", n); err != nil {
+		return err
+	}
+	if !act.Valid() {
+		return fmt.Errorf("%s: unknown activation %v", op, act)
+	}
+	return nil
+}
+
+// act launches act_fwd (g nil: out, inp) or act_bwd (dinp, dout, inp).
+func (b *Backend) act(op, kernel string, o, g, inp *Tensor, n int, act backend.Act) error {
+	args := []uint64{ptr(o)}
+	if g != nil {
+		args = append(args, ptr(g))
+	}
+	args = append(args, ptr(inp), Int(n), Int(int(act)))
+	return b.launch(op, kernel+suffix(o)+suffix(inp), grid1D(n), b1(block1D), 0, args...)
 }
 
 // TanhForward sets out = tanh(inp).

@@ -147,12 +147,12 @@ func (*backend64) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 	ref64.LayerNormBackward(f(dinp), f(dw), f(db), f(dout), f(inp), f(w), f(mean), f(rstd), N, C)
 	return nil
 }
-func (*backend64) GeluForward(out, inp backend.Tensor, n int) error {
-	ref64.GeluForward(f(out), f(inp), n)
+func (*backend64) ActForward(out, inp backend.Tensor, n int, act backend.Act) error {
+	ref64.ActForward(f(out), f(inp), n, act)
 	return nil
 }
-func (*backend64) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	ref64.GeluBackward(f(dinp), f(dout), f(inp), n)
+func (*backend64) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend.Act) error {
+	ref64.ActBackward(f(dinp), f(dout), f(inp), n, act)
 	return nil
 }
 func (*backend64) TanhForward(out, inp backend.Tensor, n int) error {

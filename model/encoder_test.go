@@ -221,9 +221,9 @@ func (r *recorder) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor
 	return r.Backend.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed)
 }
 
-func (r *recorder) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	r.calls["GeluBackward"]++
-	return r.Backend.GeluBackward(dinp, dout, inp, n)
+func (r *recorder) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend.Act) error {
+	r.calls["ActBackward"]++
+	return r.Backend.ActBackward(dinp, dout, inp, n, act)
 }
 
 // TestBackwardWritesOnlyTrainableGradients: with adapters (+ LayerNorms and
@@ -318,7 +318,7 @@ func TestBackwardStopsAtLowestTrainable(t *testing.T) {
 	if err := m.Backward(); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"AttentionBackward": 0, "GeluBackward": 0, "EmbeddingBackward": 0, "LayerNormBackward": 1, "AdapterBackward": 1}
+	want := map[string]int{"AttentionBackward": 0, "ActBackward": 0, "EmbeddingBackward": 0, "LayerNormBackward": 1, "AdapterBackward": 1}
 	for op, n := range want {
 		if rec.calls[op] != n {
 			t.Errorf("%s ran %d times, want %d", op, rec.calls[op], n)

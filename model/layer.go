@@ -116,7 +116,7 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, B, T int, tr
 	if err := m.linear(a.ffPre, a.h1, p.inter, N, F, C); err != nil {
 		return wrap(err, "layer %d intermediate.dense", l)
 	}
-	if err := b.GeluForward(a.ffAct, a.ffPre, N*F); err != nil {
+	if err := b.ActForward(a.ffAct, a.ffPre, N*F, backend.GELU); err != nil {
 		return wrap(err, "layer %d GELU", l)
 	}
 	if err := m.denseDropout(a.fo, a.ffAct, p.out, N, C, F, ph, siteSeed(seed, siteFFNOut(l))); err != nil {
@@ -201,7 +201,7 @@ func (m *Model) layerBackward(l int, dx, dout, x backend.Tensor, a *layerActs, B
 		return nil
 	}
 	// GELU and intermediate.dense: dh1 → g.b, plus the residual dres2.
-	if err := b.GeluBackward(g.f2, dffAct, a.ffPre, N*F); err != nil {
+	if err := b.ActBackward(g.f2, dffAct, a.ffPre, N*F, backend.GELU); err != nil {
 		return wrap(err, "layer %d GELU backward", l)
 	}
 	var dh1 backend.Tensor

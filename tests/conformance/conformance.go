@@ -30,7 +30,7 @@ type Tol struct{ Atol, Rtol float64 }
 // Tolerances groups the tolerances per family of ops, so that a backend with
 // bf16 storage can pass looser ones than a float32 backend.
 type Tolerances struct {
-	// Pointwise: Add, Scale, AddBias, GELU, tanh, dropout, embedding gather,
+	// Pointwise: Add, Scale, AddBias, ReLU/GELU/Swish, tanh, dropout, embedding gather,
 	// MSE: one to a few roundings per element.
 	Pointwise Tol
 	// Gemm: dot products of K <= 45 terms of O(1) values.
@@ -165,7 +165,7 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 		{"AddScale", testAddScale},
 		{"SumSquares", testSumSquares},
 		{"LayerNorm", testLayerNorm},
-		{"Gelu", testGelu},
+		{"Act", testAct},
 		{"Tanh", testTanh},
 		{"Dropout", testDropout},
 		{"Attention", testAttention},

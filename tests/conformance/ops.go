@@ -240,19 +240,33 @@ func testLayerNorm(s *suite) {
 	s.same("inp after backward", s.get(inp), iv)
 }
 
-func testGelu(s *suite) {
+func testAct(s *suite) {
 	const n = sN * sC
-	inp, iv := s.tensor(s.adt, s.rnd(n, 4), n)
-	out, _ := s.tensor(s.adt, nans(n), n)
-	s.must(s.be.GeluForward(out, inp, n), "GeluForward")
-	want := make([]float64, n)
-	ref64.GeluForward(want, iv, n)
-	s.check("GeluForward", s.get(out), want, s.tol.Pointwise)
-	dout, gv := s.tensor(s.adt, s.rnd(n, 1), n)
-	dinp, _ := s.tensor(s.adt, nans(n), n)
-	s.must(s.be.GeluBackward(dinp, dout, inp, n), "GeluBackward")
-	ref64.GeluBackward(want, gv, iv, n)
-	s.check("GeluBackward", s.get(dinp), want, s.tol.Pointwise)
+	for _, act := range []backend.Act{backend.ReLU, backend.GELU, backend.Swish} {
+		name := act.String()
+		inp, iv := s.tensor(s.adt, s.rnd(n, 4), n)
+		out, _ := s.tensor(s.adt, nans(n), n)
+		s.must(s.be.ActForward(out, inp, n, act), "ActForward "+name)
+		want := make([]float64, n)
+		ref64.ActForward(want, iv, n, act)
+		s.check("ActForward "+name, s.get(out), want, s.tol.Pointwise)
+		dout, gv := s.tensor(s.adt, s.rnd(n, 1), n)
+		dinp, _ := s.tensor(s.adt, nans(n), n)
+		s.must(s.be.ActBackward(dinp, dout, inp, n, act), "ActBackward "+name)
+		wantd := make([]float64, n)
+		ref64.ActBackward(wantd, gv, iv, n, act)
+		s.check("ActBackward "+name, s.get(dinp), wantd, s.tol.Pointwise)
+
+		// The adapter fallback's pattern: F32 results from a saved input
+		// of the activation dtype, the backward in place (dinp = dout).
+		o32, _ := s.tensor(backend.F32, nans(n), n)
+		s.must(s.be.ActForward(o32, inp, n, act), "ActForward into F32 "+name)
+		s.check("ActForward into F32 "+name, s.get(o32), want, s.tol.Pointwise)
+		d32, dv := s.tensor(backend.F32, s.rnd(n, 1), n)
+		s.must(s.be.ActBackward(d32, d32, inp, n, act), "ActBackward in place "+name)
+		ref64.ActBackward(wantd, dv, iv, n, act)
+		s.check("ActBackward in place "+name, s.get(d32), wantd, s.tol.Pointwise)
+	}
 }
 
 func testTanh(s *suite) {
@@ -569,6 +583,8 @@ func testBadArguments(s *suite) {
 		}},
 		{"Embedding id out of range", func() error { return be.EmbeddingForward(f(6), i(0, 3), f(9), 2, 3, false) }},
 		{"Embedding negative id", func() error { return be.EmbeddingBackward(p(9), f(6), i(-1, 0), 2, 3) }},
+		{"Act unknown act", func() error { return be.ActForward(f(4), f(4), 4, backend.Act(7)) }},
+		{"ActBackward short inp", func() error { return be.ActBackward(f(4), f(4), f(3), 4, backend.GELU) }},
 		{"Adapter unknown act", func() error {
 			return be.AdapterForward(f(4), f(2), f(4), p(2), p(1), p(2), p(2), 2, 2, 1, backend.Act(99))
 		}},

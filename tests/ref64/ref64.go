@@ -180,20 +180,6 @@ func GeluGrad(x float64) float64 {
 	return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-x*x/2)/math.Sqrt(2*math.Pi)
 }
 
-// GeluForward sets out = GELU(inp) over n elements.
-func GeluForward(out, inp []float64, n int) {
-	for i := 0; i < n; i++ {
-		out[i] = Gelu(inp[i])
-	}
-}
-
-// GeluBackward sets dinp = dout·GELU'(inp).
-func GeluBackward(dinp, dout, inp []float64, n int) {
-	for i := 0; i < n; i++ {
-		dinp[i] = dout[i] * GeluGrad(inp[i])
-	}
-}
-
 // TanhForward sets out = tanh(inp).
 func TanhForward(out, inp []float64, n int) {
 	for i := 0; i < n; i++ {
@@ -347,7 +333,7 @@ func EmbeddingBackward(dtable, dout []float64, ids []int32, N, C int) {
 	}
 }
 
-// Act applies the adapter nonlinearity.
+// Act applies the nonlinearity act (backend.Act) to z.
 func Act(act backend.Act, z float64) float64 {
 	switch act {
 	case backend.ReLU:
@@ -375,6 +361,20 @@ func ActGrad(act backend.Act, z float64) float64 {
 		return s * (1 + z*(1-s))
 	}
 	panic(fmt.Sprintf("ref64: unknown activation %v", act))
+}
+
+// ActForward sets out = act(inp) over n elements.
+func ActForward(out, inp []float64, n int, act backend.Act) {
+	for i := 0; i < n; i++ {
+		out[i] = Act(act, inp[i])
+	}
+}
+
+// ActBackward sets dinp = dout·act'(inp) from the forward's input.
+func ActBackward(dinp, dout, inp []float64, n int, act backend.Act) {
+	for i := 0; i < n; i++ {
+		dinp[i] = dout[i] * ActGrad(act, inp[i])
+	}
 }
 
 // AdapterForward is the Houlsby bottleneck on inp (N, C):

@@ -215,15 +215,19 @@ func TestPointwiseGradients(t *testing.T) {
 	const n = 40
 	x, g := randVec(r, n, 3), randVec(r, n, 1)
 	out := make([]float64, n)
-	t.Run("gelu", func(t *testing.T) {
-		d := make([]float64, n)
-		GeluBackward(d, g, x, n)
-		fdCheck(t, "dinp", x, d, func() float64 { GeluForward(out, x, n); return dot(g, out) })
-		// Spot values of the exact (erf) form: GELU(1) = Φ(1) = 0.841344746...
-		if v := Gelu(1); math.Abs(v-0.8413447460685429) > 1e-15 {
-			t.Errorf("GELU(1) = %.16g, want 0.8413447460685429", v)
-		}
-	})
+	for _, act := range []backend.Act{backend.ReLU, backend.GELU, backend.Swish} {
+		t.Run(act.String(), func(t *testing.T) {
+			// x is drawn from a continuous distribution, so no element sits
+			// on ReLU's kink at 0 (|x| > fdH with probability 1 - 40·fdH/3).
+			d := make([]float64, n)
+			ActBackward(d, g, x, n, act)
+			fdCheck(t, "dinp", x, d, func() float64 { ActForward(out, x, n, act); return dot(g, out) })
+		})
+	}
+	// Spot values of the exact (erf) form: GELU(1) = Φ(1) = 0.841344746...
+	if v := Gelu(1); math.Abs(v-0.8413447460685429) > 1e-15 {
+		t.Errorf("GELU(1) = %.16g, want 0.8413447460685429", v)
+	}
 	t.Run("tanh", func(t *testing.T) {
 		TanhForward(out, x, n)
 		d := make([]float64, n)
