@@ -265,6 +265,18 @@ type Backend interface {
 	DropoutForward(out, inp Tensor, n int, p float32, seed uint64) error
 	DropoutBackward(dinp, dout Tensor, n int, p float32, seed uint64) error
 
+	// MaskedSoftmaxForward: for every row r of scores (B, R, T) (R rows per
+	// batch element b), probs[b, r, :] = softmax(scale·scores[b, r, :]) over
+	// the keys t with mask[b, t] != 0 (mask (B, T) I32, as in attention).
+	// Masked keys get probability exactly 0, and a row whose keys are all
+	// masked gets all zeros, never NaN. probs may alias scores.
+	MaskedSoftmaxForward(probs, scores, mask Tensor, B, R, T int, scale float32) error
+	// MaskedSoftmaxBackward: over N rows of length T, dscores (=) =
+	// scale·probs ⊙ (dprobs - Σ_t probs·dprobs), the gradient of
+	// MaskedSoftmaxForward (masked keys have probs 0 and get 0). dscores may
+	// alias dprobs.
+	MaskedSoftmaxBackward(dscores, dprobs, probs Tensor, N, T int, scale float32) error
+
 	// AttentionForward: multi-head scaled-dot-product self-attention.
 	// qkv (B, T, 3C) holds Q, K, V side by side (head h uses columns
 	// h·HS..(h+1)·HS of each third); mask (B, T) I32 is 1 for real tokens and

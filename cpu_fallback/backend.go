@@ -30,6 +30,7 @@ type Backend struct {
 	ln   lnTask
 	emb  embTask
 	attn attnTask
+	sm   smTask
 	ce   ceTask
 }
 

@@ -446,7 +446,7 @@ func TestSliceKernels(t *testing.T) {
 	}
 	orig := append([]float32(nil), S...)
 	mask := []int32{1, 0, 1, 1, 0, 1, 1}
-	softmaxMasked(S, mask, T)
+	softmaxMasked(S, mask, T, T)
 	for r := 0; r < T; r++ {
 		mx := float32(math.Inf(-1))
 		for s := 0; s < T; s++ {

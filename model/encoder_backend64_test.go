@@ -171,6 +171,14 @@ func (*backend64) DropoutBackward(dinp, dout backend.Tensor, n int, p float32, s
 	ref64.DropoutBackward(f(dinp), f(dout), n, p, seed)
 	return nil
 }
+func (*backend64) MaskedSoftmaxForward(probs, scores, mask backend.Tensor, B, R, T int, scale float32) error {
+	ref64.MaskedSoftmaxForward(f(probs), f(scores), ints(mask), B, R, T, float64(scale))
+	return nil
+}
+func (*backend64) MaskedSoftmaxBackward(dscores, dprobs, probs backend.Tensor, N, T int, scale float32) error {
+	ref64.MaskedSoftmaxBackward(f(dscores), f(dprobs), f(probs), N, T, float64(scale))
+	return nil
+}
 func (*backend64) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
 	ref64.AttentionForward(f(out), f(probs), f(qkv), ints(mask), B, T, NH, HS, p, seed)
 	return nil

@@ -17,6 +17,7 @@
 #include "src_reduce.h"
 #include "src_layernorm.h"
 #include "src_attention.h"
+#include "src_softmax.h"
 #include "src_embedding.h"
 #include "src_adapter.h"
 #include "src_loss.h"

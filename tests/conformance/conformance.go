@@ -168,6 +168,7 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 		{"Act", testAct},
 		{"Tanh", testTanh},
 		{"Dropout", testDropout},
+		{"MaskedSoftmax", testMaskedSoftmax},
 		{"Attention", testAttention},
 		{"Embedding", testEmbedding},
 		{"Adapter", testAdapter},

@@ -308,6 +308,56 @@ func testDropout(s *suite) {
 	}
 }
 
+// testMaskedSoftmax checks the softmax op the attention fallback is built
+// from: F32 scores into probs of the activation dtype (and the same dtype),
+// in place, exact zeros at masked keys and for a row whose keys are all
+// masked, and the backward from probs as stored, in place too.
+func testMaskedSoftmax(s *suite) {
+	const B, R, T, scale = sB, 7, sT, 0.37
+	maskv := seqMask(B, T)
+	for t := 0; t < T; t++ {
+		maskv[1*T+t] = 0 // batch element 1: every key is padding
+	}
+	mask := s.ints(maskv, B, T)
+	const n = B * R * T
+	want := make([]float64, n)
+	for _, sdt := range []backend.DType{backend.F32, s.adt} {
+		name := fmt.Sprintf("scores %v", sdt)
+		scores, sv := s.tensor(sdt, s.rnd(n, 4), B, R, T)
+		probs, _ := s.tensor(s.adt, nans(n), B, R, T)
+		s.must(s.be.MaskedSoftmaxForward(probs, scores, mask, B, R, T, scale), "MaskedSoftmaxForward "+name)
+		ref64.MaskedSoftmaxForward(want, sv, maskv, B, R, T, float64(float32(scale)))
+		pv := s.get(probs)
+		s.check("probs "+name, pv, want, s.tol.Attention)
+		for i, v := range pv {
+			if b, key := i/(R*T), i%T; maskv[b*T+key] == 0 && v != 0 {
+				s.t.Fatalf("%s: probs[%d] of masked key %d in batch element %d is %v, want exactly 0", name, i, key, b, v)
+			}
+		}
+	}
+	// In place (F32): probs = scores.
+	inPlace, iv := s.tensor(backend.F32, s.rnd(n, 4), n)
+	s.must(s.be.MaskedSoftmaxForward(inPlace, inPlace, mask, B, R, T, scale), "MaskedSoftmaxForward in place")
+	ref64.MaskedSoftmaxForward(want, iv, maskv, B, R, T, float64(float32(scale)))
+	s.check("probs in place", s.get(inPlace), want, s.tol.Attention)
+
+	// Backward from probs of the activation dtype, as stored.
+	scores, _ := s.tensor(backend.F32, s.rnd(n, 4), n)
+	probs, _ := s.tensor(s.adt, nans(n), n)
+	s.must(s.be.MaskedSoftmaxForward(probs, scores, mask, B, R, T, scale), "MaskedSoftmaxForward")
+	pv := s.get(probs)
+	dprobs, gv := s.tensor(backend.F32, s.rnd(n, 1), n)
+	dscores, _ := s.tensor(backend.F32, nans(n), n)
+	s.must(s.be.MaskedSoftmaxBackward(dscores, dprobs, probs, B*R, T, scale), "MaskedSoftmaxBackward")
+	wd := make([]float64, n)
+	ref64.MaskedSoftmaxBackward(wd, gv, pv, B*R, T, float64(float32(scale)))
+	first := s.get(dscores)
+	s.check("dscores", first, wd, s.tol.Attention)
+	s.must(s.be.MaskedSoftmaxBackward(dprobs, dprobs, probs, B*R, T, scale), "MaskedSoftmaxBackward in place")
+	s.check("dscores in place", s.get(dprobs), wd, s.tol.Attention)
+	s.same("dscores in place vs out of place", s.get(dprobs), first)
+}
+
 func testAttention(s *suite) {
 	const B, T, NH, HS = sB, sT, sNH, sHS
 	const C = NH * HS
@@ -580,6 +630,15 @@ func testBadArguments(s *suite) {
 		}},
 		{"Attention short qkv", func() error {
 			return be.AttentionForward(f(8), f(8), f(11), i(1, 1), 1, 2, 2, 2, 0, 0)
+		}},
+		{"MaskedSoftmax float mask", func() error {
+			return be.MaskedSoftmaxForward(f(6), p(6), f(3), 1, 2, 3, 1)
+		}},
+		{"MaskedSoftmax short scores", func() error {
+			return be.MaskedSoftmaxForward(f(6), p(5), i(1, 1, 1), 1, 2, 3, 1)
+		}},
+		{"MaskedSoftmaxBackward short probs", func() error {
+			return be.MaskedSoftmaxBackward(p(6), p(6), f(5), 2, 3, 1)
 		}},
 		{"Embedding id out of range", func() error { return be.EmbeddingForward(f(6), i(0, 3), f(9), 2, 3, false) }},
 		{"Embedding negative id", func() error { return be.EmbeddingBackward(p(9), f(6), i(-1, 0), 2, 3) }},

@@ -214,6 +214,55 @@ func dropScale(seed uint64, i int, p float32) float64 {
 	return 1 / (1 - float64(p))
 }
 
+// MaskedSoftmaxForward sets, for every row r of scores (B, R, T),
+// probs[b,r,t] = exp(scale·scores[b,r,t]) / Σ_u exp(scale·scores[b,r,u]),
+// the sum over the keys u with mask[b,u] != 0; masked keys get 0, and a row
+// with no unmasked key is all zeros.
+func MaskedSoftmaxForward(probs, scores []float64, mask []int32, B, R, T int, scale float64) {
+	for b := 0; b < B; b++ {
+		for r := 0; r < R; r++ {
+			row := (b*R + r) * T
+			mx := math.Inf(-1)
+			for t := 0; t < T; t++ {
+				if mask[b*T+t] != 0 {
+					mx = math.Max(mx, scale*scores[row+t])
+				}
+			}
+			var z float64
+			e := make([]float64, T)
+			for t := 0; t < T; t++ {
+				if mask[b*T+t] != 0 {
+					e[t] = math.Exp(scale*scores[row+t] - mx)
+					z += e[t]
+				}
+			}
+			for t := 0; t < T; t++ {
+				probs[row+t] = 0
+				if z > 0 {
+					probs[row+t] = e[t] / z
+				}
+			}
+		}
+	}
+}
+
+// MaskedSoftmaxBackward sets dscores (=) over N rows of length T from the
+// forward's probs: with P = probs and S = scale·scores, the softmax Jacobian
+// ∂P_t/∂S_u = P_t·(δ_tu - P_u) gives ∂L/∂S_u = P_u·(dP_u - Σ_t P_t·dP_t),
+// and ∂S/∂scores = scale. Masked keys have P = 0 and get 0.
+func MaskedSoftmaxBackward(dscores, dprobs, probs []float64, N, T int, scale float64) {
+	for n := 0; n < N; n++ {
+		row := n * T
+		var dot float64
+		for t := 0; t < T; t++ {
+			dot += probs[row+t] * dprobs[row+t]
+		}
+		for t := 0; t < T; t++ {
+			dscores[row+t] = scale * probs[row+t] * (dprobs[row+t] - dot)
+		}
+	}
+}
+
 // AttentionForward computes multi-head self-attention over qkv (B, T, 3C)
 // (Q, K, V side by side; head h uses columns h·HS..(h+1)·HS of each third)
 // with key mask (B, T) (0 = padding, excluded from the softmax), writing out

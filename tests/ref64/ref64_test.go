@@ -299,6 +299,44 @@ func TestAttentionGradients(t *testing.T) {
 	}
 }
 
+func TestMaskedSoftmaxGradient(t *testing.T) {
+	const B, R, T, scale = 3, 4, 6, 0.7
+	mask := seqMask(B, T)
+	for t := 0; t < T; t++ {
+		mask[1*T+t] = 0 // batch element 1: every key masked
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	scores, g := randVec(r, B*R*T, 3), randVec(r, B*R*T, 1)
+	probs := make([]float64, B*R*T)
+	loss := func() float64 {
+		MaskedSoftmaxForward(probs, scores, mask, B, R, T, scale)
+		return dot(g, probs)
+	}
+	loss()
+	for b := 0; b < B; b++ {
+		for q := 0; q < R; q++ {
+			var s float64
+			for k := 0; k < T; k++ {
+				v := probs[(b*R+q)*T+k]
+				if mask[b*T+k] == 0 && v != 0 {
+					t.Fatalf("masked key %d of batch %d has prob %v", k, b, v)
+				}
+				s += v
+			}
+			if want := map[bool]float64{true: 0, false: 1}[b == 1]; math.Abs(s-want) > 1e-14 {
+				t.Fatalf("row (%d,%d) sums to %v, want %v", b, q, s, want)
+			}
+		}
+	}
+	ds := make([]float64, B*R*T)
+	MaskedSoftmaxBackward(ds, g, probs, B*R, T, scale)
+	fdCheck(t, "dscores", scores, ds, loss)
+	// In place (dscores = dprobs) gives the same.
+	d2 := append([]float64(nil), g...)
+	MaskedSoftmaxBackward(d2, d2, probs, B*R, T, scale)
+	assertClose(t, "dscores in place", ds, d2, 0)
+}
+
 func TestEmbeddingGradient(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	const V, N, C = 6, 9, 4
