@@ -3,6 +3,34 @@
 // gpu/). It is deliberately small: memory, copies, sync, and the coarse ops a
 // post-LN BERT encoder with bottleneck adapters needs, forward and backward.
 //
+// The contract has a core and optional capabilities:
+//   - Backend is the core every backend implements: memory and copies,
+//     GEMM, bias, add/scale, sum of squares, LayerNorm, the pointwise
+//     nonlinearities (ActForward/ActBackward, tanh), dropout, the masked
+//     softmax, embeddings, losses and AdamW;
+//   - FusedAdapter and FusedAttention are fused kernels a backend may add,
+//     discovered by interface assertion. Callers never assert them: they
+//     call AdapterForward, AdapterBackward, AttentionForward and
+//     AttentionBackward (generic.go), which use the capability when the
+//     backend has it and otherwise (or when it answers ErrNotFused) compose
+//     core ops. The composition is written once, here, and both paths have
+//     the same semantics, dropout mask included.
+//
+// A new backend proves itself by running the conformance suite
+// (tests/conformance, package conformance) in its tests:
+//
+//	conformance.Run(t, func() backend.Backend { return mybackend.New() }, conformance.Float32())
+//
+// which checks every core op against the float64 references of tests/ref64
+// (each backward there is checked by finite differences), and runs the
+// adapter and attention tests twice: through the backend's capabilities and
+// through the generic compositions over its core ops alone
+// (conformance.CoreOnly hides the capabilities). Compile-time assertions
+// next to the type state what it implements, e.g.
+//
+//	var _ backend.Backend = (*Backend)(nil)
+//	var _ backend.FusedAdapter = (*Backend)(nil)
+//
 // Dimension letters used throughout:
 //
 //	B  batch size            T  sequence length        C  hidden size (d)
@@ -195,9 +223,13 @@ type AdamW struct {
 	Step                               int
 }
 
-// Backend is the contract. Every method returns an error for bad arguments
-// (shape or dtype mismatch, nil required tensor) instead of panicking;
-// asynchronous backends may report a device fault at the next Sync.
+// Backend is the core of the contract: what every backend implements.
+// Every method returns an error for bad arguments (shape or dtype mismatch,
+// nil required tensor) instead of panicking; asynchronous backends may
+// report a device fault at the next Sync. The fused adapter and attention
+// are optional capabilities on top of it (FusedAdapter, FusedAttention),
+// reached through the package functions AdapterForward, AdapterBackward,
+// AttentionForward and AttentionBackward.
 type Backend interface {
 	// Name identifies the backend ("cpu", "cuda:0 NVIDIA H100 ...").
 	Name() string
@@ -277,34 +309,12 @@ type Backend interface {
 	// alias dprobs.
 	MaskedSoftmaxBackward(dscores, dprobs, probs Tensor, N, T int, scale float32) error
 
-	// AttentionForward: multi-head scaled-dot-product self-attention.
-	// qkv (B, T, 3C) holds Q, K, V side by side (head h uses columns
-	// h·HS..(h+1)·HS of each third); mask (B, T) I32 is 1 for real tokens and
-	// 0 for padding (keys with 0 get -inf before the softmax). out (B, T, C).
-	// probs (B, NH, T, T) saves the softmax (before dropout) for the backward.
-	// Dropout on the probabilities uses DropoutKeep(seed, flat index of probs, p).
-	// A query whose keys are all padding gets all-zero probabilities (and a
-	// zero output and gradient), never NaN.
-	AttentionForward(out, probs, qkv, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
-	// AttentionBackward: dqkv (B, T, 3C) (=) from dout (B, T, C). dqkv must
-	// not alias qkv.
-	AttentionBackward(dqkv, dout, qkv, probs, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
-
 	// EmbeddingForward gathers rows of table (V, C) by ids (N) into out (N, C);
 	// with accumulate it adds to out instead (word + position + type).
 	EmbeddingForward(out, ids, table Tensor, N, C int, accumulate bool) error
 	// EmbeddingBackward scatter-adds dout (N, C) into dtable (V, C) (+=),
 	// deterministically.
 	EmbeddingBackward(dtable, dout, ids Tensor, N, C int) error
-
-	// AdapterForward is the fused Houlsby bottleneck on inp (N, C):
-	//   z   = inp·wDownᵀ + bDown        (N, M)  saved for the backward
-	//   out = inp + act(z)·wUpᵀ + bUp   (N, C)
-	// wDown (M, C), bDown (M), wUp (C, M), bUp (C).
-	AdapterForward(out, z, inp, wDown, bDown, wUp, bUp Tensor, N, C, M int, act Act) error
-	// AdapterBackward: dinp (=) = dout + (dout·wUp ⊙ act'(z))·wDown;
-	// dWDown, dBDown, dWUp, dBUp (+=), each nil when frozen.
-	AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp Tensor, N, C, M int, act Act) error
 
 	// SoftmaxCrossEntropy over logits (N, V) and labels (N, I32): loss (N)
 	// gets each row's loss; dlogits (=, may be nil) gets
@@ -319,6 +329,31 @@ type Backend interface {
 	// (all F32). Weight decay is decoupled: param -= LR·WD·param.
 	AdamWStep(param, grad, m, v Tensor, n int, h AdamW) error
 }
+
+// FusedAdapter is the optional capability of a fused Houlsby bottleneck. Do
+// not call it directly: the package functions AdapterForward and
+// AdapterBackward use it when a backend has it (and it takes the sizes) and
+// otherwise compose core ops, with the same semantics (see them for the
+// arguments).
+type FusedAdapter interface {
+	AdapterForward(out, z, inp, wDown, bDown, wUp, bUp Tensor, N, C, M int, act Act) error
+	AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp Tensor, N, C, M int, act Act) error
+}
+
+// FusedAttention is the optional capability of fused multi-head
+// self-attention, reached through the package functions AttentionForward
+// and AttentionBackward (see them for the arguments).
+type FusedAttention interface {
+	AttentionForward(out, probs, qkv, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
+	AttentionBackward(dqkv, dout, qkv, probs, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
+}
+
+// ErrNotFused is returned by a capability method (FusedAdapter,
+// FusedAttention) for valid arguments it does not handle, such as sizes
+// beyond its kernels' limits; the package functions then run the
+// composition of core ops instead. A method returning it must not have
+// written anything, and must not return it for invalid arguments.
+var ErrNotFused = errors.New("backend: no fused kernel for these arguments")
 
 // ErrNoCUDA is returned when the CUDA backend is requested from a binary
 // built without the cuda tag.

@@ -160,7 +160,7 @@ var benchOps = []benchOp{
 			out := x.t(dt, 0, s.B, s.T, s.C)
 			probs := x.t(dt, 0, s.B, s.NH, s.T, s.T)
 			return func() error {
-				return be.AttentionForward(out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
+				return backend.AttentionForward(be, out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
 			}
 		},
 	},
@@ -179,13 +179,13 @@ var benchOps = []benchOp{
 			mask := x.t(backend.I32, 0, s.B, s.T)
 			out := x.t(dt, 0, s.B, s.T, s.C)
 			probs := x.t(dt, 0, s.B, s.NH, s.T, s.T)
-			if err := be.AttentionForward(out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7); err != nil {
+			if err := backend.AttentionForward(be, out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7); err != nil {
 				b.Fatal(err)
 			}
 			dout := x.t(dt, 1, s.B, s.T, s.C)
 			dqkv := x.t(dt, 0, s.B, s.T, 3*s.C)
 			return func() error {
-				return be.AttentionBackward(dqkv, dout, qkv, probs, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
+				return backend.AttentionBackward(be, dqkv, dout, qkv, probs, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
 			}
 		},
 	},
@@ -206,7 +206,9 @@ var benchOps = []benchOp{
 			z := x.t(dt, 0, N, s.M)
 			wd, bd := x.t(backend.F32, 0.02, s.M, s.C), x.t(backend.F32, 0.02, s.M)
 			wu, bu := x.t(backend.F32, 0.02, s.C, s.M), x.t(backend.F32, 0.02, s.C)
-			return func() error { return be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, s.C, s.M, backend.ReLU) }
+			return func() error {
+				return backend.AdapterForward(be, out, z, inp, wd, bd, wu, bu, N, s.C, s.M, backend.ReLU)
+			}
 		},
 	},
 	{
@@ -228,7 +230,7 @@ var benchOps = []benchOp{
 			dwd, dbd := x.t(backend.F32, 0, s.M, s.C), x.t(backend.F32, 0, s.M)
 			dwu, dbu := x.t(backend.F32, 0, s.C, s.M), x.t(backend.F32, 0, s.C)
 			return func() error {
-				return be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, s.C, s.M, backend.ReLU)
+				return backend.AdapterBackward(be, dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, s.C, s.M, backend.ReLU)
 			}
 		},
 	},

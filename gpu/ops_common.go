@@ -32,7 +32,16 @@ import (
 	"github.com/houlsby/adapters/backend"
 )
 
-var _ backend.Backend = (*Backend)(nil)
+// The GPU backend implements the core contract and both fused
+// capabilities; they answer backend.ErrNotFused beyond their kernels' limits
+// (adapter M > 256; attention T > 512, HS > 128, a grid dimension above
+// 65535, and the bf16 backward with HS < 2), and backend's generic
+// composition of core ops runs instead.
+var (
+	_ backend.Backend        = (*Backend)(nil)
+	_ backend.FusedAdapter   = (*Backend)(nil)
+	_ backend.FusedAttention = (*Backend)(nil)
+)
 
 // block1D is the block size of the 1-D grid-stride kernels.
 const block1D = 256

@@ -27,7 +27,11 @@ func (t *tensor64) Len() int             { return prod(t.shape) }
 
 type backend64 struct{ allocs int }
 
-var _ backend.Backend = (*backend64)(nil)
+var (
+	_ backend.Backend        = (*backend64)(nil)
+	_ backend.FusedAdapter   = (*backend64)(nil)
+	_ backend.FusedAttention = (*backend64)(nil)
+)
 
 func (*backend64) Name() string               { return "ref64" }
 func (*backend64) FrozenDType() backend.DType { return backend.F32 }

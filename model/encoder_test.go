@@ -210,15 +210,27 @@ func (r *recorder) EmbeddingBackward(dt, dout, ids backend.Tensor, N, C int) err
 	return r.Backend.EmbeddingBackward(dt, dout, ids, N, C)
 }
 
+// The recorder passes the fused capabilities of the backend it wraps
+// through (backend.FusedAdapter, backend.FusedAttention), so the model
+// makes the same calls as on the bare backend.
+
+func (r *recorder) AdapterForward(out, z, inp, wd, bd, wu, bu backend.Tensor, N, C, M int, act backend.Act) error {
+	return backend.AdapterForward(r.Backend, out, z, inp, wd, bd, wu, bu, N, C, M, act)
+}
+
 func (r *recorder) AdapterBackward(dinp, dWd, dBd, dWu, dBu, dout, inp, z, wd, wu backend.Tensor, N, C, M int, act backend.Act) error {
 	r.calls["AdapterBackward"]++
 	r.grad(dWd, dBd, dWu, dBu)
-	return r.Backend.AdapterBackward(dinp, dWd, dBd, dWu, dBu, dout, inp, z, wd, wu, N, C, M, act)
+	return backend.AdapterBackward(r.Backend, dinp, dWd, dBd, dWu, dBu, dout, inp, z, wd, wu, N, C, M, act)
+}
+
+func (r *recorder) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
+	return backend.AttentionForward(r.Backend, out, probs, qkv, mask, B, T, NH, HS, p, seed)
 }
 
 func (r *recorder) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
 	r.calls["AttentionBackward"]++
-	return r.Backend.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed)
+	return backend.AttentionBackward(r.Backend, dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed)
 }
 
 func (r *recorder) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend.Act) error {

@@ -369,7 +369,7 @@ func testAttention(s *suite) {
 		qkv, qv := s.tensor(s.adt, s.rnd(B*T*3*C, 1.5), B, T, 3*C)
 		out, _ := s.tensor(s.adt, nans(B*T*C), B, T, C)
 		probs, _ := s.tensor(s.adt, nans(B*NH*T*T), B, NH, T, T)
-		s.must(s.be.AttentionForward(out, probs, qkv, mask, B, T, NH, HS, p, seed), "AttentionForward "+name)
+		s.must(backend.AttentionForward(s.be, out, probs, qkv, mask, B, T, NH, HS, p, seed), "AttentionForward "+name)
 		wo, wp := make([]float64, B*T*C), make([]float64, B*NH*T*T)
 		ref64.AttentionForward(wo, wp, qv, maskv, B, T, NH, HS, p, seed)
 		s.check("out "+name, s.get(out), wo, s.tol.Attention)
@@ -383,12 +383,12 @@ func testAttention(s *suite) {
 		}
 		dout, gv := s.tensor(s.adt, s.rnd(B*T*C, 1), B, T, C)
 		dqkv, _ := s.tensor(s.adt, nans(B*T*3*C), B, T, 3*C)
-		s.must(s.be.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
+		s.must(backend.AttentionBackward(s.be, dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
 		wd := make([]float64, B*T*3*C)
 		ref64.AttentionBackward(wd, gv, qv, pv, maskv, B, T, NH, HS, p, seed)
 		first := s.get(dqkv)
 		s.check("dqkv "+name, first, wd, s.tol.Attention)
-		s.must(s.be.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
+		s.must(backend.AttentionBackward(s.be, dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
 		s.same("dqkv repeated "+name, first, s.get(dqkv))
 	}
 }
@@ -436,7 +436,7 @@ func testAdapter(s *suite) {
 		bu, buv := s.tensor(backend.F32, s.rnd(C, 0.5), C)
 		out, _ := s.tensor(s.adt, nans(N*C), N, C)
 		z, _ := s.tensor(s.adt, nans(N*M), N, M)
-		s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, act), "AdapterForward "+name)
+		s.must(backend.AdapterForward(s.be, out, z, inp, wd, bd, wu, bu, N, C, M, act), "AdapterForward "+name)
 		wo, wz := make([]float64, N*C), make([]float64, N*M)
 		ref64.AdapterForward(wo, wz, iv, wdv, bdv, wuv, buv, N, C, M, act)
 		s.check("out "+name, s.get(out), wo, s.tol.Adapter)
@@ -454,7 +454,7 @@ func testAdapter(s *suite) {
 		}
 		dwd, dbd, dwu, dbu := grads()
 		dinp, _ := s.tensor(s.adt, nans(N*C), N, C)
-		s.must(s.be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+name)
+		s.must(backend.AdapterBackward(s.be, dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+name)
 		w := [5][]float64{make([]float64, N*C)}
 		for i, g := range g0 {
 			w[i+1] = make([]float64, len(g))
@@ -491,7 +491,7 @@ func testAdapter(s *suite) {
 			if noDinp {
 				di = nil
 			}
-			s.must(s.be.AdapterBackward(di, args[0], args[1], args[2], args[3], dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+tag)
+			s.must(backend.AdapterBackward(s.be, di, args[0], args[1], args[2], args[3], dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+tag)
 			if !noDinp {
 				got := s.get(dinp2)
 				s.checkq("dinp "+tag, got, w[0], s.tol.Adapter)
@@ -521,7 +521,7 @@ func testAdapter(s *suite) {
 	bu, _ := s.tensor(backend.F32, make([]float32, C), C)
 	out, _ := s.tensor(s.adt, nans(N*C), N, C)
 	z, _ := s.tensor(s.adt, nans(N*M), N, M)
-	s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, backend.ReLU), "AdapterForward identity")
+	s.must(backend.AdapterForward(s.be, out, z, inp, wd, bd, wu, bu, N, C, M, backend.ReLU), "AdapterForward identity")
 	s.check("identity adapter", s.get(out), iv, Tol{})
 }
 
@@ -626,10 +626,10 @@ func testBadArguments(s *suite) {
 		}},
 		{"Dropout p = 1", func() error { return be.DropoutForward(f(4), f(4), 4, 1, 0) }},
 		{"Attention float mask", func() error {
-			return be.AttentionForward(f(2*2*2), f(1*2*2*2), f(2*2*6), f(4), 1, 2, 2, 1, 0, 0)
+			return backend.AttentionForward(be, f(2*2*2), f(1*2*2*2), f(2*2*6), f(4), 1, 2, 2, 1, 0, 0)
 		}},
 		{"Attention short qkv", func() error {
-			return be.AttentionForward(f(8), f(8), f(11), i(1, 1), 1, 2, 2, 2, 0, 0)
+			return backend.AttentionForward(be, f(8), f(8), f(11), i(1, 1), 1, 2, 2, 2, 0, 0)
 		}},
 		{"MaskedSoftmax float mask", func() error {
 			return be.MaskedSoftmaxForward(f(6), p(6), f(3), 1, 2, 3, 1)
@@ -645,10 +645,10 @@ func testBadArguments(s *suite) {
 		{"Act unknown act", func() error { return be.ActForward(f(4), f(4), 4, backend.Act(7)) }},
 		{"ActBackward short inp", func() error { return be.ActBackward(f(4), f(4), f(3), 4, backend.GELU) }},
 		{"Adapter unknown act", func() error {
-			return be.AdapterForward(f(4), f(2), f(4), p(2), p(1), p(2), p(2), 2, 2, 1, backend.Act(99))
+			return backend.AdapterForward(be, f(4), f(2), f(4), p(2), p(1), p(2), p(2), 2, 2, 1, backend.Act(99))
 		}},
 		{"Adapter short wUp", func() error {
-			return be.AdapterForward(f(4), f(2), f(4), p(2), p(1), p(1), p(2), 2, 2, 1, backend.ReLU)
+			return backend.AdapterForward(be, f(4), f(2), f(4), p(2), p(1), p(1), p(2), 2, 2, 1, backend.ReLU)
 		}},
 		{"CrossEntropy label >= V", func() error { return be.SoftmaxCrossEntropy(p(2), nil, f(6), i(0, 3), 2, 3, 1) }},
 		{"CrossEntropy float labels", func() error { return be.SoftmaxCrossEntropy(p(2), nil, f(6), f(2), 2, 3, 1) }},
@@ -715,7 +715,7 @@ func testViews(s *suite) {
 	stats, _ := s.tensor(backend.F32, make([]float32, 2*N+3), 2*N+3)
 	mean, rstd := view(stats, 1, N), view(stats, N+2, N)
 
-	s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, backend.GELU), "AdapterForward on views")
+	s.must(backend.AdapterForward(s.be, out, z, inp, wd, bd, wu, bu, N, C, M, backend.GELU), "AdapterForward on views")
 	s.must(s.be.LayerNormForward(ln, mean, rstd, out, lw, lb, N, C, 1e-12), "LayerNormForward on views")
 	iv := before[aoff[0] : aoff[0]+N*C]
 	wo, wz := make([]float64, N*C), make([]float64, N*M)
@@ -750,7 +750,7 @@ func testViews(s *suite) {
 	dwu, dbu := view(grads, offs[2], C, M), view(grads, offs[3], C)
 	dout, gv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
 	dinp := view(acts, aoff[3], N, C) // reuse the LayerNorm output's place
-	s.must(s.be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, backend.GELU), "AdapterBackward on views")
+	s.must(backend.AdapterBackward(s.be, dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, backend.GELU), "AdapterBackward on views")
 	want := clone(gref)
 	gs := func(i int) []float64 { return want[offs[i] : offs[i]+sizes[i]] }
 	wdinp := make([]float64, N*C)
