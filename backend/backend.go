@@ -218,6 +218,8 @@ func span(rows, cols, ld, batch, stride int) int {
 
 // AdamW holds the hyper-parameters of one decoupled-weight-decay Adam step
 // (Loshchilov & Hutter). Step counts from 1 and drives bias correction.
+// WeightDecay applies only to the elements the step's decay table lists
+// (Backend.AdamWStep).
 type AdamW struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32
 	Step                               int
@@ -326,8 +328,15 @@ type Backend interface {
 	MSE(loss, dpred, pred, target Tensor, N int, scale float32) error
 
 	// AdamWStep updates n elements of param from grad with moments m and v
-	// (all F32). Weight decay is decoupled: param -= LR·WD·param.
-	AdamWStep(param, grad, m, v Tensor, n int, h AdamW) error
+	// (all F32, parallel layouts), so one call can update every trainable
+	// tensor of an arena. decay is an I32 table of pairs [start, end),
+	// ascending, non-overlapping (end <= next start), within [0, n); the
+	// elements in those ranges get the decoupled weight decay
+	// param -= LR·WeightDecay·param, all others none. nil (or an empty
+	// table) means no element decays; a malformed table is an error.
+	// Elements outside every range whose param, grad, m and v are all 0
+	// stay 0 (padding between tensors).
+	AdamWStep(param, grad, m, v, decay Tensor, n int, h AdamW) error
 }
 
 // FusedAdapter is the optional capability of a fused Houlsby bottleneck. Do
@@ -378,6 +387,27 @@ func DropoutKeep(seed uint64, i int, p float32) bool {
 	}
 	h := splitmix64(seed ^ splitmix64(uint64(i)))
 	return uint32(h>>40) >= uint32(p*(1<<24))
+}
+
+// CheckDecayRanges validates an AdamWStep decay table read back to the host:
+// an even number of entries, pairs [start, end) with 0 <= start <= end <= n
+// and each start at or after the previous end. op prefixes the error.
+func CheckDecayRanges(op string, table []int32, n int) error {
+	if len(table)%2 != 0 {
+		return fmt.Errorf("%s: the decay table has %d entries, want pairs (an even number)", op, len(table))
+	}
+	prev := 0
+	for k := 0; k < len(table); k += 2 {
+		s, e := int(table[k]), int(table[k+1])
+		switch {
+		case s < 0 || e > n || s > e:
+			return fmt.Errorf("%s: decay range %d = [%d, %d) is not within [0, %d)", op, k/2, s, e, n)
+		case s < prev:
+			return fmt.Errorf("%s: decay range %d = [%d, %d) starts before the previous one ends (%d): ranges must be ascending and not overlap", op, k/2, s, e, prev)
+		}
+		prev = e
+	}
+	return nil
 }
 
 // CheckLen returns an error unless t holds at least n elements of dtype dt.

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sort"
 
 	"github.com/houlsby/adapters/backend"
 )
@@ -35,6 +36,7 @@ type ewTask struct {
 	act        backend.Act
 	h          backend.AdamW
 	bc1, bc2   float32 // AdamW bias corrections 1-β1ᵗ, 1-β2ᵗ
+	ranges     []int32 // AdamW decay ranges, pairs [start, end), validated
 }
 
 func (t *ewTask) run(_, lo, hi int) {
@@ -80,16 +82,38 @@ func (t *ewTask) run(_, lo, hi int) {
 			o[i] = b[i] * actGrad(t.act, a[i])
 		}
 	case ewAdamW:
-		g, m, v := t.a[lo:hi], t.b[lo:hi], t.c[lo:hi]
-		h := &t.h
-		for i := range o {
-			mi := h.Beta1*m[i] + (1-h.Beta1)*g[i]
-			vi := h.Beta2*v[i] + (1-h.Beta2)*g[i]*g[i]
-			m[i], v[i] = mi, vi
-			mhat := mi / t.bc1
-			vhat := vi / t.bc2
-			o[i] -= h.LR * (h.WeightDecay*o[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
+		// Walk [lo, hi) in spans alternating between no decay and a decay
+		// range; the first range ending after lo is found by bisection.
+		r := t.ranges
+		k := sort.Search(len(r)/2, func(k int) bool { return int(r[2*k+1]) > lo })
+		at := lo
+		for ; k < len(r)/2 && int(r[2*k]) < hi; k++ {
+			s, e := max(int(r[2*k]), lo), min(int(r[2*k+1]), hi)
+			t.adamw(at, s, 0)
+			t.adamw(s, e, t.h.WeightDecay)
+			at = e
 		}
+		t.adamw(at, hi, 0)
+	}
+}
+
+// adamw runs the AdamW update on elements [lo, hi) with weight decay wd.
+// The arithmetic is the same for every element, decayed or not (wd = 0
+// multiplies param by 0 and adds it), so a tensor updated as part of an
+// arena gets bitwise the result of a call on the tensor alone.
+func (t *ewTask) adamw(lo, hi int, wd float32) {
+	if lo >= hi {
+		return
+	}
+	o, g, m, v := t.o[lo:hi], t.a[lo:hi], t.b[lo:hi], t.c[lo:hi]
+	h := &t.h
+	for i := range o {
+		mi := h.Beta1*m[i] + (1-h.Beta1)*g[i]
+		vi := h.Beta2*v[i] + (1-h.Beta2)*g[i]*g[i]
+		m[i], v[i] = mi, vi
+		mhat := mi / t.bc1
+		vhat := vi / t.bc2
+		o[i] -= h.LR * (wd*o[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
 	}
 }
 

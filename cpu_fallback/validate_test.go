@@ -79,7 +79,7 @@ func TestNoPanicOnBadArguments(t *testing.T) {
 		func() error { return be.SoftmaxCrossEntropy(ten(), ten(), ten(), ten(), size(), size(), 1) },
 		func() error { return be.MSE(ten(), ten(), ten(), ten(), size(), 1) },
 		func() error {
-			return be.AdamWStep(ten(), ten(), ten(), ten(), size(), backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: size()})
+			return be.AdamWStep(ten(), ten(), ten(), ten(), ten(), size(), backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: size()})
 		},
 		func() error { _, err := be.View(ten(), size(), size(), size()); return err },
 		func() error { return be.Copy(ten(), ten()) },

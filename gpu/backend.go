@@ -47,6 +47,9 @@ type Backend struct {
 	host []byte
 	// hostF is the float32 staging buffer of Copy between dtypes.
 	hostF []float32
+	// decayChecked holds the AdamWStep decay tables already read back and
+	// found well-formed, with their largest range end (see checkDecay).
+	decayChecked map[decayKey]int
 }
 
 // New returns a Backend over dev. The caller keeps ownership of dev: Close
@@ -167,6 +170,7 @@ func (b *Backend) Alloc(dt backend.DType, shape ...int) (backend.Tensor, error) 
 		b.pool.put(p)
 		return nil, fmt.Errorf("gpu.Alloc %v %v: zeroing: %w", dt, shape, err)
 	}
+	b.wrote(p, bytes)
 	t.Ptr = p
 	return t, nil
 }
@@ -205,6 +209,7 @@ func (b *Backend) Free(t backend.Tensor) {
 	if g == nil || g.view || g.Ptr == 0 {
 		return
 	}
+	b.wrote(g.Ptr, g.n*g.dt.Size())
 	if !b.pool.put(g.Ptr) {
 		panic(fmt.Sprintf("gpu: Free of %v %v at %#x, which this backend did not allocate", g.dt, g.shape, uint64(g.Ptr)))
 	}
@@ -258,6 +263,7 @@ func (b *Backend) UploadInt32(t backend.Tensor, src []int32) error {
 	if g.n == 0 {
 		return nil
 	}
+	b.wrote(g.Ptr, 4*g.n)
 	buf := b.stage(4 * g.n)
 	for i, v := range src {
 		binary.LittleEndian.PutUint32(buf[4*i:], uint32(v))
@@ -342,6 +348,7 @@ func (b *Backend) Copy(dst, src backend.Tensor) error {
 	if d.n == 0 {
 		return nil
 	}
+	b.wrote(d.Ptr, d.n*d.dt.Size())
 	if d.dt == s.dt {
 		if d.Ptr == s.Ptr {
 			return nil
@@ -390,6 +397,7 @@ func (b *Backend) Zero(t backend.Tensor) error {
 	if g.n == 0 {
 		return nil
 	}
+	b.wrote(g.Ptr, g.n*g.dt.Size())
 	if err := b.dev.Memset0(g.Ptr, g.n*g.dt.Size()); err != nil {
 		return fmt.Errorf("gpu.Zero %v %v: %w", g.dt, g.shape, err)
 	}

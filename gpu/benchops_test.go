@@ -283,7 +283,8 @@ var benchOps = []benchOp{
 	{
 		name:  "adamw_adapters",
 		flops: zero,
-		// param, grad, m, v read; param, m, v written; all F32 (e unused).
+		// param, grad, m, v read; param, m, v written; all F32 (e unused;
+		// the decay table is a few hundred bytes, read through the cache).
 		bytes: func(s benchShape, _ float64) float64 { return 7 * 4 * float64(adapterParams(s)) },
 		setup: func(b testing.TB, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(8))}
@@ -291,8 +292,19 @@ var benchOps = []benchOp{
 			P := adapterParams(s)
 			p, g := x.t(backend.F32, 0.02, P), x.t(backend.F32, 1e-3, P)
 			m, v := x.t(backend.F32, 0, P), x.t(backend.F32, 0, P)
+			// One arena of every adapter, [wDown bDown wUp bUp] each: the
+			// two weights decay, the biases do not (as trainer.DecayFor).
+			var table []int32
+			for off := 0; off < P; off += 2*s.C*s.M + s.C + s.M {
+				wd, wu := off, off+s.C*s.M+s.M
+				table = append(table, int32(wd), int32(wd+s.C*s.M), int32(wu), int32(wu+s.C*s.M))
+			}
+			decay := x.t(backend.I32, 0, len(table))
+			if err := be.UploadInt32(decay, table); err != nil {
+				b.Fatal(err)
+			}
 			h := backend.AdamW{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
-			return func() error { h.Step++; return be.AdamWStep(p, g, m, v, P, h) }
+			return func() error { h.Step++; return be.AdamWStep(p, g, m, v, decay, P, h) }
 		},
 	},
 	{

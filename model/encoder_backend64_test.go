@@ -215,7 +215,11 @@ func (*backend64) MSE(loss, dpred, pred, target backend.Tensor, N int, scale flo
 	ref64.MSE(f(loss), f(dpred), f(pred), f(target), N, float64(scale))
 	return nil
 }
-func (*backend64) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.AdamW) error {
-	ref64.AdamWStep(f(param), f(grad), f(m), f(v), n, h)
+func (*backend64) AdamWStep(param, grad, m, v, decay backend.Tensor, n int, h backend.AdamW) error {
+	var table []int32
+	if decay != nil {
+		table = ints(decay)
+	}
+	ref64.AdamWStep(f(param), f(grad), f(m), f(v), table, n, h)
 	return nil
 }

@@ -129,6 +129,9 @@ type AdamW struct {
 	Step   int
 	Params []Param
 	M, V   []backend.Tensor
+	// decay holds, per decayed parameter, its AdamWStep decay table: one
+	// range [0, n) over the whole tensor (made on first use).
+	decay []backend.Tensor
 }
 
 // NewAdamW allocates zeroed moments for params. Betas and eps are
@@ -156,11 +159,38 @@ func (o *AdamW) Update(be backend.Backend, lr float64) error {
 	for i, p := range o.Params {
 		h := backend.AdamW{LR: float32(lr), Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps),
 			WeightDecay: float32(DecayFor(p.Name, o.WeightDecay)), Step: o.Step}
-		if err := be.AdamWStep(p.T, p.Grad, o.M[i], o.V[i], p.T.Len(), h); err != nil {
+		var decay backend.Tensor
+		if h.WeightDecay != 0 {
+			var err error
+			if decay, err = o.decayTable(be, i); err != nil {
+				return fmt.Errorf("adamw step on %s: %w", p.Name, err)
+			}
+		}
+		if err := be.AdamWStep(p.T, p.Grad, o.M[i], o.V[i], decay, p.T.Len(), h); err != nil {
 			return fmt.Errorf("adamw step on %s: %w", p.Name, err)
 		}
 	}
 	return nil
+}
+
+// decayTable returns parameter i's decay table [0, n), uploading it on
+// first use.
+func (o *AdamW) decayTable(be backend.Backend, i int) (backend.Tensor, error) {
+	if len(o.decay) != len(o.Params) {
+		o.decay = make([]backend.Tensor, len(o.Params))
+	}
+	if o.decay[i] == nil {
+		t, err := be.Alloc(backend.I32, 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := be.UploadInt32(t, []int32{0, int32(o.Params[i].T.Len())}); err != nil {
+			be.Free(t)
+			return nil, err
+		}
+		o.decay[i] = t
+	}
+	return o.decay[i], nil
 }
 
 // Free releases the moments.
@@ -169,5 +199,10 @@ func (o *AdamW) Free(be backend.Backend) {
 		be.Free(o.M[i])
 		be.Free(o.V[i])
 	}
-	o.M, o.V = nil, nil
+	for _, t := range o.decay {
+		if t != nil {
+			be.Free(t)
+		}
+	}
+	o.M, o.V, o.decay = nil, nil, nil
 }

@@ -577,26 +577,60 @@ func testMSE(s *suite) {
 	s.check("loss without dpred", s.get(loss), wl, s.tol.Pointwise)
 }
 
+// testAdamW steps an arena of n elements with one call: decay ranges at odd
+// boundaries (an empty range among them), a zero padding span outside
+// every range that must stay exactly 0, and the tables nil and empty.
 func testAdamW(s *suite) {
 	const n = 1001
 	h := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
-	param, pv := s.tensor(backend.F32, s.rnd(n, 1), n)
-	grad, gv := s.tensor(backend.F32, s.rnd(n, 1), n)
+	// With LR·WD·|param| ≈ 1e-4 per step, ≫ the AdamW tolerance, an element
+	// decayed by mistake (or not) fails the comparison.
+	table := []int32{0, 3, 3, 3, 10, 257, 500, 501, 997, 1001}
+	const padLo, padHi = 600, 650 // zeros, outside every range
+	zeroPad := func(v []float32) []float32 {
+		clear(v[padLo:padHi])
+		return v
+	}
+	decay := s.ints(table, len(table))
+	param, pv := s.tensor(backend.F32, zeroPad(s.rnd(n, 1)), n)
+	grad, gv := s.tensor(backend.F32, zeroPad(s.rnd(n, 1)), n)
 	m, mv := s.tensor(backend.F32, make([]float32, n), n)
 	v, vv := s.tensor(backend.F32, make([]float32, n), n)
 	for step := 1; step <= 3; step++ {
 		h.Step = step
-		s.must(s.be.AdamWStep(param, grad, m, v, n, h), fmt.Sprintf("AdamWStep %d", step))
-		ref64.AdamWStep(pv, gv, mv, vv, n, h)
+		s.must(s.be.AdamWStep(param, grad, m, v, decay, n, h), fmt.Sprintf("AdamWStep %d", step))
+		ref64.AdamWStep(pv, gv, mv, vv, table, n, h)
 		name := fmt.Sprintf("step %d", step)
 		s.check("param "+name, s.get(param), pv, s.tol.AdamW)
 		s.check("m "+name, s.get(m), mv, s.tol.AdamW)
 		s.check("v "+name, s.get(v), vv, s.tol.AdamW)
+		for _, x := range []backend.Tensor{param, m, v} {
+			for i, e := range s.get(x)[padLo:padHi] {
+				if e != 0 {
+					s.t.Fatalf("%s: padding element %d became %v, want exactly 0", name, padLo+i, e)
+				}
+			}
+		}
 		// Continue both from the backend's state so errors do not compound.
 		pv, mv, vv = s.get(param), s.get(m), s.get(v)
-		gs := s.rnd(n, 1)
-		s.must(s.be.Upload(grad, gs), "Upload grad")
+		s.must(s.be.Upload(grad, zeroPad(s.rnd(n, 1))), "Upload grad")
 		gv = s.get(grad)
+	}
+	// No decay: a nil table and an empty one.
+	empty := s.ints(nil, 0)
+	for _, tc := range []struct {
+		name  string
+		decay backend.Tensor
+	}{{"nil table", nil}, {"empty table", empty}} {
+		h.Step = 4
+		p2, pv2 := s.tensor(backend.F32, s.rnd(n, 1), n)
+		m2, mv2 := s.tensor(backend.F32, s.rnd(n, 0.1), n)
+		v2, vv2 := s.tensor(backend.F32, make([]float32, n), n)
+		s.must(s.be.AdamWStep(p2, grad, m2, v2, tc.decay, n, h), "AdamWStep "+tc.name)
+		ref64.AdamWStep(pv2, gv, mv2, vv2, nil, n, h)
+		s.check("param "+tc.name, s.get(p2), pv2, s.tol.AdamW)
+		s.check("m "+tc.name, s.get(m2), mv2, s.tol.AdamW)
+		s.check("v "+tc.name, s.get(v2), vv2, s.tol.AdamW)
 	}
 }
 
@@ -606,6 +640,7 @@ func testBadArguments(s *suite) {
 	f := func(n int) backend.Tensor { x, _ := s.tensor(s.adt, make([]float32, n), n); return x }
 	p := func(n int) backend.Tensor { x, _ := s.tensor(backend.F32, make([]float32, n), n); return x }
 	i := func(v ...int32) backend.Tensor { return s.ints(v, len(v)) }
+	adamw := backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Step: 1}
 	cases := []struct {
 		name string
 		call func() error
@@ -654,9 +689,16 @@ func testBadArguments(s *suite) {
 		{"CrossEntropy float labels", func() error { return be.SoftmaxCrossEntropy(p(2), nil, f(6), f(2), 2, 3, 1) }},
 		{"MSE nil target", func() error { return be.MSE(p(2), nil, f(2), nil, 2, 1) }},
 		{"AdamW step 0", func() error {
-			return be.AdamWStep(p(2), p(2), p(2), p(2), 2, backend.AdamW{LR: 1, Beta1: 0.9, Beta2: 0.9})
+			return be.AdamWStep(p(2), p(2), p(2), p(2), nil, 2, backend.AdamW{LR: 1, Beta1: 0.9, Beta2: 0.9})
 		}},
-		{"AdamW I32 grad", func() error { return be.AdamWStep(p(2), i(1, 2), p(2), p(2), 2, backend.AdamW{Step: 1}) }},
+		{"AdamW I32 grad", func() error { return be.AdamWStep(p(2), i(1, 2), p(2), p(2), nil, 2, backend.AdamW{Step: 1}) }},
+		{"AdamW float decay table", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), p(2), 8, adamw) }},
+		{"AdamW odd decay table", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(0, 2, 4), 8, adamw) }},
+		{"AdamW unsorted decay ranges", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(4, 6, 0, 2), 8, adamw) }},
+		{"AdamW overlapping decay ranges", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(0, 5, 4, 6), 8, adamw) }},
+		{"AdamW decay range past n", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(2, 9), 8, adamw) }},
+		{"AdamW negative decay start", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(-1, 3), 8, adamw) }},
+		{"AdamW reversed decay range", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(5, 3), 8, adamw) }},
 	}
 	for _, c := range cases {
 		func() {

@@ -537,16 +537,23 @@ func MSE(loss, dpred, pred, target []float64, N int, scale float64) {
 }
 
 // AdamWStep is one torch.optim.AdamW step (decoupled weight decay) on n
-// elements: m, v moments, Step from 1.
-func AdamWStep(param, grad, m, v []float64, n int, h backend.AdamW) {
+// elements: m, v moments, Step from 1. Only the elements in the ranges
+// [decay[2k], decay[2k+1]) decay (with h.WeightDecay); nil decays none.
+func AdamWStep(param, grad, m, v []float64, decay []int32, n int, h backend.AdamW) {
 	b1, b2 := float64(h.Beta1), float64(h.Beta2)
 	bc1 := 1 - math.Pow(b1, float64(h.Step))
 	bc2 := 1 - math.Pow(b2, float64(h.Step))
+	wd := make([]float64, n)
+	for k := 0; k+1 < len(decay); k += 2 {
+		for i := decay[k]; i < decay[k+1]; i++ {
+			wd[i] = float64(h.WeightDecay)
+		}
+	}
 	for i := 0; i < n; i++ {
 		m[i] = b1*m[i] + (1-b1)*grad[i]
 		v[i] = b2*v[i] + (1-b2)*grad[i]*grad[i]
 		mhat := m[i] / bc1
 		vhat := v[i] / bc2
-		param[i] -= float64(h.LR) * (float64(h.WeightDecay)*param[i] + mhat/(math.Sqrt(vhat)+float64(h.Eps)))
+		param[i] -= float64(h.LR) * (wd[i]*param[i] + mhat/(math.Sqrt(vhat)+float64(h.Eps)))
 	}
 }

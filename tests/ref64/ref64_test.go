@@ -494,7 +494,7 @@ func TestAdamWClosedForm(t *testing.T) {
 	param, grad := randVec(r, n, 1), randVec(r, n, 1)
 	p0 := append([]float64(nil), param...)
 	m, v := make([]float64, n), make([]float64, n)
-	AdamWStep(param, grad, m, v, n, h)
+	AdamWStep(param, grad, m, v, []int32{0, n}, n, h)
 	lr, wd, eps := float64(h.LR), float64(h.WeightDecay), float64(h.Eps)
 	for i := range param {
 		// Step 1 from zero moments: m̂ = g, v̂ = g², so the step is
@@ -519,7 +519,7 @@ func TestAdamWClosedForm(t *testing.T) {
 	copy(m, m0)
 	copy(v, v0)
 	copy(p0, param)
-	AdamWStep(param, grad, m, v, n, h)
+	AdamWStep(param, grad, m, v, []int32{0, n}, n, h)
 	b1, b2 := float64(h.Beta1), float64(h.Beta2)
 	bc1, bc2 := 1-math.Pow(b1, 5), 1-math.Pow(b2, 5)
 	for i := range param {
@@ -528,6 +528,34 @@ func TestAdamWClosedForm(t *testing.T) {
 		want := p0[i]*(1-lr*wd) - lr/bc1*mi/(math.Sqrt(vi)/math.Sqrt(bc2)+eps)
 		if math.Abs(param[i]-want) > 1e-15 {
 			t.Errorf("step 5 param[%d] = %.17g, want %.17g", i, param[i], want)
+		}
+	}
+}
+
+// TestAdamWDecayRanges: elements inside the decay ranges step as with
+// WeightDecay, the others as with WeightDecay = 0.
+func TestAdamWDecayRanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	const n = 12
+	h := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Step: 3}
+	param, grad := randVec(r, n, 1), randVec(r, n, 1)
+	m, v := randVec(r, n, 0.1), randVec(r, n, 0.01)
+	for i := range v {
+		v[i] = math.Abs(v[i])
+	}
+	decay := []int32{1, 4, 4, 4, 9, 12}
+	in := func(i int) bool { return i >= 1 && i < 4 || i >= 9 }
+	got := [4][]float64{append([]float64(nil), param...), append([]float64(nil), grad...), append([]float64(nil), m...), append([]float64(nil), v...)}
+	AdamWStep(got[0], got[1], got[2], got[3], decay, n, h)
+	for i := 0; i < n; i++ {
+		hi := h
+		if !in(i) {
+			hi.WeightDecay = 0
+		}
+		w := [4][]float64{{param[i]}, {grad[i]}, {m[i]}, {v[i]}}
+		AdamWStep(w[0], w[1], w[2], w[3], []int32{0, 1}, 1, hi)
+		if got[0][i] != w[0][0] || got[2][i] != w[2][0] || got[3][i] != w[3][0] {
+			t.Errorf("element %d (decays %v): (%v, %v, %v), want (%v, %v, %v)", i, in(i), got[0][i], got[2][i], got[3][i], w[0][0], w[2][0], w[3][0])
 		}
 	}
 }
