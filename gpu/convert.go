@@ -160,9 +160,9 @@ func (b *Backend) Copy(dst, src backend.Tensor) error {
 		}
 		return nil
 	}
-	if k := convertKernel(d.dt, s.dt); k != "" {
-		if err := b.dev.Launch(k, grid1D(d.n), b1(block1D), 0, Ptr(d.Ptr), Ptr(s.Ptr), Int(d.n)); err != nil {
-			return fmt.Errorf("gpu.Copy %v→%v %v: kernel %s: %w", s.dt, d.dt, d.shape, k, err)
+	if k, ok := convertKernel(d.dt, s.dt); ok {
+		if err := b.dev.Launch(k.name, grid1D(d.n), b1(block1D), 0, Ptr(d.Ptr), Ptr(s.Ptr), Int(d.n)); err != nil {
+			return fmt.Errorf("gpu.Copy %v→%v %v: kernel %s: %w", s.dt, d.dt, d.shape, k.name, err)
 		}
 		return nil
 	}
@@ -179,15 +179,15 @@ func (b *Backend) Copy(dst, src backend.Tensor) error {
 	return nil
 }
 
-// convertKernel names the device kernel converting src into dst ("" if none).
-func convertKernel(dst, src backend.DType) string {
+// convertKernel returns the device kernel converting src into dst, if any.
+func convertKernel(dst, src backend.DType) (kernel, bool) {
 	switch {
 	case dst == backend.BF16 && src == backend.F32:
-		return "convert_f32_bf16"
+		return kToBF16.of(), true
 	case dst == backend.F32 && src == backend.BF16:
-		return "convert_bf16_f32"
+		return kToF32.of(), true
 	}
-	return ""
+	return kernel{}, false
 }
 
 // encodeFloats writes src into buf (len(src)·dt.Size() bytes, little endian)

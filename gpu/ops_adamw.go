@@ -65,7 +65,7 @@ func (b *Backend) AdamWStep(param, grad, m, v, decay backend.Tensor, n int, h ba
 	}
 	bc1 := float32(1 - math.Pow(float64(h.Beta1), float64(h.Step)))
 	bc2 := float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))
-	return b.launch(op, "adamw_f32", grid1D(n), b1(block1D), 0, ptr(pt), ptr(gt), ptr(mt), ptr(vt), ptr(dt), Int(npairs), Int(n),
+	return b.launch(op, kAdamW.of(), grid1D(n), b1(block1D), 0, ptr(pt), ptr(gt), ptr(mt), ptr(vt), ptr(dt), Int(npairs), Int(n),
 		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(h.WeightDecay), F(bc1), F(bc2))
 }
 

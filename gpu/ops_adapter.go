@@ -87,7 +87,7 @@ func (b *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Ten
 	if M > adMaxM {
 		return fmt.Errorf("%s: M = %d > %d: %w", op, M, adMaxM, backend.ErrNotFused)
 	}
-	return b.launch(op, "adapter_fwd"+suffix(it)+suffix(wdt), Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}, b1(256), 0,
+	return b.launch(op, kAdapterFwd.of(it, wdt), Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}, b1(256), 0,
 		ptr(ot), ptr(zt), ptr(it), ptr(wdt), ptr(bdt), ptr(wut), ptr(but), Int(N), Int(C), Int(M), Int(int(act)))
 }
 
@@ -194,7 +194,7 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 		first = nil
 	}
 	grid := Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}
-	kernel := "adapter_bwd" + suffix(gt) + suffix(wdt)
+	kernel := kAdapterBwd.of(gt, wdt)
 	if err := b.launch(op, kernel, grid, b1(256), 0, ptr(first), ptr(dz), ptr(a), ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
 		Int(N), Int(C), Int(M), Int(int(act))); err != nil {
 		return err

@@ -83,7 +83,7 @@ func (b *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, N
 	if err := attnFused(op, B, T, NH, HS); err != nil {
 		return err
 	}
-	return b.launch(op, "attn_fwd"+suffix(qt), attnGrid(B, T, NH), b1(32*attRows), 0,
+	return b.launch(op, kAttnFwd.of(qt), attnGrid(B, T, NH), b1(32*attRows), 0,
 		ptr(ot), ptr(pt), ptr(qt), ptr(mt), Int(B), Int(T), Int(NH), Int(HS), F(p), seed)
 }
 
@@ -136,8 +136,8 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor,
 		return fmt.Errorf("%s: BF16 attention with HS = %d < 2: %w", op, HS, backend.ErrNotFused)
 	}
 	args := []uint64{ptr(dt), ptr(gt), ptr(qt), ptr(pt), Int(B), Int(T), Int(NH), Int(HS), F(p), seed}
-	for _, k := range []string{"attn_bwd_d", "attn_bwd_dkv", "attn_bwd_dq"} {
-		if err := b.launch(op, k+suffix(dt), attnGrid(B, T, NH), b1(32*attRows), 0, args...); err != nil {
+	for _, k := range []*kernelFamily{kAttnBwdD, kAttnBwdDKV, kAttnBwdDQ} {
+		if err := b.launch(op, k.of(dt), attnGrid(B, T, NH), b1(32*attRows), 0, args...); err != nil {
 			return err
 		}
 	}

@@ -49,7 +49,7 @@ func (b *Backend) SoftmaxCrossEntropy(loss, dlogits, logits, labels backend.Tens
 	if N > math.MaxInt32 {
 		return fmt.Errorf("%s: N = %d rows exceed the grid", op, N)
 	}
-	return b.launch(op, "softmax_xent"+suffix(xt), Dim3{X: uint32(N), Y: 1, Z: 1}, b1(256), 0,
+	return b.launch(op, kSoftmaxXent.of(xt), Dim3{X: uint32(N), Y: 1, Z: 1}, b1(256), 0,
 		ptr(lt), ptr(dt), ptr(xt), ptr(yt), Int(N), Int(V), F(scale))
 }
 
@@ -83,5 +83,5 @@ func (b *Backend) MSE(loss, dpred, pred, target backend.Tensor, N int, scale flo
 	if N == 0 {
 		return nil
 	}
-	return b.launch(op, "mse"+suffix(pt)+suffix(tt), grid1D(N), b1(block1D), 0, ptr(lt), ptr(dt), ptr(pt), ptr(tt), Int(N), F(scale))
+	return b.launch(op, kMSE.of(pt, tt), grid1D(N), b1(block1D), 0, ptr(lt), ptr(dt), ptr(pt), ptr(tt), Int(N), F(scale))
 }

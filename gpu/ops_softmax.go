@@ -55,7 +55,7 @@ func (b *Backend) MaskedSoftmaxForward(probs, scores, mask backend.Tensor, B, R,
 	if err != nil {
 		return err
 	}
-	return b.launch(op, "masked_softmax_fwd"+suffix(pt)+suffix(st), grid, b1(32*smRows), 0,
+	return b.launch(op, kSoftmaxFwd.of(pt, st), grid, b1(32*smRows), 0,
 		ptr(pt), ptr(st), ptr(mt), Int(B), Int(R), Int(T), F(scale))
 }
 
@@ -100,6 +100,6 @@ func (b *Backend) MaskedSoftmaxBackward(dscores, dprobs, probs backend.Tensor, N
 	if err != nil {
 		return err
 	}
-	return b.launch(op, "masked_softmax_bwd"+suffix(dt)+suffix(pt), grid, b1(32*smRows), 0,
+	return b.launch(op, kSoftmaxBwd.of(dt, pt), grid, b1(32*smRows), 0,
 		ptr(dt), ptr(gt), ptr(pt), Int(N), Int(T), F(scale))
 }

@@ -68,7 +68,7 @@ struct Entry {
 #define K(fn) {#fn, arity(&fn), [](const unsigned long long* a) { call(&fn, a); }}
 
 const Entry kTable[] = {
-#include "kernel_list.inc"
+#include "kernel_list.h"
 };
 const int kCount = sizeof(kTable) / sizeof(kTable[0]);
 
