@@ -16,7 +16,8 @@
 //
 // Dtypes: activations and frozen weights are allocated with the backend's
 // FrozenDType; trainable parameters, their gradients, optimizer state,
-// LayerNorm statistics and losses are F32 (DESIGN.md, "Precision"). The
+// LayerNorm statistics and losses are F32 (as kernels/README.md states for
+// the GPU; the CPU stores everything as float32). The
 // reference always sees the values the backend actually stored (read back
 // after Upload), so rounding of inputs to bf16 is not counted as error.
 package conformance
