@@ -58,6 +58,8 @@ func TestNoPanicOnBadArguments(t *testing.T) {
 		},
 		func() error { return be.ActForward(ten(), ten(), size(), act()) },
 		func() error { return be.ActBackward(ten(), ten(), ten(), size(), act()) },
+		func() error { return be.MaskedSoftmaxForward(ten(), ten(), ten(), size(), size(), size(), 0.5) },
+		func() error { return be.MaskedSoftmaxBackward(ten(), ten(), ten(), size(), size(), 0.5) },
 		func() error { return be.TanhForward(ten(), ten(), size()) },
 		func() error { return be.TanhBackward(ten(), ten(), ten(), size()) },
 		func() error { return be.DropoutForward(ten(), ten(), size(), prob(), 1) },

@@ -185,6 +185,9 @@ func (b *Backend) ActForward(out, inp backend.Tensor, n int, act backend.Act) er
 	if n == 0 {
 		return nil
 	}
+	if err := exactAlias(op, "out", ot, "inp", it, n); err != nil {
+		return err
+	}
 	return b.act(op, kActFwd, ot, nil, it, n, act)
 }
 
@@ -214,7 +217,23 @@ func (b *Backend) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend
 	if n == 0 {
 		return nil
 	}
+	if err := exactAlias(op, "dinp", dt, "dout", gt, n); err != nil {
+		return err
+	}
+	if err := exactAlias(op, "dinp", dt, "inp", it, n); err != nil {
+		return err
+	}
 	return b.act(op, kActBwd, dt, gt, it, n, act)
+}
+
+// exactAlias returns an error when the first n elements of a and b overlap
+// without being the same elements of the same dtype: an elementwise kernel
+// may write in place, not onto a shifted or differently sized copy.
+func exactAlias(op, aName string, a *Tensor, bName string, b *Tensor, n int) error {
+	if overlaps(a, n, b, n) && (a.Ptr != b.Ptr || a.dt != b.dt) {
+		return fmt.Errorf("%s: %s partly overlaps %s (it may only alias it exactly)", op, aName, bName)
+	}
+	return nil
 }
 
 // actArgs checks the size and nonlinearity of ActForward/ActBackward.
