@@ -3,6 +3,34 @@
 // gpu/). It is deliberately small: memory, copies, sync, and the coarse ops a
 // post-LN BERT encoder with bottleneck adapters needs, forward and backward.
 //
+// The contract has a core and optional capabilities:
+//   - Backend is the core every backend implements: memory and copies,
+//     GEMM, bias, add/scale, sum of squares, LayerNorm, the pointwise
+//     nonlinearities (ActForward/ActBackward, tanh), dropout, the masked
+//     softmax, embeddings, losses and AdamW;
+//   - FusedAdapter and FusedAttention are fused kernels a backend may add,
+//     discovered by interface assertion. Callers never assert them: they
+//     call AdapterForward, AdapterBackward, AttentionForward and
+//     AttentionBackward (generic.go), which use the capability when the
+//     backend has it and otherwise (or when it answers ErrNotFused) compose
+//     core ops. The composition is written once, here, and both paths have
+//     the same semantics, dropout mask included.
+//
+// A new backend proves itself by running the conformance suite
+// (tests/conformance, package conformance) in its tests:
+//
+//	conformance.Run(t, func() backend.Backend { return mybackend.New() }, conformance.Float32())
+//
+// which checks every core op against the float64 references of tests/ref64
+// (each backward there is checked by finite differences), and runs the
+// adapter and attention tests twice: through the backend's capabilities and
+// through the generic compositions over its core ops alone
+// (conformance.CoreOnly hides the capabilities). Compile-time assertions
+// next to the type state what it implements, e.g.
+//
+//	var _ backend.Backend = (*Backend)(nil)
+//	var _ backend.FusedAdapter = (*Backend)(nil)
+//
 // Dimension letters used throughout:
 //
 //	B  batch size            T  sequence length        C  hidden size (d)
@@ -73,15 +101,20 @@ type Tensor interface {
 	Len() int
 }
 
-// Act names a pointwise nonlinearity used inside the fused adapter.
+// Act names a pointwise nonlinearity: the adapter's (ReLU, GELU or Swish)
+// and BERT's feed-forward GELU.
 type Act int
 
-// Adapter nonlinearities. GELU is the exact erf form (as BERT's FFN).
+// Nonlinearities. GELU is the exact erf form (as BERT's FFN); ReLU'(0) = 0,
+// as in PyTorch.
 const (
 	ReLU Act = iota
 	GELU
 	Swish
 )
+
+// Valid reports whether a is one of ReLU, GELU and Swish.
+func (a Act) Valid() bool { return a == ReLU || a == GELU || a == Swish }
 
 func (a Act) String() string {
 	switch a {
@@ -185,14 +218,20 @@ func span(rows, cols, ld, batch, stride int) int {
 
 // AdamW holds the hyper-parameters of one decoupled-weight-decay Adam step
 // (Loshchilov & Hutter). Step counts from 1 and drives bias correction.
+// WeightDecay applies only to the elements the step's decay table lists
+// (Backend.AdamWStep).
 type AdamW struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32
 	Step                               int
 }
 
-// Backend is the contract. Every method returns an error for bad arguments
-// (shape or dtype mismatch, nil required tensor) instead of panicking;
-// asynchronous backends may report a device fault at the next Sync.
+// Backend is the core of the contract: what every backend implements.
+// Every method returns an error for bad arguments (shape or dtype mismatch,
+// nil required tensor) instead of panicking; asynchronous backends may
+// report a device fault at the next Sync. The fused adapter and attention
+// are optional capabilities on top of it (FusedAdapter, FusedAttention),
+// reached through the package functions AdapterForward, AdapterBackward,
+// AttentionForward and AttentionBackward.
 type Backend interface {
 	// Name identifies the backend ("cpu", "cuda:0 NVIDIA H100 ...").
 	Name() string
@@ -244,10 +283,12 @@ type Backend interface {
 	// LayerNormBackward: dinp (=), dw and db (+=; nil when frozen).
 	LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd Tensor, N, C int) error
 
-	// GeluForward: out = x·Φ(x) (exact erf GELU) over n elements.
-	GeluForward(out, inp Tensor, n int) error
-	// GeluBackward: dinp = dout·GELU'(inp).
-	GeluBackward(dinp, dout, inp Tensor, n int) error
+	// ActForward: out = act(inp) over n elements (GELU is x·Φ(x), the
+	// exact erf form). out may alias inp.
+	ActForward(out, inp Tensor, n int, act Act) error
+	// ActBackward: dinp = dout·act'(inp), from the forward's input. dinp
+	// may alias dout.
+	ActBackward(dinp, dout, inp Tensor, n int, act Act) error
 	// TanhForward and TanhBackward serve the BERT pooler. The backward uses
 	// the forward output: dinp = dout·(1-out²).
 	TanhForward(out, inp Tensor, n int) error
@@ -258,18 +299,17 @@ type Backend interface {
 	DropoutForward(out, inp Tensor, n int, p float32, seed uint64) error
 	DropoutBackward(dinp, dout Tensor, n int, p float32, seed uint64) error
 
-	// AttentionForward: multi-head scaled-dot-product self-attention.
-	// qkv (B, T, 3C) holds Q, K, V side by side (head h uses columns
-	// h·HS..(h+1)·HS of each third); mask (B, T) I32 is 1 for real tokens and
-	// 0 for padding (keys with 0 get -inf before the softmax). out (B, T, C).
-	// probs (B, NH, T, T) saves the softmax (before dropout) for the backward.
-	// Dropout on the probabilities uses DropoutKeep(seed, flat index of probs, p).
-	// A query whose keys are all padding gets all-zero probabilities (and a
-	// zero output and gradient), never NaN.
-	AttentionForward(out, probs, qkv, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
-	// AttentionBackward: dqkv (B, T, 3C) (=) from dout (B, T, C). dqkv must
-	// not alias qkv.
-	AttentionBackward(dqkv, dout, qkv, probs, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
+	// MaskedSoftmaxForward: for every row r of scores (B, R, T) (R rows per
+	// batch element b), probs[b, r, :] = softmax(scale·scores[b, r, :]) over
+	// the keys t with mask[b, t] != 0 (mask (B, T) I32, as in attention).
+	// Masked keys get probability exactly 0, and a row whose keys are all
+	// masked gets all zeros, never NaN. probs may alias scores.
+	MaskedSoftmaxForward(probs, scores, mask Tensor, B, R, T int, scale float32) error
+	// MaskedSoftmaxBackward: over N rows of length T, dscores (=) =
+	// scale·probs ⊙ (dprobs - Σ_t probs·dprobs), the gradient of
+	// MaskedSoftmaxForward (masked keys have probs 0 and get 0). dscores may
+	// alias dprobs.
+	MaskedSoftmaxBackward(dscores, dprobs, probs Tensor, N, T int, scale float32) error
 
 	// EmbeddingForward gathers rows of table (V, C) by ids (N) into out (N, C);
 	// with accumulate it adds to out instead (word + position + type).
@@ -277,15 +317,6 @@ type Backend interface {
 	// EmbeddingBackward scatter-adds dout (N, C) into dtable (V, C) (+=),
 	// deterministically.
 	EmbeddingBackward(dtable, dout, ids Tensor, N, C int) error
-
-	// AdapterForward is the fused Houlsby bottleneck on inp (N, C):
-	//   z   = inp·wDownᵀ + bDown        (N, M)  saved for the backward
-	//   out = inp + act(z)·wUpᵀ + bUp   (N, C)
-	// wDown (M, C), bDown (M), wUp (C, M), bUp (C).
-	AdapterForward(out, z, inp, wDown, bDown, wUp, bUp Tensor, N, C, M int, act Act) error
-	// AdapterBackward: dinp (=) = dout + (dout·wUp ⊙ act'(z))·wDown;
-	// dWDown, dBDown, dWUp, dBUp (+=), each nil when frozen.
-	AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp Tensor, N, C, M int, act Act) error
 
 	// SoftmaxCrossEntropy over logits (N, V) and labels (N, I32): loss (N)
 	// gets each row's loss; dlogits (=, may be nil) gets
@@ -297,9 +328,41 @@ type Backend interface {
 	MSE(loss, dpred, pred, target Tensor, N int, scale float32) error
 
 	// AdamWStep updates n elements of param from grad with moments m and v
-	// (all F32). Weight decay is decoupled: param -= LR·WD·param.
-	AdamWStep(param, grad, m, v Tensor, n int, h AdamW) error
+	// (all F32, parallel layouts), so one call can update every trainable
+	// tensor of an arena. decay is an I32 table of pairs [start, end),
+	// ascending, non-overlapping (end <= next start), within [0, n); the
+	// elements in those ranges get the decoupled weight decay
+	// param -= LR·WeightDecay·param, all others none. nil (or an empty
+	// table) means no element decays; a malformed table is an error.
+	// Elements outside every range whose param, grad, m and v are all 0
+	// stay 0 (padding between tensors).
+	AdamWStep(param, grad, m, v, decay Tensor, n int, h AdamW) error
 }
+
+// FusedAdapter is the optional capability of a fused Houlsby bottleneck. Do
+// not call it directly: the package functions AdapterForward and
+// AdapterBackward use it when a backend has it (and it takes the sizes) and
+// otherwise compose core ops, with the same semantics (see them for the
+// arguments).
+type FusedAdapter interface {
+	AdapterForward(out, z, inp, wDown, bDown, wUp, bUp Tensor, N, C, M int, act Act) error
+	AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp Tensor, N, C, M int, act Act) error
+}
+
+// FusedAttention is the optional capability of fused multi-head
+// self-attention, reached through the package functions AttentionForward
+// and AttentionBackward (see them for the arguments).
+type FusedAttention interface {
+	AttentionForward(out, probs, qkv, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
+	AttentionBackward(dqkv, dout, qkv, probs, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
+}
+
+// ErrNotFused is returned by a capability method (FusedAdapter,
+// FusedAttention) for valid arguments it does not handle, such as sizes
+// beyond its kernels' limits; the package functions then run the
+// composition of core ops instead. A method returning it must not have
+// written anything, and must not return it for invalid arguments.
+var ErrNotFused = errors.New("backend: no fused kernel for these arguments")
 
 // ErrNoCUDA is returned when the CUDA backend is requested from a binary
 // built without the cuda tag.
@@ -324,6 +387,27 @@ func DropoutKeep(seed uint64, i int, p float32) bool {
 	}
 	h := splitmix64(seed ^ splitmix64(uint64(i)))
 	return uint32(h>>40) >= uint32(p*(1<<24))
+}
+
+// CheckDecayRanges validates an AdamWStep decay table read back to the host:
+// an even number of entries, pairs [start, end) with 0 <= start <= end <= n
+// and each start at or after the previous end. op prefixes the error.
+func CheckDecayRanges(op string, table []int32, n int) error {
+	if len(table)%2 != 0 {
+		return fmt.Errorf("%s: the decay table has %d entries, want pairs (an even number)", op, len(table))
+	}
+	prev := 0
+	for k := 0; k < len(table); k += 2 {
+		s, e := int(table[k]), int(table[k+1])
+		switch {
+		case s < 0 || e > n || s > e:
+			return fmt.Errorf("%s: decay range %d = [%d, %d) is not within [0, %d)", op, k/2, s, e, n)
+		case s < prev:
+			return fmt.Errorf("%s: decay range %d = [%d, %d) starts before the previous one ends (%d): ranges must be ascending and not overlap", op, k/2, s, e, prev)
+		}
+		prev = e
+	}
+	return nil
 }
 
 // CheckLen returns an error unless t holds at least n elements of dtype dt.

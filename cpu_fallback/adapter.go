@@ -40,8 +40,7 @@ func actGrad(act backend.Act, z float32) float32 {
 }
 
 func checkAct(op string, act backend.Act) error {
-	switch act {
-	case backend.ReLU, backend.GELU, backend.Swish:
+	if act.Valid() {
 		return nil
 	}
 	return fmt.Errorf("%s: unknown activation %v", op, act)
@@ -184,7 +183,7 @@ func (be *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, 
 	if needDz {
 		dz = be.buf(scrB, nm)
 		sgemm(false, false, N, M, C, 1, gv, C, wuv, M, 0, dz, M)
-		be.ew = ewTask{kind: ewActGradMul, o: dz, a: zv, act: act}
+		be.ew = ewTask{kind: ewActBack, o: dz, a: zv, b: dz, act: act}
 		be.runEW(nm, grainElems/4)
 		if dbdv != nil {
 			be.colSumsAdd(dbdv, dz, N, M)

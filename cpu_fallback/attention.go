@@ -72,11 +72,11 @@ func (be *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, 
 	return nil
 }
 
-// softmaxMasked replaces each row of S (T, T) by its softmax over the keys
-// whose mask is nonzero; masked keys get probability 0, and a row with no
-// unmasked key becomes all zeros.
-func softmaxMasked(S []float32, mask []int32, T int) {
-	for t := 0; t < T; t++ {
+// softmaxMasked replaces each row of S (rows, T) by its softmax over the
+// keys whose mask (T) is nonzero; masked keys get probability 0, and a row
+// with no unmasked key becomes all zeros.
+func softmaxMasked(S []float32, mask []int32, rows, T int) {
+	for t := 0; t < rows; t++ {
 		row := S[t*T : t*T+T]
 		mx := float32(math.Inf(-1))
 		for s, v := range row {
@@ -197,7 +197,7 @@ func (t *attnTask) forward(w, lo, hi int) {
 		q, k, v := t.qkv[off:], t.qkv[off+C:], t.qkv[off+2*C:]
 		P := t.probs[bh*T*T : bh*T*T+T*T]
 		sgemm(false, true, T, T, HS, scale, q, C3, k, C3, 0, P, T)
-		softmaxMasked(P, t.mask[b*T:b*T+T], T)
+		softmaxMasked(P, t.mask[b*T:b*T+T], T, T)
 		pd := P
 		if t.p > 0 {
 			pd = t.s1[w*T*T : w*T*T+T*T]

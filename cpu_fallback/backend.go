@@ -30,6 +30,7 @@ type Backend struct {
 	ln   lnTask
 	emb  embTask
 	attn attnTask
+	sm   smTask
 	ce   ceTask
 }
 
@@ -41,7 +42,13 @@ const (
 	nScratch
 )
 
-var _ backend.Backend = (*Backend)(nil)
+// The CPU backend implements the core contract and both fused
+// capabilities, for every size.
+var (
+	_ backend.Backend        = (*Backend)(nil)
+	_ backend.FusedAdapter   = (*Backend)(nil)
+	_ backend.FusedAttention = (*Backend)(nil)
+)
 
 // New returns a CPU backend.
 func New() *Backend { return &Backend{} }

@@ -107,13 +107,13 @@ func BenchmarkOp(b *testing.B) {
 	b.Run(fmt.Sprintf("cpu/gelu_fwd_n%d", N*4*C), func(b *testing.B) {
 		x := benchTensor(b, be, r, 3, N, 4*C)
 		y := benchTensor(b, be, r, 0, N, 4*C)
-		benchRun(b, be, 0, 4*rw, func() error { return be.GeluForward(y, x, N*4*C) })
+		benchRun(b, be, 0, 4*rw, func() error { return be.ActForward(y, x, N*4*C, backend.GELU) })
 	})
 	b.Run(fmt.Sprintf("cpu/gelu_bwd_n%d", N*4*C), func(b *testing.B) {
 		x := benchTensor(b, be, r, 3, N, 4*C)
 		g := benchTensor(b, be, r, 1, N, 4*C)
 		y := benchTensor(b, be, r, 0, N, 4*C)
-		benchRun(b, be, 0, 6*rw, func() error { return be.GeluBackward(y, g, x, N*4*C) })
+		benchRun(b, be, 0, 6*rw, func() error { return be.ActBackward(y, g, x, N*4*C, backend.GELU) })
 	})
 
 	wd, bd := benchTensor(b, be, r, 0.1, M, C), benchTensor(b, be, r, 0.1, M)

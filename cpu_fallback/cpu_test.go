@@ -141,7 +141,7 @@ type opSequence struct {
 	mean, rstd, w, b, wd, bd, wu, bu         backend.Tensor
 	h, logits, loss, dlogits, dh, dq, dadapt backend.Tensor
 	dwd, dbd, dwu, dbu, dw, db, dtable, m, v backend.Tensor
-	ss, wcls                                 backend.Tensor
+	ss, wcls, decay                          backend.Tensor
 }
 
 func newOpSequence(t testing.TB, B, T, NH, HS, M int) *opSequence {
@@ -185,6 +185,8 @@ func newOpSequence(t testing.TB, B, T, NH, HS, M int) *opSequence {
 	s.dwd, s.dbd, s.dwu, s.dbu = alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, M), alloc(backend.F32, 0, C, M), alloc(backend.F32, 0, C)
 	s.dw, s.db, s.dtable = alloc(backend.F32, 0, C), alloc(backend.F32, 0, C), alloc(backend.F32, 0, 50, 3*C)
 	s.m, s.v, s.ss = alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, 1)
+	s.decay = alloc(backend.I32, 0, 4) // rows 1 and 3..M-1 of wd decay
+	copy(s.decay.(*Tensor).Ints, []int32{int32(C), int32(2 * C), int32(3 * C), int32(M * C)})
 	return s
 }
 
@@ -203,13 +205,13 @@ func (s *opSequence) step(t testing.TB) {
 	must(be.AttentionForward(s.out, s.probs, s.qkv, s.mask, s.B, s.T, s.NH, s.HS, 0.1, 7))
 	must(be.AdapterForward(s.ad, s.z, s.out, s.wd, s.bd, s.wu, s.bu, N, C, M, backend.GELU))
 	must(be.LayerNormForward(s.ln, s.mean, s.rstd, s.ad, s.w, s.b, N, C, 1e-12))
-	must(be.GeluForward(s.h, s.ln, N*C))
+	must(be.ActForward(s.h, s.ln, N*C, backend.GELU))
 	must(be.DropoutForward(s.h, s.h, N*C, 0.1, 9))
 	must(be.Gemm(s.logits, s.h, s.wcls, backend.MatMul{TransB: true, M: N, N: s.V, K: C, Alpha: 1}))
 	must(be.SoftmaxCrossEntropy(s.loss, s.dlogits, s.logits, s.labels, N, s.V, 1/float32(N)))
 	must(be.Gemm(s.dh, s.dlogits, s.wcls, backend.MatMul{M: N, N: C, K: s.V, Alpha: 1}))
 	must(be.DropoutBackward(s.dh, s.dh, N*C, 0.1, 9))
-	must(be.GeluBackward(s.dh, s.dh, s.ln, N*C))
+	must(be.ActBackward(s.dh, s.dh, s.ln, N*C, backend.GELU))
 	must(be.LayerNormBackward(s.dadapt, s.dw, s.db, s.dh, s.ad, s.w, s.mean, s.rstd, N, C))
 	must(be.AdapterBackward(s.dh, s.dwd, s.dbd, s.dwu, s.dbu, s.dadapt, s.out, s.z, s.wd, s.wu, N, C, M, backend.GELU))
 	must(be.AttentionBackward(s.dq, s.dh, s.qkv, s.probs, s.mask, s.B, s.T, s.NH, s.HS, 0.1, 7))
@@ -218,7 +220,7 @@ func (s *opSequence) step(t testing.TB) {
 	must(be.Add(s.dh, s.dh, s.dadapt, N*C))
 	must(be.Scale(s.dh, 0.5, N*C))
 	must(be.SumSquares(s.ss, s.dwd, M*C))
-	must(be.AdamWStep(s.wd, s.dwd, s.m, s.v, M*C, backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1}))
+	must(be.AdamWStep(s.wd, s.dwd, s.m, s.v, s.decay, M*C, backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1}))
 	must(be.TanhForward(s.out, s.ad, N*C))
 	must(be.TanhBackward(s.dadapt, s.dh, s.out, N*C))
 }
@@ -294,6 +296,102 @@ func TestNoAllocsAfterWarmup(t *testing.T) {
 	s.step(t)
 	if allocs := testing.AllocsPerRun(5, func() { s.step(t) }); allocs != 0 {
 		t.Fatalf("op sequence allocates %v times per step after warm-up, want 0", allocs)
+	}
+}
+
+// TestAdamWArenaMatchesPerTensorCalls: one AdamWStep over an arena of
+// tensors (with zero padding between them, decay on some) gives bitwise the
+// result of the per-tensor loop that AdamWStep ran before decay tables
+// existed, called on each tensor with WeightDecay = wd or 0; the padding
+// stays 0. Sizes span several parallel chunks (grainElems), and ranges
+// start and end inside chunks.
+func TestAdamWArenaMatchesPerTensorCalls(t *testing.T) {
+	sizes := []int{37, 20000, 5, 40001, 1}
+	decays := []bool{true, false, true, true, false}
+	const gap = 3
+	n := 0
+	offs := make([]int, len(sizes))
+	var table []int32
+	for i, sz := range sizes {
+		offs[i] = n
+		if decays[i] {
+			table = append(table, int32(n), int32(n+sz))
+		}
+		n += sz + gap
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	vals := func(scale float64) []float32 {
+		v := make([]float32, n)
+		for i, sz := range sizes {
+			for j := offs[i]; j < offs[i]+sz; j++ {
+				v[j] = float32((2*r.Float64() - 1) * scale)
+			}
+		}
+		return v
+	}
+	be := New()
+	tensor := func(v []float32) *Tensor {
+		x, err := be.Alloc(backend.F32, len(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(x.(*Tensor).Data, v)
+		return x.(*Tensor)
+	}
+	p0, m0, v0 := vals(1), vals(0.1), vals(0.01)
+	for i := range v0 {
+		v0[i] *= v0[i] // second moments are non-negative
+	}
+	param, m, v := tensor(p0), tensor(m0), tensor(v0)
+	dt, err := be.Alloc(backend.I32, len(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(dt.(*Tensor).Ints, table)
+	ref := [3][]float32{append([]float32(nil), p0...), append([]float32(nil), m0...), append([]float32(nil), v0...)}
+	for step := 1; step <= 3; step++ {
+		g := vals(1)
+		h := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, Step: step}
+		if err := be.AdamWStep(param, tensor(g), m, v, dt, n, h); err != nil {
+			t.Fatal(err)
+		}
+		bc1 := float32(1 - math.Pow(float64(h.Beta1), float64(step)))
+		bc2 := float32(1 - math.Pow(float64(h.Beta2), float64(step)))
+		for i, sz := range sizes {
+			hi := h
+			if !decays[i] {
+				hi.WeightDecay = 0
+			}
+			lo := offs[i]
+			oldAdamW(ref[0][lo:lo+sz], g[lo:lo+sz], ref[1][lo:lo+sz], ref[2][lo:lo+sz], hi, bc1, bc2)
+		}
+		for k, got := range [3][]float32{param.Data, m.Data, v.Data} {
+			for j := range got {
+				if math.Float32bits(got[j]) != math.Float32bits(ref[k][j]) {
+					t.Fatalf("step %d: array %d element %d = %v, per-tensor call gives %v", step, k, j, got[j], ref[k][j])
+				}
+			}
+		}
+	}
+	for i, sz := range sizes {
+		for j := offs[i] + sz; j < offs[i]+sz+gap; j++ {
+			if param.Data[j] != 0 || m.Data[j] != 0 || v.Data[j] != 0 {
+				t.Fatalf("padding element %d changed", j)
+			}
+		}
+	}
+}
+
+// oldAdamW is AdamWStep's element loop as it was before decay tables (one
+// tensor, h.WeightDecay for every element), kept as the bitwise reference.
+func oldAdamW(o, g, m, v []float32, h backend.AdamW, bc1, bc2 float32) {
+	for i := range o {
+		mi := h.Beta1*m[i] + (1-h.Beta1)*g[i]
+		vi := h.Beta2*v[i] + (1-h.Beta2)*g[i]*g[i]
+		m[i], v[i] = mi, vi
+		mhat := mi / bc1
+		vhat := vi / bc2
+		o[i] -= h.LR * (h.WeightDecay*o[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
 	}
 }
 
@@ -446,7 +544,7 @@ func TestSliceKernels(t *testing.T) {
 	}
 	orig := append([]float32(nil), S...)
 	mask := []int32{1, 0, 1, 1, 0, 1, 1}
-	softmaxMasked(S, mask, T)
+	softmaxMasked(S, mask, T, T)
 	for r := 0; r < T; r++ {
 		mx := float32(math.Inf(-1))
 		for s := 0; s < T; s++ {

@@ -1,7 +1,8 @@
 // Package cpu is the pure-Go, float32 backend (no cgo). It implements
-// backend.Backend on all cores and is the reference every other backend is
-// checked against (tests/conformance runs against it, and it against the
-// float64 oracle tests/ref64).
+// backend.Backend and both fused capabilities (backend.FusedAdapter and
+// backend.FusedAttention, for every size) on all cores, and is the
+// reference every other backend is checked against (tests/conformance runs
+// against it, and it against the float64 oracle tests/ref64).
 //
 // Design:
 //

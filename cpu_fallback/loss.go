@@ -87,8 +87,11 @@ func (be *Backend) MSE(loss, dpred, pred, target backend.Tensor, N int, scale fl
 // (Loshchilov & Hutter, decoupled weight decay, as torch.optim.AdamW):
 //
 //	m = β1·m + (1-β1)·g,  v = β2·v + (1-β2)·g²
-//	param -= LR·(WD·param + (m/(1-β1ᵗ)) / (√(v/(1-β2ᵗ)) + ε))
-func (be *Backend) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.AdamW) error {
+//	param -= LR·(wd·param + (m/(1-β1ᵗ)) / (√(v/(1-β2ᵗ)) + ε))
+//
+// with wd = h.WeightDecay inside the ranges of the decay table and 0
+// outside (see backend.Backend.AdamWStep).
+func (be *Backend) AdamWStep(param, grad, m, v, decay backend.Tensor, n int, h backend.AdamW) error {
 	const op = "cpu.AdamWStep"
 	if err := nonneg(op, "n", n); err != nil {
 		return err
@@ -115,13 +118,33 @@ func (be *Backend) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.
 	if err != nil {
 		return err
 	}
+	ranges, err := decayRanges(op, decay, n)
+	if err != nil {
+		return err
+	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.ew = ewTask{kind: ewAdamW, o: pv, a: gv, b: mv, c: vv, h: h,
+	be.ew = ewTask{kind: ewAdamW, o: pv, a: gv, b: mv, c: vv, h: h, ranges: ranges,
 		bc1: float32(1 - math.Pow(float64(h.Beta1), float64(h.Step))),
 		bc2: float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))}
 	be.runEW(n, grainElems)
 	return nil
+}
+
+// decayRanges returns AdamWStep's validated decay table (nil for none).
+func decayRanges(op string, decay backend.Tensor, n int) ([]int32, error) {
+	if ct, ok := decay.(*Tensor); decay == nil || ok && ct == nil {
+		return nil, nil
+	}
+	dt, err := asTensor(op, "decay", decay)
+	if err != nil {
+		return nil, err
+	}
+	r, err := i32(op, "decay", dt, dt.n)
+	if err != nil {
+		return nil, err
+	}
+	return r, backend.CheckDecayRanges(op, r, n)
 }
 
 // ceTask is softmax cross-entropy over rows.

@@ -243,29 +243,39 @@ func (be *Backend) SumSquares(out, x backend.Tensor, n int) error {
 	return nil
 }
 
-// GeluForward sets out = x·Φ(x) (exact erf GELU) over n elements.
-func (be *Backend) GeluForward(out, inp backend.Tensor, n int) error {
-	return be.pointwise("cpu.GeluForward", ewGelu, out, inp, n, grainElems/4)
+// ActForward sets out = act(inp) over n elements (GELU is the exact erf
+// form). out may alias inp.
+func (be *Backend) ActForward(out, inp backend.Tensor, n int, act backend.Act) error {
+	const op = "cpu.ActForward"
+	if err := checkAct(op, act); err != nil {
+		return err
+	}
+	return be.pointwise(op, ewTask{kind: ewAct, act: act}, out, inp, n, grainElems/4)
 }
 
-// GeluBackward sets dinp = dout·GELU'(inp).
-func (be *Backend) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	return be.pointwiseBackward("cpu.GeluBackward", ewGeluBack, dinp, dout, "inp", inp, n, grainElems/4)
+// ActBackward sets dinp = dout·act'(inp) from the forward's input
+// (ReLU'(0) = 0). dinp may alias dout.
+func (be *Backend) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend.Act) error {
+	const op = "cpu.ActBackward"
+	if err := checkAct(op, act); err != nil {
+		return err
+	}
+	return be.pointwiseBackward(op, ewTask{kind: ewActBack, act: act}, dinp, dout, "inp", inp, n, grainElems/4)
 }
 
 // TanhForward sets out = tanh(inp) over n elements.
 func (be *Backend) TanhForward(out, inp backend.Tensor, n int) error {
-	return be.pointwise("cpu.TanhForward", ewTanh, out, inp, n, grainElems/4)
+	return be.pointwise("cpu.TanhForward", ewTask{kind: ewTanh}, out, inp, n, grainElems/4)
 }
 
 // TanhBackward sets dinp = dout·(1-out²) from the forward output.
 func (be *Backend) TanhBackward(dinp, dout, out backend.Tensor, n int) error {
-	return be.pointwiseBackward("cpu.TanhBackward", ewTanhBack, dinp, dout, "out", out, n, grainElems)
+	return be.pointwiseBackward("cpu.TanhBackward", ewTask{kind: ewTanhBack}, dinp, dout, "out", out, n, grainElems)
 }
 
 // pointwise validates out and inp (n elements each) and runs the
-// elementwise kernel kind with o = out, a = inp.
-func (be *Backend) pointwise(op string, kind ewKind, out, inp backend.Tensor, n, grain int) error {
+// elementwise task t with o = out, a = inp.
+func (be *Backend) pointwise(op string, t ewTask, out, inp backend.Tensor, n, grain int) error {
 	if err := nonneg(op, "n", n); err != nil {
 		return err
 	}
@@ -279,14 +289,15 @@ func (be *Backend) pointwise(op string, kind ewKind, out, inp backend.Tensor, n,
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.ew = ewTask{kind: kind, o: ov, a: iv}
+	t.o, t.a = ov, iv
+	be.ew = t
 	be.runEW(n, grain)
 	return nil
 }
 
 // pointwiseBackward validates dinp, dout and the saved tensor x (named
-// xName in errors) and runs kind with o = dinp, a = x, b = dout.
-func (be *Backend) pointwiseBackward(op string, kind ewKind, dinp, dout backend.Tensor, xName string, x backend.Tensor, n, grain int) error {
+// xName in errors) and runs the task t with o = dinp, a = x, b = dout.
+func (be *Backend) pointwiseBackward(op string, t ewTask, dinp, dout backend.Tensor, xName string, x backend.Tensor, n, grain int) error {
 	if err := nonneg(op, "n", n); err != nil {
 		return err
 	}
@@ -304,7 +315,8 @@ func (be *Backend) pointwiseBackward(op string, kind ewKind, dinp, dout backend.
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.ew = ewTask{kind: kind, o: dv, a: xv, b: gv}
+	t.o, t.a, t.b = dv, xv, gv
+	be.ew = t
 	be.runEW(n, grain)
 	return nil
 }

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sort"
 
 	"github.com/houlsby/adapters/backend"
 )
@@ -15,16 +16,14 @@ import (
 type ewKind int
 
 const (
-	ewAdd        ewKind = iota // o = a + b
-	ewScale                    // o *= alpha
-	ewGelu                     // o = gelu(a)
-	ewGeluBack                 // o = b·gelu'(a)   (a = inp, b = dout)
-	ewTanh                     // o = tanh(a)
-	ewTanhBack                 // o = b·(1-a²)     (a = out, b = dout)
-	ewDropout                  // o = a·keep/(1-p), element index = base + i
-	ewAct                      // o = act(a)
-	ewActGradMul               // o *= act'(a)
-	ewAdamW                    // o = param, a = grad, b = m, c = v
+	ewAdd      ewKind = iota // o = a + b
+	ewScale                  // o *= alpha
+	ewTanh                   // o = tanh(a)
+	ewTanhBack               // o = b·(1-a²)     (a = out, b = dout)
+	ewDropout                // o = a·keep/(1-p), element index = base + i
+	ewAct                    // o = act(a)
+	ewActBack                // o = b·act'(a)    (a = inp, b = dout; o may alias b)
+	ewAdamW                  // o = param, a = grad, b = m, c = v
 )
 
 // ewTask is every elementwise op over [0, n).
@@ -37,6 +36,7 @@ type ewTask struct {
 	act        backend.Act
 	h          backend.AdamW
 	bc1, bc2   float32 // AdamW bias corrections 1-β1ᵗ, 1-β2ᵗ
+	ranges     []int32 // AdamW decay ranges, pairs [start, end), validated
 }
 
 func (t *ewTask) run(_, lo, hi int) {
@@ -51,10 +51,6 @@ func (t *ewTask) run(_, lo, hi int) {
 		for i := range o {
 			o[i] *= t.alpha
 		}
-	case ewGelu:
-		geluSlice(o, t.a[lo:hi])
-	case ewGeluBack:
-		geluGradMulSlice(o, t.b[lo:hi], t.a[lo:hi])
 	case ewTanh:
 		a := t.a[lo:hi]
 		for i := range o {
@@ -76,26 +72,48 @@ func (t *ewTask) run(_, lo, hi int) {
 		for i := range o {
 			o[i] = actForward(t.act, a[i])
 		}
-	case ewActGradMul:
-		a := t.a[lo:hi]
+	case ewActBack:
+		a, b := t.a[lo:hi], t.b[lo:hi]
 		if t.act == backend.GELU {
-			geluGradMulSlice(o, o, a)
+			geluGradMulSlice(o, b, a)
 			break
 		}
 		for i := range o {
-			o[i] *= actGrad(t.act, a[i])
+			o[i] = b[i] * actGrad(t.act, a[i])
 		}
 	case ewAdamW:
-		g, m, v := t.a[lo:hi], t.b[lo:hi], t.c[lo:hi]
-		h := &t.h
-		for i := range o {
-			mi := h.Beta1*m[i] + (1-h.Beta1)*g[i]
-			vi := h.Beta2*v[i] + (1-h.Beta2)*g[i]*g[i]
-			m[i], v[i] = mi, vi
-			mhat := mi / t.bc1
-			vhat := vi / t.bc2
-			o[i] -= h.LR * (h.WeightDecay*o[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
+		// Walk [lo, hi) in spans alternating between no decay and a decay
+		// range; the first range ending after lo is found by bisection.
+		r := t.ranges
+		k := sort.Search(len(r)/2, func(k int) bool { return int(r[2*k+1]) > lo })
+		at := lo
+		for ; k < len(r)/2 && int(r[2*k]) < hi; k++ {
+			s, e := max(int(r[2*k]), lo), min(int(r[2*k+1]), hi)
+			t.adamw(at, s, 0)
+			t.adamw(s, e, t.h.WeightDecay)
+			at = e
 		}
+		t.adamw(at, hi, 0)
+	}
+}
+
+// adamw runs the AdamW update on elements [lo, hi) with weight decay wd.
+// The arithmetic is the same for every element, decayed or not (wd = 0
+// multiplies param by 0 and adds it), so a tensor updated as part of an
+// arena gets bitwise the result of a call on the tensor alone.
+func (t *ewTask) adamw(lo, hi int, wd float32) {
+	if lo >= hi {
+		return
+	}
+	o, g, m, v := t.o[lo:hi], t.a[lo:hi], t.b[lo:hi], t.c[lo:hi]
+	h := &t.h
+	for i := range o {
+		mi := h.Beta1*m[i] + (1-h.Beta1)*g[i]
+		vi := h.Beta2*v[i] + (1-h.Beta2)*g[i]*g[i]
+		m[i], v[i] = mi, vi
+		mhat := mi / t.bc1
+		vhat := vi / t.bc2
+		o[i] -= h.LR * (wd*o[i] + mhat/(float32(math.Sqrt(float64(vhat)))+h.Eps))
 	}
 }
 

@@ -56,8 +56,10 @@ func TestNoPanicOnBadArguments(t *testing.T) {
 		func() error {
 			return be.LayerNormBackward(ten(), ten(), ten(), ten(), ten(), ten(), ten(), ten(), size(), size())
 		},
-		func() error { return be.GeluForward(ten(), ten(), size()) },
-		func() error { return be.GeluBackward(ten(), ten(), ten(), size()) },
+		func() error { return be.ActForward(ten(), ten(), size(), act()) },
+		func() error { return be.ActBackward(ten(), ten(), ten(), size(), act()) },
+		func() error { return be.MaskedSoftmaxForward(ten(), ten(), ten(), size(), size(), size(), 0.5) },
+		func() error { return be.MaskedSoftmaxBackward(ten(), ten(), ten(), size(), size(), 0.5) },
 		func() error { return be.TanhForward(ten(), ten(), size()) },
 		func() error { return be.TanhBackward(ten(), ten(), ten(), size()) },
 		func() error { return be.DropoutForward(ten(), ten(), size(), prob(), 1) },
@@ -79,7 +81,7 @@ func TestNoPanicOnBadArguments(t *testing.T) {
 		func() error { return be.SoftmaxCrossEntropy(ten(), ten(), ten(), ten(), size(), size(), 1) },
 		func() error { return be.MSE(ten(), ten(), ten(), ten(), size(), 1) },
 		func() error {
-			return be.AdamWStep(ten(), ten(), ten(), ten(), size(), backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: size()})
+			return be.AdamWStep(ten(), ten(), ten(), ten(), ten(), size(), backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: size()})
 		},
 		func() error { _, err := be.View(ten(), size(), size(), size()); return err },
 		func() error { return be.Copy(ten(), ten()) },

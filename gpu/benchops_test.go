@@ -160,7 +160,7 @@ var benchOps = []benchOp{
 			out := x.t(dt, 0, s.B, s.T, s.C)
 			probs := x.t(dt, 0, s.B, s.NH, s.T, s.T)
 			return func() error {
-				return be.AttentionForward(out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
+				return backend.AttentionForward(be, out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
 			}
 		},
 	},
@@ -179,13 +179,13 @@ var benchOps = []benchOp{
 			mask := x.t(backend.I32, 0, s.B, s.T)
 			out := x.t(dt, 0, s.B, s.T, s.C)
 			probs := x.t(dt, 0, s.B, s.NH, s.T, s.T)
-			if err := be.AttentionForward(out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7); err != nil {
+			if err := backend.AttentionForward(be, out, probs, qkv, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7); err != nil {
 				b.Fatal(err)
 			}
 			dout := x.t(dt, 1, s.B, s.T, s.C)
 			dqkv := x.t(dt, 0, s.B, s.T, 3*s.C)
 			return func() error {
-				return be.AttentionBackward(dqkv, dout, qkv, probs, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
+				return backend.AttentionBackward(be, dqkv, dout, qkv, probs, mask, s.B, s.T, s.NH, s.C/s.NH, 0.1, 7)
 			}
 		},
 	},
@@ -206,7 +206,9 @@ var benchOps = []benchOp{
 			z := x.t(dt, 0, N, s.M)
 			wd, bd := x.t(backend.F32, 0.02, s.M, s.C), x.t(backend.F32, 0.02, s.M)
 			wu, bu := x.t(backend.F32, 0.02, s.C, s.M), x.t(backend.F32, 0.02, s.C)
-			return func() error { return be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, s.C, s.M, backend.ReLU) }
+			return func() error {
+				return backend.AdapterForward(be, out, z, inp, wd, bd, wu, bu, N, s.C, s.M, backend.ReLU)
+			}
 		},
 	},
 	{
@@ -228,7 +230,7 @@ var benchOps = []benchOp{
 			dwd, dbd := x.t(backend.F32, 0, s.M, s.C), x.t(backend.F32, 0, s.M)
 			dwu, dbu := x.t(backend.F32, 0, s.C, s.M), x.t(backend.F32, 0, s.C)
 			return func() error {
-				return be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, s.C, s.M, backend.ReLU)
+				return backend.AdapterBackward(be, dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, s.C, s.M, backend.ReLU)
 			}
 		},
 	},
@@ -255,12 +257,12 @@ var benchOps = []benchOp{
 	elementwise("gelu_fwd", nff, 2, func(x *bench, s benchShape) func() error {
 		dt := x.be.FrozenDType() // activations
 		inp, out := x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
-		return func() error { return x.be.GeluForward(out, inp, nff(s)) }
+		return func() error { return x.be.ActForward(out, inp, nff(s), backend.GELU) }
 	}),
 	elementwise("gelu_bwd", nff, 3, func(x *bench, s benchShape) func() error {
 		dt := x.be.FrozenDType() // activations
 		inp, dout, dinp := x.t(dt, 1, nff(s)), x.t(dt, 1, nff(s)), x.t(dt, 0, nff(s))
-		return func() error { return x.be.GeluBackward(dinp, dout, inp, nff(s)) }
+		return func() error { return x.be.ActBackward(dinp, dout, inp, nff(s), backend.GELU) }
 	}),
 	elementwise("add_bias", nff, 2, func(x *bench, s benchShape) func() error {
 		dt := x.be.FrozenDType() // activations
@@ -281,7 +283,8 @@ var benchOps = []benchOp{
 	{
 		name:  "adamw_adapters",
 		flops: zero,
-		// param, grad, m, v read; param, m, v written; all F32 (e unused).
+		// param, grad, m, v read; param, m, v written; all F32 (e unused;
+		// the decay table is a few hundred bytes, read through the cache).
 		bytes: func(s benchShape, _ float64) float64 { return 7 * 4 * float64(adapterParams(s)) },
 		setup: func(b testing.TB, be backend.Backend, s benchShape) func() error {
 			x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(8))}
@@ -289,8 +292,19 @@ var benchOps = []benchOp{
 			P := adapterParams(s)
 			p, g := x.t(backend.F32, 0.02, P), x.t(backend.F32, 1e-3, P)
 			m, v := x.t(backend.F32, 0, P), x.t(backend.F32, 0, P)
+			// One arena of every adapter, [wDown bDown wUp bUp] each: the
+			// two weights decay, the biases do not (as trainer.DecayFor).
+			var table []int32
+			for off := 0; off < P; off += 2*s.C*s.M + s.C + s.M {
+				wd, wu := off, off+s.C*s.M+s.M
+				table = append(table, int32(wd), int32(wd+s.C*s.M), int32(wu), int32(wu+s.C*s.M))
+			}
+			decay := x.t(backend.I32, 0, len(table))
+			if err := be.UploadInt32(decay, table); err != nil {
+				b.Fatal(err)
+			}
 			h := backend.AdamW{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
-			return func() error { h.Step++; return be.AdamWStep(p, g, m, v, P, h) }
+			return func() error { h.Step++; return be.AdamWStep(p, g, m, v, decay, P, h) }
 		},
 	},
 	{

@@ -7,8 +7,9 @@ import (
 )
 
 // Geometry of kernels/adapter.cu's fused kernels: the bottleneck rows of a
-// block live in shared memory, (adRows, adMaxM) floats; wider bottlenecks
-// take the unfused path.
+// block live in shared memory, (adRows, adMaxM) floats; for wider
+// bottlenecks the launchers answer backend.ErrNotFused and backend's
+// composition of core ops runs instead.
 const (
 	adMaxM = 256
 	adRows = 8
@@ -18,9 +19,7 @@ func adapterArgs(op string, N, C, M int, act backend.Act) (nc, nm, cm int, err e
 	if err = sizes(op, "N,C,M", N, C, M); err != nil {
 		return
 	}
-	switch act {
-	case backend.ReLU, backend.GELU, backend.Swish:
-	default:
+	if !act.Valid() {
 		return 0, 0, 0, fmt.Errorf("%s: unknown activation %v", op, act)
 	}
 	if nc, err = mulOK(op, N, C); err != nil {
@@ -37,8 +36,8 @@ func adapterArgs(op string, N, C, M int, act backend.Act) (nc, nm, cm int, err e
 // kernel: z = inp·wDownᵀ + bDown (N, M, saved), out = inp + act(z)·wUpᵀ +
 // bUp. out, z and inp share one dtype and the four adapter tensors another
 // (each F32 or BF16); out may alias inp (the same elements, or not at all).
-// The fused kernel holds the bottleneck rows in shared memory, M <= 256;
-// a wider bottleneck runs as GEMMs and pointwise kernels.
+// The fused kernel holds the bottleneck rows in shared memory: for M > 256
+// it returns backend.ErrNotFused (after checking the arguments).
 func (b *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Tensor, N, C, M int, act backend.Act) error {
 	const op = "gpu.AdapterForward"
 	nc, nm, cm, err := adapterArgs(op, N, C, M, act)
@@ -86,40 +85,10 @@ func (b *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Ten
 		return fmt.Errorf("%s: out partly overlaps inp (it may only alias it exactly)", op)
 	}
 	if M > adMaxM {
-		return b.adapterForwardUnfused(op, ot, zt, it, wdt, bdt, wut, but, N, C, M, act)
+		return fmt.Errorf("%s: M = %d > %d: %w", op, M, adMaxM, backend.ErrNotFused)
 	}
-	return b.launch(op, "adapter_fwd"+suffix(it)+suffix(wdt), Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}, b1(256), 0,
+	return b.launch(op, kAdapterFwd.of(it, wdt), Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}, b1(256), 0,
 		ptr(ot), ptr(zt), ptr(it), ptr(wdt), ptr(bdt), ptr(wut), ptr(but), Int(N), Int(C), Int(M), Int(int(act)))
-}
-
-// adapterForwardUnfused is AdapterForward for M > adMaxM: z = inp·wDownᵀ
-// (GEMM) + bDown, a = act(z) (pool scratch, F32), out = inp (copied unless
-// aliased) + a·wUpᵀ (GEMM, beta = 1) + bUp.
-func (b *Backend) adapterForwardUnfused(op string, out, z, inp, wDown, bDown, wUp, bUp *Tensor, N, C, M int, act backend.Act) error {
-	if err := b.gemm(op, z, inp, wDown, false, true, N, M, C, C, C, M, 1, 0, 0, 0, 1, 0); err != nil {
-		return err
-	}
-	if err := b.launch(op, "bias_add"+suffix(z)+suffix(bDown), grid1D(N*M), b1(block1D), 0, ptr(z), ptr(bDown), Int(N), Int(M)); err != nil {
-		return err
-	}
-	at, err := b.Alloc(backend.F32, N*M)
-	if err != nil {
-		return fmt.Errorf("%s: scratch a: %w", op, err)
-	}
-	a := at.(*Tensor)
-	defer b.Free(a)
-	if err := b.launch(op, "adapter_act"+suffix(z), grid1D(N*M), b1(block1D), 0, ptr(a), ptr(z), Int(N*M), Int(int(act))); err != nil {
-		return err
-	}
-	if out.Ptr != inp.Ptr {
-		if err := b.dev.DtoD(out.Ptr, inp.Ptr, N*C*out.dt.Size()); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-	}
-	if err := b.gemm(op, out, a, wUp, false, true, N, C, M, M, M, C, 1, 0, 0, 0, 1, 1); err != nil {
-		return err
-	}
-	return b.launch(op, "bias_add"+suffix(out)+suffix(bUp), grid1D(N*C), b1(block1D), 0, ptr(out), ptr(bUp), Int(N), Int(C))
 }
 
 // AdapterBackward: dinp (=) = dout + (dout·wUp ⊙ act'(z))·wDown; dWDown,
@@ -128,8 +97,8 @@ func (b *Backend) adapterForwardUnfused(op string, out, z, inp, wDown, bDown, wU
 // trained) and dinp; the weight gradients are then accumulated by the GEMM
 // and bias-grad kernels (deterministic). dz and a live in pool scratch. When
 // dinp aliases dout (exactly), dinp is computed by a second launch after the
-// weight gradients have read dout. For M > 256 the same steps run as GEMMs
-// and pointwise kernels.
+// weight gradients have read dout. For M > 256 it returns
+// backend.ErrNotFused (after checking the arguments), before writing.
 func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z, wDown, wUp backend.Tensor, N, C, M int, act backend.Act) (err error) {
 	const op = "gpu.AdapterBackward"
 	nc, nm, cm, err := adapterArgs(op, N, C, M, act)
@@ -185,6 +154,13 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 	if nc == 0 {
 		return nil
 	}
+	aliased := overlaps(dit, nc, gt, nc)
+	if aliased && dit.Ptr != gt.Ptr {
+		return fmt.Errorf("%s: dinp partly overlaps dout (it may only alias it exactly)", op)
+	}
+	if M > adMaxM {
+		return fmt.Errorf("%s: M = %d > %d: %w", op, M, adMaxM, backend.ErrNotFused)
+	}
 	if dbut != nil {
 		if err := b.biasGrad(op, dbut, gt, N, C); err != nil {
 			return err
@@ -213,29 +189,15 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 		}
 		defer b.Free(a)
 	}
-	aliased := overlaps(dit, nc, gt, nc)
-	if aliased && dit.Ptr != gt.Ptr {
-		return fmt.Errorf("%s: dinp partly overlaps dout (it may only alias it exactly)", op)
-	}
-	fused := M <= adMaxM
 	first := dit
-	if aliased || !fused {
+	if aliased {
 		first = nil
 	}
 	grid := Dim3{X: uint32((N + adRows - 1) / adRows), Y: 1, Z: 1}
-	kernel := "adapter_bwd" + suffix(gt) + suffix(wdt)
-	if fused {
-		if err := b.launch(op, kernel, grid, b1(256), 0, ptr(first), ptr(dz), ptr(a), ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
-			Int(N), Int(C), Int(M), Int(int(act))); err != nil {
-			return err
-		}
-	} else { // dz = (dout·wUp) ⊙ act'(z), a = act(z)
-		if err := b.gemm(op, dz, gt, wut, false, false, N, M, C, C, M, M, 1, 0, 0, 0, 1, 0); err != nil {
-			return err
-		}
-		if err := b.launch(op, "adapter_dact"+suffix(zt), grid1D(nm), b1(block1D), 0, ptr(dz), ptr(a), ptr(zt), Int(nm), Int(int(act))); err != nil {
-			return err
-		}
+	kernel := kAdapterBwd.of(gt, wdt)
+	if err := b.launch(op, kernel, grid, b1(256), 0, ptr(first), ptr(dz), ptr(a), ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
+		Int(N), Int(C), Int(M), Int(int(act))); err != nil {
+		return err
 	}
 	if M > 0 {
 		if dwut != nil { // dWUp (C, M) += doutᵀ (C, N) · a (N, M)
@@ -254,18 +216,10 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 			}
 		}
 	}
-	switch {
-	case dit == nil || first != nil:
+	if dit == nil || first != nil {
 		return nil
-	case fused: // dinp aliases dout: now that the weight gradients have read it
-		return b.launch(op, kernel, grid, b1(256), 0, ptr(dit), ptr(dz), 0, ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
-			Int(N), Int(C), Int(M), Int(int(act)))
-	default: // dinp = dout + dz·wDown
-		if !aliased {
-			if err := b.dev.DtoD(dit.Ptr, gt.Ptr, nc*dit.dt.Size()); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
-		}
-		return b.gemm(op, dit, dz, wdt, false, false, N, C, M, M, C, C, 1, 0, 0, 0, 1, 1)
 	}
+	// dinp aliases dout: now that the weight gradients have read it.
+	return b.launch(op, kernel, grid, b1(256), 0, ptr(dit), ptr(dz), 0, ptr(gt), ptr(zt), ptr(wdt), ptr(wut),
+		Int(N), Int(C), Int(M), Int(int(act)))
 }

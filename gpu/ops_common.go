@@ -32,7 +32,16 @@ import (
 	"github.com/houlsby/adapters/backend"
 )
 
-var _ backend.Backend = (*Backend)(nil)
+// The GPU backend implements the core contract and both fused
+// capabilities; they answer backend.ErrNotFused beyond their kernels' limits
+// (adapter M > 256; attention T > 512, HS > 128, a grid dimension above
+// 65535, and the bf16 backward with HS < 2), and backend's generic
+// composition of core ops runs instead.
+var (
+	_ backend.Backend        = (*Backend)(nil)
+	_ backend.FusedAdapter   = (*Backend)(nil)
+	_ backend.FusedAttention = (*Backend)(nil)
+)
 
 // block1D is the block size of the 1-D grid-stride kernels.
 const block1D = 256
@@ -47,10 +56,11 @@ func grid1D(n int) Dim3 {
 // b1 is a 1-D block of n threads.
 func b1(n int) Dim3 { return Dim3{X: uint32(n), Y: 1, Z: 1} }
 
-// launch runs kernel and wraps its error with the op's name.
-func (b *Backend) launch(op, kernel string, grid, block Dim3, sharedBytes int, args ...uint64) error {
-	if err := b.dev.Launch(kernel, grid, block, sharedBytes, args...); err != nil {
-		return fmt.Errorf("%s: kernel %s: %w", op, kernel, err)
+// launch runs kernel k (from its family in kernels.go) and wraps its error
+// with the op's name.
+func (b *Backend) launch(op string, k kernel, grid, block Dim3, sharedBytes int, args ...uint64) error {
+	if err := b.dev.Launch(k.name, grid, block, sharedBytes, args...); err != nil {
+		return fmt.Errorf("%s: kernel %s: %w", op, k.name, err)
 	}
 	return nil
 }
@@ -149,14 +159,6 @@ func weight(op, name string, t backend.Tensor, n int) (*Tensor, error) {
 // i32 is arg for an I32 tensor.
 func i32(op, name string, t backend.Tensor, n int) (*Tensor, error) {
 	return arg(op, name, t, n, backend.I32)
-}
-
-// suffix is the kernel-name suffix for a weight's dtype.
-func suffix(t *Tensor) string {
-	if t.dt == backend.BF16 {
-		return "_bf16"
-	}
-	return "_f32"
 }
 
 // sameDType returns an error unless all non-nil tensors share one dtype.

@@ -34,7 +34,7 @@ func (b *Backend) EmbeddingForward(out, ids, table backend.Tensor, N, C int, acc
 	if err := b.checkIndices(op, "ids", it, N, V, false); err != nil {
 		return err
 	}
-	return b.launch(op, "embedding_fwd"+suffix(ot)+suffix(tt), grid1D(nc), b1(block1D), 0,
+	return b.launch(op, kEmbFwd.of(ot, tt), grid1D(nc), b1(block1D), 0,
 		ptr(ot), ptr(it), ptr(tt), Int(N), Int(C), Int(V), i64(accumulate))
 }
 
@@ -68,6 +68,6 @@ func (b *Backend) EmbeddingBackward(dtable, dout, ids backend.Tensor, N, C int) 
 	if err := b.checkIndices(op, "ids", it, N, dt.n/C, false); err != nil {
 		return err
 	}
-	return b.launch(op, "embedding_bwd"+suffix(gt), Dim3{X: uint32((C + 127) / 128), Y: 1, Z: 1}, b1(128), 0,
+	return b.launch(op, kEmbBwd.of(gt), Dim3{X: uint32((C + 127) / 128), Y: 1, Z: 1}, b1(128), 0,
 		ptr(dt), ptr(gt), ptr(it), Int(N), Int(C), Int(dt.n/C))
 }

@@ -43,17 +43,11 @@ func (b *Backend) Gemm(c, a, bm backend.Tensor, p backend.MatMul) error {
 // gemm launches the GEMM kernel for checked arguments (also used by the
 // adapter's weight gradients).
 func (b *Backend) gemm(op string, c, a, bm *Tensor, transA, transB bool, M, N, K, lda, ldb, ldc, batch, sA, sB, sC int, alpha, beta float32) error {
-	code := func(t *Tensor) string {
-		if t.dt == backend.BF16 {
-			return "b"
-		}
-		return "f"
-	}
-	kernel, block := "gemm_f32_", Dim3{X: 16, Y: 16, Z: 1}
+	fam, block := kGemmF32, Dim3{X: 16, Y: 16, Z: 1}
 	if a.dt == backend.BF16 || bm.dt == backend.BF16 {
-		kernel, block = "gemm_wmma_", b1(128)
+		fam, block = kGemmWMMA, b1(128)
 	}
-	kernel += code(a) + code(bm) + code(c)
+	kernel := fam.of(a, bm, c)
 	grid := Dim3{X: uint32((N + 63) / 64), Y: uint32((M + 63) / 64), Z: uint32(batch)}
 	if grid.Y > 65535 {
 		return fmt.Errorf("%s: M = %d needs more than 65535 row tiles", op, M)

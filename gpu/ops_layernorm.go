@@ -50,7 +50,7 @@ func (b *Backend) LayerNormForward(out, mean, rstd, inp, w, bias backend.Tensor,
 	if N == 0 || C == 0 {
 		return nil
 	}
-	return b.launch(op, "layernorm_fwd"+suffix(it)+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
+	return b.launch(op, kLNFwd.of(it, wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
 		ptr(ot), ptr(mt), ptr(rt), ptr(it), ptr(wt), ptr(bt), Int(N), Int(C), F(eps))
 }
 
@@ -104,7 +104,7 @@ func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 		return nil
 	}
 	if dwt != nil || dbt != nil {
-		if err := b.launch(op, "layernorm_bwd_dwdb"+suffix(it), Dim3{X: uint32((C + 31) / 32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
+		if err := b.launch(op, kLNBwdDwb.of(it), Dim3{X: uint32((C + 31) / 32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
 			ptr(dwt), ptr(dbt), ptr(gt), ptr(it), ptr(mt), ptr(rt), Int(N), Int(C)); err != nil {
 			return err
 		}
@@ -112,6 +112,6 @@ func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 	if dit == nil {
 		return nil
 	}
-	return b.launch(op, "layernorm_bwd_dx"+suffix(it)+suffix(wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
+	return b.launch(op, kLNBwdDx.of(it, wt), Dim3{X: uint32((N + lnRows - 1) / lnRows), Y: 1, Z: 1}, b1(32*lnRows), 0,
 		ptr(dit), ptr(gt), ptr(it), ptr(wt), ptr(mt), ptr(rt), Int(N), Int(C))
 }

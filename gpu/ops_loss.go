@@ -49,7 +49,7 @@ func (b *Backend) SoftmaxCrossEntropy(loss, dlogits, logits, labels backend.Tens
 	if N > math.MaxInt32 {
 		return fmt.Errorf("%s: N = %d rows exceed the grid", op, N)
 	}
-	return b.launch(op, "softmax_xent"+suffix(xt), Dim3{X: uint32(N), Y: 1, Z: 1}, b1(256), 0,
+	return b.launch(op, kSoftmaxXent.of(xt), Dim3{X: uint32(N), Y: 1, Z: 1}, b1(256), 0,
 		ptr(lt), ptr(dt), ptr(xt), ptr(yt), Int(N), Int(V), F(scale))
 }
 
@@ -83,44 +83,5 @@ func (b *Backend) MSE(loss, dpred, pred, target backend.Tensor, N int, scale flo
 	if N == 0 {
 		return nil
 	}
-	return b.launch(op, "mse"+suffix(pt)+suffix(tt), grid1D(N), b1(block1D), 0, ptr(lt), ptr(dt), ptr(pt), ptr(tt), Int(N), F(scale))
-}
-
-// AdamWStep updates n elements of param from grad with moments m and v (all
-// F32) in one fused kernel, with the same formula and float32 bias
-// corrections as cpu.AdamWStep (torch.optim.AdamW).
-func (b *Backend) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.AdamW) error {
-	const op = "gpu.AdamWStep"
-	if err := sizes(op, "n", n); err != nil {
-		return err
-	}
-	if h.Step < 1 {
-		return fmt.Errorf("%s: Step = %d, want >= 1 (it counts from 1)", op, h.Step)
-	}
-	if !(h.Beta1 >= 0 && h.Beta1 < 1 && h.Beta2 >= 0 && h.Beta2 < 1) {
-		return fmt.Errorf("%s: betas (%v, %v) must lie in [0, 1)", op, h.Beta1, h.Beta2)
-	}
-	pt, err := f32(op, "param", param, n)
-	if err != nil {
-		return err
-	}
-	gt, err := f32(op, "grad", grad, n)
-	if err != nil {
-		return err
-	}
-	mt, err := f32(op, "m", m, n)
-	if err != nil {
-		return err
-	}
-	vt, err := f32(op, "v", v, n)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	bc1 := float32(1 - math.Pow(float64(h.Beta1), float64(h.Step)))
-	bc2 := float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))
-	return b.launch(op, "adamw_f32", grid1D(n), b1(block1D), 0, ptr(pt), ptr(gt), ptr(mt), ptr(vt), Int(n),
-		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(h.WeightDecay), F(bc1), F(bc2))
+	return b.launch(op, kMSE.of(pt, tt), grid1D(N), b1(block1D), 0, ptr(lt), ptr(dt), ptr(pt), ptr(tt), Int(N), F(scale))
 }

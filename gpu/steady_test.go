@@ -82,7 +82,7 @@ func TestTrainingStepSteadyState(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Free()
-			type moments struct{ m, v backend.Tensor }
+			type moments struct{ m, v, decay backend.Tensor }
 			opt := map[string]moments{}
 			for _, p := range m.Params() {
 				if p.Grad == nil {
@@ -90,10 +90,14 @@ func TestTrainingStepSteadyState(t *testing.T) {
 				}
 				mm, err1 := g.Alloc(backend.F32, p.Grad.Len())
 				vv, err2 := g.Alloc(backend.F32, p.Grad.Len())
-				if err1 != nil || err2 != nil {
-					t.Fatal(err1, err2)
+				dd, err3 := g.Alloc(backend.I32, 2)
+				if err1 != nil || err2 != nil || err3 != nil {
+					t.Fatal(err1, err2, err3)
 				}
-				opt[p.Name] = moments{mm, vv}
+				if err := g.UploadInt32(dd, []int32{0, int32(p.Grad.Len())}); err != nil {
+					t.Fatal(err)
+				}
+				opt[p.Name] = moments{mm, vv, dd}
 			}
 			if len(opt) == 0 {
 				t.Fatal("no trainable tensors")
@@ -126,7 +130,7 @@ func TestTrainingStepSteadyState(t *testing.T) {
 					}
 					o := opt[p.Name]
 					h := backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: step}
-					if err := g.AdamWStep(p.T, p.Grad, o.m, o.v, p.Grad.Len(), h); err != nil {
+					if err := g.AdamWStep(p.T, p.Grad, o.m, o.v, o.decay, p.Grad.Len(), h); err != nil {
 						t.Fatalf("step %d AdamW %s: %v", step, p.Name, err)
 					}
 					if err := g.Zero(p.Grad); err != nil {

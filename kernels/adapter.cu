@@ -12,40 +12,13 @@
 // Backward: adapter_bwd computes a = act(z) (for dWUp), dz = (dout·wUp) ⊙
 // act'(z) and dinp = dout + dz·wDown in one kernel; the launcher then
 // accumulates the weight gradients with the GEMM and bias-grad kernels
-// (deterministic, no atomics).
+// (deterministic, no atomics). The nonlinearities are common.cuh's act_f
+// and act_grad_f.
 #include "common.cuh"
 
 #define AD_ROWS 8
 #define AD_MMAX 256
 #define AD_CT 32
-
-__device__ __forceinline__ float ad_sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
-
-__device__ __forceinline__ float ad_act(long long act, float z) {
-    switch (act) {
-        case 0:
-            return z > 0.0f ? z : 0.0f;
-        case 1:
-            return 0.5f * z * (1.0f + erff(z * 0.70710678118654752f));
-        default:
-            return z * ad_sigmoid(z);
-    }
-}
-
-__device__ __forceinline__ float ad_act_grad(long long act, float z) {
-    switch (act) {
-        case 0:
-            return z > 0.0f ? 1.0f : 0.0f;
-        case 1: {
-            float cdf = 0.5f * (1.0f + erff(z * 0.70710678118654752f));
-            return cdf + z * expf(-0.5f * z * z) * 0.39894228040143268f;  // 1/√(2π)
-        }
-        default: {
-            float s = ad_sigmoid(z);
-            return s + z * s * (1.0f - s);
-        }
-    }
-}
 
 // ad_up computes, for the block's rows, res[r] = Σ_m A[r][m]·W[c][m] for
 // column c = c0 + threadIdx.x, where W (C, M) is row-major (wUp, or wDown
@@ -138,7 +111,7 @@ __device__ void adapter_fwd_body(X* out, X* z, const X* inp, const W* wDown, con
                 st(z + (n0 + r) * M + t, zz);
                 zz = ld(z + (n0 + r) * M + t);
             }
-            A[r][t] = ad_act(act, zz);
+            A[r][t] = act_f(act, zz);
         }
     }
     // ad_rowmat starts with a barrier, which publishes A.
@@ -168,9 +141,9 @@ __device__ void adapter_bwd_body(X* dinp, float* dz, float* a, const X* dout, co
             float dd = 0.0f;
             if (n0 + r < N) {
                 float zz = ld(z + (n0 + r) * M + t);
-                dd = acc[r] * ad_act_grad(act, zz);
+                dd = acc[r] * act_grad_f(act, zz);
                 dz[(n0 + r) * M + t] = dd;
-                if (a) a[(n0 + r) * M + t] = ad_act(act, zz);
+                if (a) a[(n0 + r) * M + t] = act_f(act, zz);
             }
             D[r][t] = dd;
         }
@@ -201,29 +174,3 @@ AD_KERNELS(float, float, f32_f32)
 AD_KERNELS(float, bf16, f32_bf16)
 AD_KERNELS(bf16, float, bf16_f32)
 AD_KERNELS(bf16, bf16, bf16_bf16)
-
-// Bottlenecks wider than AD_MMAX do not fit the fused kernels' shared
-// memory; the launcher then composes GEMMs with these two pointwise kernels:
-//   adapter_act_<x>:  a = act(z)                       (float a, n elements)
-//   adapter_dact_<x>: dz *= act'(z); a = act(z) if a is not null
-template <class X>
-__device__ void adapter_act_body(float* a, const X* z, long long n, long long act) {
-    GRID_STRIDE(i, n) { a[i] = ad_act(act, ld(z + i)); }
-}
-template <class X>
-__device__ void adapter_dact_body(float* dz, float* a, const X* z, long long n, long long act) {
-    GRID_STRIDE(i, n) {
-        float zz = ld(z + i);
-        dz[i] *= ad_act_grad(act, zz);
-        if (a) a[i] = ad_act(act, zz);
-    }
-}
-#define AD_PW_KERNELS(X, sfx)                                                                                      \
-    extern "C" __global__ void adapter_act_##sfx(float* a, const X* z, long long n, long long act) {              \
-        adapter_act_body(a, z, n, act);                                                                            \
-    }                                                                                                              \
-    extern "C" __global__ void adapter_dact_##sfx(float* dz, float* a, const X* z, long long n, long long act) {  \
-        adapter_dact_body(dz, a, z, n, act);                                                                       \
-    }
-AD_PW_KERNELS(float, f32)
-AD_PW_KERNELS(bf16, bf16)

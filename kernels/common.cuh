@@ -45,6 +45,40 @@ __device__ __forceinline__ bool dropout_keep(unsigned long long seed, long long 
     return (unsigned int)(h >> 40) >= thresh;
 }
 
+// The nonlinearities of backend.Act: act 0 ReLU, 1 GELU (exact erf form
+// x·Φ(x)), 2 Swish x·σ(x), and their derivatives (ReLU'(0) = 0, as in
+// PyTorch; GELU' = Φ(x) + x·φ(x)). Shared by the pointwise act kernels
+// (elementwise.cu) and the fused adapter (adapter.cu).
+__device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float gelu_grad_f(float x) {
+    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+    float pdf = expf(-0.5f * x * x) * 0.39894228040143268f;  // 1/√(2π)
+    return cdf + x * pdf;
+}
+__device__ __forceinline__ float act_f(long long act, float x) {
+    switch (act) {
+        case 0:
+            return x > 0.0f ? x : 0.0f;
+        case 1:
+            return gelu_f(x);
+        default:
+            return x * sigmoid_f(x);
+    }
+}
+__device__ __forceinline__ float act_grad_f(long long act, float x) {
+    switch (act) {
+        case 0:
+            return x > 0.0f ? 1.0f : 0.0f;
+        case 1:
+            return gelu_grad_f(x);
+        default: {
+            float s = sigmoid_f(x);
+            return s + x * s * (1.0f - s);
+        }
+    }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

@@ -41,21 +41,17 @@ __device__ void scale_body(X* x, double alpha, long long n) {
     GRID_STRIDE(i, n) { st(x + i, ld(x + i) * s); }
 }
 
-// Exact GELU x·Φ(x) = x/2·(1+erf(x/√2)); derivative Φ(x) + x·φ(x).
-__device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_grad_f(float x) {
-    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    float pdf = expf(-0.5f * x * x) * 0.39894228040143268f;  // 1/√(2π)
-    return cdf + x * pdf;
+// act_fwd: out = act(inp); act_bwd: dinp = dout·act'(inp) (common.cuh's
+// act_f, act_grad_f). The output (and its gradient) and the saved input are
+// stored independently (O, I), so the adapter fallback can keep act(z) and
+// dz in float next to a bf16 z. out may alias inp, dinp may alias dout.
+template <class O, class I>
+__device__ void act_fwd_body(O* out, const I* inp, long long n, long long act) {
+    GRID_STRIDE(i, n) { st(out + i, act_f(act, ld(inp + i))); }
 }
-
-template <class X>
-__device__ void gelu_fwd_body(X* out, const X* inp, long long n) {
-    GRID_STRIDE(i, n) { st(out + i, gelu_f(ld(inp + i))); }
-}
-template <class X>
-__device__ void gelu_bwd_body(X* dinp, const X* dout, const X* inp, long long n) {
-    GRID_STRIDE(i, n) { st(dinp + i, ld(dout + i) * gelu_grad_f(ld(inp + i))); }
+template <class O, class I>
+__device__ void act_bwd_body(O* dinp, const O* dout, const I* inp, long long n, long long act) {
+    GRID_STRIDE(i, n) { st(dinp + i, ld(dout + i) * act_grad_f(act, ld(inp + i))); }
 }
 template <class X>
 __device__ void tanh_fwd_body(X* out, const X* inp, long long n) {
@@ -89,10 +85,6 @@ __device__ void dropout_body(X* out, const X* inp, long long n, double p, unsign
     }                                                                                                               \
     extern "C" __global__ void add_##sfx(X* out, const X* a, const X* b, long long n) { add_body(out, a, b, n); } \
     extern "C" __global__ void scale_##sfx(X* x, double alpha, long long n) { scale_body(x, alpha, n); }          \
-    extern "C" __global__ void gelu_fwd_##sfx(X* out, const X* inp, long long n) { gelu_fwd_body(out, inp, n); }  \
-    extern "C" __global__ void gelu_bwd_##sfx(X* dinp, const X* dout, const X* inp, long long n) {                \
-        gelu_bwd_body(dinp, dout, inp, n);                                                                          \
-    }                                                                                                               \
     extern "C" __global__ void tanh_fwd_##sfx(X* out, const X* inp, long long n) { tanh_fwd_body(out, inp, n); }  \
     extern "C" __global__ void tanh_bwd_##sfx(X* dinp, const X* dout, const X* out, long long n) {                \
         tanh_bwd_body(dinp, dout, out, n);                                                                          \
@@ -116,6 +108,18 @@ BIAS_ADD_KERNEL(float, float, f32_f32)
 BIAS_ADD_KERNEL(float, bf16, f32_bf16)
 BIAS_ADD_KERNEL(bf16, float, bf16_f32)
 BIAS_ADD_KERNEL(bf16, bf16, bf16_bf16)
+
+#define ACT_KERNELS(O, I, sfx)                                                                                 \
+    extern "C" __global__ void act_fwd_##sfx(O* out, const I* inp, long long n, long long act) {            \
+        act_fwd_body(out, inp, n, act);                                                                      \
+    }                                                                                                        \
+    extern "C" __global__ void act_bwd_##sfx(O* dinp, const O* dout, const I* inp, long long n, long long act) { \
+        act_bwd_body(dinp, dout, inp, n, act);                                                               \
+    }
+ACT_KERNELS(float, float, f32_f32)
+ACT_KERNELS(float, bf16, f32_bf16)
+ACT_KERNELS(bf16, float, bf16_f32)
+ACT_KERNELS(bf16, bf16, bf16_bf16)
 
 extern "C" __global__ void convert_f32_bf16(bf16* out, const float* in, long long n) {
     GRID_STRIDE(i, n) { out[i] = __float2bfloat16_rn(in[i]); }

@@ -27,7 +27,11 @@ func (t *tensor64) Len() int             { return prod(t.shape) }
 
 type backend64 struct{ allocs int }
 
-var _ backend.Backend = (*backend64)(nil)
+var (
+	_ backend.Backend        = (*backend64)(nil)
+	_ backend.FusedAdapter   = (*backend64)(nil)
+	_ backend.FusedAttention = (*backend64)(nil)
+)
 
 func (*backend64) Name() string               { return "ref64" }
 func (*backend64) FrozenDType() backend.DType { return backend.F32 }
@@ -147,12 +151,12 @@ func (*backend64) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd backe
 	ref64.LayerNormBackward(f(dinp), f(dw), f(db), f(dout), f(inp), f(w), f(mean), f(rstd), N, C)
 	return nil
 }
-func (*backend64) GeluForward(out, inp backend.Tensor, n int) error {
-	ref64.GeluForward(f(out), f(inp), n)
+func (*backend64) ActForward(out, inp backend.Tensor, n int, act backend.Act) error {
+	ref64.ActForward(f(out), f(inp), n, act)
 	return nil
 }
-func (*backend64) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	ref64.GeluBackward(f(dinp), f(dout), f(inp), n)
+func (*backend64) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend.Act) error {
+	ref64.ActBackward(f(dinp), f(dout), f(inp), n, act)
 	return nil
 }
 func (*backend64) TanhForward(out, inp backend.Tensor, n int) error {
@@ -169,6 +173,14 @@ func (*backend64) DropoutForward(out, inp backend.Tensor, n int, p float32, seed
 }
 func (*backend64) DropoutBackward(dinp, dout backend.Tensor, n int, p float32, seed uint64) error {
 	ref64.DropoutBackward(f(dinp), f(dout), n, p, seed)
+	return nil
+}
+func (*backend64) MaskedSoftmaxForward(probs, scores, mask backend.Tensor, B, R, T int, scale float32) error {
+	ref64.MaskedSoftmaxForward(f(probs), f(scores), ints(mask), B, R, T, float64(scale))
+	return nil
+}
+func (*backend64) MaskedSoftmaxBackward(dscores, dprobs, probs backend.Tensor, N, T int, scale float32) error {
+	ref64.MaskedSoftmaxBackward(f(dscores), f(dprobs), f(probs), N, T, float64(scale))
 	return nil
 }
 func (*backend64) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
@@ -203,7 +215,11 @@ func (*backend64) MSE(loss, dpred, pred, target backend.Tensor, N int, scale flo
 	ref64.MSE(f(loss), f(dpred), f(pred), f(target), N, float64(scale))
 	return nil
 }
-func (*backend64) AdamWStep(param, grad, m, v backend.Tensor, n int, h backend.AdamW) error {
-	ref64.AdamWStep(f(param), f(grad), f(m), f(v), n, h)
+func (*backend64) AdamWStep(param, grad, m, v, decay backend.Tensor, n int, h backend.AdamW) error {
+	var table []int32
+	if decay != nil {
+		table = ints(decay)
+	}
+	ref64.AdamWStep(f(param), f(grad), f(m), f(v), table, n, h)
 	return nil
 }

@@ -215,20 +215,32 @@ func (r *recorder) EmbeddingBackward(dt, dout, ids backend.Tensor, N, C int) err
 	return r.Backend.EmbeddingBackward(dt, dout, ids, N, C)
 }
 
+// The recorder passes the fused capabilities of the backend it wraps
+// through (backend.FusedAdapter, backend.FusedAttention), so the model
+// makes the same calls as on the bare backend.
+
+func (r *recorder) AdapterForward(out, z, inp, wd, bd, wu, bu backend.Tensor, N, C, M int, act backend.Act) error {
+	return backend.AdapterForward(r.Backend, out, z, inp, wd, bd, wu, bu, N, C, M, act)
+}
+
 func (r *recorder) AdapterBackward(dinp, dWd, dBd, dWu, dBu, dout, inp, z, wd, wu backend.Tensor, N, C, M int, act backend.Act) error {
 	r.calls["AdapterBackward"]++
 	r.grad(dWd, dBd, dWu, dBu)
-	return r.Backend.AdapterBackward(dinp, dWd, dBd, dWu, dBu, dout, inp, z, wd, wu, N, C, M, act)
+	return backend.AdapterBackward(r.Backend, dinp, dWd, dBd, dWu, dBu, dout, inp, z, wd, wu, N, C, M, act)
+}
+
+func (r *recorder) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
+	return backend.AttentionForward(r.Backend, out, probs, qkv, mask, B, T, NH, HS, p, seed)
 }
 
 func (r *recorder) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor, B, T, NH, HS int, p float32, seed uint64) error {
 	r.calls["AttentionBackward"]++
-	return r.Backend.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed)
+	return backend.AttentionBackward(r.Backend, dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed)
 }
 
-func (r *recorder) GeluBackward(dinp, dout, inp backend.Tensor, n int) error {
-	r.calls["GeluBackward"]++
-	return r.Backend.GeluBackward(dinp, dout, inp, n)
+func (r *recorder) ActBackward(dinp, dout, inp backend.Tensor, n int, act backend.Act) error {
+	r.calls["ActBackward"]++
+	return r.Backend.ActBackward(dinp, dout, inp, n, act)
 }
 
 // TestBackwardWritesOnlyTrainableGradients: with adapters (+ LayerNorms and
@@ -323,7 +335,7 @@ func TestBackwardStopsAtLowestTrainable(t *testing.T) {
 	if err := m.Backward(); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"AttentionBackward": 0, "GeluBackward": 0, "EmbeddingBackward": 0, "LayerNormBackward": 1, "AdapterBackward": 1}
+	want := map[string]int{"AttentionBackward": 0, "ActBackward": 0, "EmbeddingBackward": 0, "LayerNormBackward": 1, "AdapterBackward": 1}
 	for op, n := range want {
 		if rec.calls[op] != n {
 			t.Errorf("%s ran %d times, want %d", op, rec.calls[op], n)

@@ -98,7 +98,7 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, B, T int, tr
 	if err := m.linear(a.qkv, x, dense{W: p.qkvW, B: p.qkvB}, N, 3*C, C); err != nil {
 		return wrap(err, "layer %d query/key/value", l)
 	}
-	if err := b.AttentionForward(a.ctx, a.probs, a.qkv, m.io.mask, B, T, m.NH, m.HS, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
+	if err := backend.AttentionForward(b, a.ctx, a.probs, a.qkv, m.io.mask, B, T, m.NH, m.HS, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
 		return wrap(err, "layer %d attention", l)
 	}
 	// attention.output: dense, dropout, adapter, residual, LayerNorm.
@@ -116,7 +116,7 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, B, T int, tr
 	if err := m.linear(a.ffPre, a.h1, p.inter, N, F, C); err != nil {
 		return wrap(err, "layer %d intermediate.dense", l)
 	}
-	if err := b.GeluForward(a.ffAct, a.ffPre, N*F); err != nil {
+	if err := b.ActForward(a.ffAct, a.ffPre, N*F, backend.GELU); err != nil {
 		return wrap(err, "layer %d GELU", l)
 	}
 	if err := m.denseDropout(a.fo, a.ffAct, p.out, N, C, F, ph, siteSeed(seed, siteFFNOut(l))); err != nil {
@@ -148,7 +148,7 @@ func (m *Model) adapterResidual(res, z, h, resid backend.Tensor, ad *adapterPara
 	if ad == nil {
 		return m.b.Add(res, h, resid, N*m.C)
 	}
-	if err := m.b.AdapterForward(res, z, h, ad.down.W, ad.down.B, ad.up.W, ad.up.B, N, m.C, m.opts.Adapter.M, m.opts.Adapter.Act); err != nil {
+	if err := backend.AdapterForward(m.b, res, z, h, ad.down.W, ad.down.B, ad.up.W, ad.up.B, N, m.C, m.opts.Adapter.M, m.opts.Adapter.Act); err != nil {
 		return err
 	}
 	return m.b.Add(res, res, resid, N*m.C)
@@ -201,7 +201,7 @@ func (m *Model) layerBackward(l int, dx, dout, x backend.Tensor, a *layerActs, B
 		return nil
 	}
 	// GELU and intermediate.dense: dh1 → g.b, plus the residual dres2.
-	if err := b.GeluBackward(g.f2, dffAct, a.ffPre, N*F); err != nil {
+	if err := b.ActBackward(g.f2, dffAct, a.ffPre, N*F, backend.GELU); err != nil {
 		return wrap(err, "layer %d GELU backward", l)
 	}
 	var dh1 backend.Tensor
@@ -253,7 +253,7 @@ func (m *Model) layerBackward(l int, dx, dout, x backend.Tensor, a *layerActs, B
 	if stop >= stageAttnOut {
 		return nil
 	}
-	if err := b.AttentionBackward(g.qkv, dctx, a.qkv, a.probs, m.io.mask, B, T, m.NH, m.HS, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
+	if err := backend.AttentionBackward(b, g.qkv, dctx, a.qkv, a.probs, m.io.mask, B, T, m.NH, m.HS, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
 		return wrap(err, "layer %d attention backward", l)
 	}
 	if err := m.qkvBackward(l, dx, x, N, stop < stageQKV); err != nil {
@@ -333,7 +333,7 @@ func (m *Model) adapterBackward(dst, dout, h, z backend.Tensor, ad *adapterParam
 		}
 	}
 	a := m.opts.Adapter
-	err := m.b.AdapterBackward(dst, ad.down.dW, ad.down.dB, ad.up.dW, ad.up.dB, dout, h, z, ad.down.W, ad.up.W, N, m.C, a.M, a.Act)
+	err := backend.AdapterBackward(m.b, dst, ad.down.dW, ad.down.dB, ad.up.dW, ad.up.dB, dout, h, z, ad.down.W, ad.up.W, N, m.C, a.M, a.Act)
 	return dst, err
 }
 

@@ -176,21 +176,8 @@ func (o *AdamW) Update(lr float64) error {
 	}
 	h := backend.AdamW{LR: float32(lr), Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.Eps),
 		WeightDecay: float32(o.WeightDecay), Step: o.Step}
-	// TODO(merge): one AdamWStep over the arena with the decay table.
-	for _, sl := range o.Slots {
-		var ts [4]backend.Tensor
-		for k, a := range []backend.Tensor{o.params, o.grads, o.M, o.V} {
-			v, err := o.be.View(a, sl.Offset, sl.Len())
-			if err != nil {
-				return err
-			}
-			ts[k] = v
-		}
-		hh := h
-		hh.WeightDecay = float32(DecayFor(sl.Name, o.WeightDecay))
-		if err := o.be.AdamWStep(ts[0], ts[1], ts[2], ts[3], sl.Len(), hh); err != nil {
-			return fmt.Errorf("adamw step on %s: %w", sl.Name, err)
-		}
+	if err := o.be.AdamWStep(o.params, o.grads, o.M, o.V, o.decay, o.n, h); err != nil {
+		return fmt.Errorf("adamw step: %w", err)
 	}
 	return nil
 }

@@ -216,7 +216,7 @@ func (d *Device) Launch(kernel string, grid, block gpu.Dim3, sharedBytes int, ar
 // Sync returns nil: every launch has completed when Launch returns.
 func (*Device) Sync() error { return nil }
 
-// Kernels lists the kernels the emulator knows, in kernel_list.inc order.
+// Kernels lists the kernels the emulator knows, in kernel_list.h order (generated from gpu.KernelNames).
 func Kernels() []string {
 	n := int(C.emu_kernel_count())
 	out := make([]string, n)

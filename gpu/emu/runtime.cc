@@ -17,6 +17,7 @@
 #include "src_reduce.h"
 #include "src_layernorm.h"
 #include "src_attention.h"
+#include "src_softmax.h"
 #include "src_embedding.h"
 #include "src_adapter.h"
 #include "src_loss.h"
@@ -67,7 +68,7 @@ struct Entry {
 #define K(fn) {#fn, arity(&fn), [](const unsigned long long* a) { call(&fn, a); }}
 
 const Entry kTable[] = {
-#include "kernel_list.inc"
+#include "kernel_list.h"
 };
 const int kCount = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -240,19 +240,33 @@ func testLayerNorm(s *suite) {
 	s.same("inp after backward", s.get(inp), iv)
 }
 
-func testGelu(s *suite) {
+func testAct(s *suite) {
 	const n = sN * sC
-	inp, iv := s.tensor(s.adt, s.rnd(n, 4), n)
-	out, _ := s.tensor(s.adt, nans(n), n)
-	s.must(s.be.GeluForward(out, inp, n), "GeluForward")
-	want := make([]float64, n)
-	ref64.GeluForward(want, iv, n)
-	s.check("GeluForward", s.get(out), want, s.tol.Pointwise)
-	dout, gv := s.tensor(s.adt, s.rnd(n, 1), n)
-	dinp, _ := s.tensor(s.adt, nans(n), n)
-	s.must(s.be.GeluBackward(dinp, dout, inp, n), "GeluBackward")
-	ref64.GeluBackward(want, gv, iv, n)
-	s.check("GeluBackward", s.get(dinp), want, s.tol.Pointwise)
+	for _, act := range []backend.Act{backend.ReLU, backend.GELU, backend.Swish} {
+		name := act.String()
+		inp, iv := s.tensor(s.adt, s.rnd(n, 4), n)
+		out, _ := s.tensor(s.adt, nans(n), n)
+		s.must(s.be.ActForward(out, inp, n, act), "ActForward "+name)
+		want := make([]float64, n)
+		ref64.ActForward(want, iv, n, act)
+		s.check("ActForward "+name, s.get(out), want, s.tol.Pointwise)
+		dout, gv := s.tensor(s.adt, s.rnd(n, 1), n)
+		dinp, _ := s.tensor(s.adt, nans(n), n)
+		s.must(s.be.ActBackward(dinp, dout, inp, n, act), "ActBackward "+name)
+		wantd := make([]float64, n)
+		ref64.ActBackward(wantd, gv, iv, n, act)
+		s.check("ActBackward "+name, s.get(dinp), wantd, s.tol.Pointwise)
+
+		// The adapter fallback's pattern: F32 results from a saved input
+		// of the activation dtype, the backward in place (dinp = dout).
+		o32, _ := s.tensor(backend.F32, nans(n), n)
+		s.must(s.be.ActForward(o32, inp, n, act), "ActForward into F32 "+name)
+		s.check("ActForward into F32 "+name, s.get(o32), want, s.tol.Pointwise)
+		d32, dv := s.tensor(backend.F32, s.rnd(n, 1), n)
+		s.must(s.be.ActBackward(d32, d32, inp, n, act), "ActBackward in place "+name)
+		ref64.ActBackward(wantd, dv, iv, n, act)
+		s.check("ActBackward in place "+name, s.get(d32), wantd, s.tol.Pointwise)
+	}
 }
 
 func testTanh(s *suite) {
@@ -294,6 +308,56 @@ func testDropout(s *suite) {
 	}
 }
 
+// testMaskedSoftmax checks the softmax op the attention fallback is built
+// from: F32 scores into probs of the activation dtype (and the same dtype),
+// in place, exact zeros at masked keys and for a row whose keys are all
+// masked, and the backward from probs as stored, in place too.
+func testMaskedSoftmax(s *suite) {
+	const B, R, T, scale = sB, 7, sT, 0.37
+	maskv := seqMask(B, T)
+	for t := 0; t < T; t++ {
+		maskv[1*T+t] = 0 // batch element 1: every key is padding
+	}
+	mask := s.ints(maskv, B, T)
+	const n = B * R * T
+	want := make([]float64, n)
+	for _, sdt := range []backend.DType{backend.F32, s.adt} {
+		name := fmt.Sprintf("scores %v", sdt)
+		scores, sv := s.tensor(sdt, s.rnd(n, 4), B, R, T)
+		probs, _ := s.tensor(s.adt, nans(n), B, R, T)
+		s.must(s.be.MaskedSoftmaxForward(probs, scores, mask, B, R, T, scale), "MaskedSoftmaxForward "+name)
+		ref64.MaskedSoftmaxForward(want, sv, maskv, B, R, T, float64(float32(scale)))
+		pv := s.get(probs)
+		s.check("probs "+name, pv, want, s.tol.Attention)
+		for i, v := range pv {
+			if b, key := i/(R*T), i%T; maskv[b*T+key] == 0 && v != 0 {
+				s.t.Fatalf("%s: probs[%d] of masked key %d in batch element %d is %v, want exactly 0", name, i, key, b, v)
+			}
+		}
+	}
+	// In place (F32): probs = scores.
+	inPlace, iv := s.tensor(backend.F32, s.rnd(n, 4), n)
+	s.must(s.be.MaskedSoftmaxForward(inPlace, inPlace, mask, B, R, T, scale), "MaskedSoftmaxForward in place")
+	ref64.MaskedSoftmaxForward(want, iv, maskv, B, R, T, float64(float32(scale)))
+	s.check("probs in place", s.get(inPlace), want, s.tol.Attention)
+
+	// Backward from probs of the activation dtype, as stored.
+	scores, _ := s.tensor(backend.F32, s.rnd(n, 4), n)
+	probs, _ := s.tensor(s.adt, nans(n), n)
+	s.must(s.be.MaskedSoftmaxForward(probs, scores, mask, B, R, T, scale), "MaskedSoftmaxForward")
+	pv := s.get(probs)
+	dprobs, gv := s.tensor(backend.F32, s.rnd(n, 1), n)
+	dscores, _ := s.tensor(backend.F32, nans(n), n)
+	s.must(s.be.MaskedSoftmaxBackward(dscores, dprobs, probs, B*R, T, scale), "MaskedSoftmaxBackward")
+	wd := make([]float64, n)
+	ref64.MaskedSoftmaxBackward(wd, gv, pv, B*R, T, float64(float32(scale)))
+	first := s.get(dscores)
+	s.check("dscores", first, wd, s.tol.Attention)
+	s.must(s.be.MaskedSoftmaxBackward(dprobs, dprobs, probs, B*R, T, scale), "MaskedSoftmaxBackward in place")
+	s.check("dscores in place", s.get(dprobs), wd, s.tol.Attention)
+	s.same("dscores in place vs out of place", s.get(dprobs), first)
+}
+
 func testAttention(s *suite) {
 	const B, T, NH, HS = sB, sT, sNH, sHS
 	const C = NH * HS
@@ -305,7 +369,7 @@ func testAttention(s *suite) {
 		qkv, qv := s.tensor(s.adt, s.rnd(B*T*3*C, 1.5), B, T, 3*C)
 		out, _ := s.tensor(s.adt, nans(B*T*C), B, T, C)
 		probs, _ := s.tensor(s.adt, nans(B*NH*T*T), B, NH, T, T)
-		s.must(s.be.AttentionForward(out, probs, qkv, mask, B, T, NH, HS, p, seed), "AttentionForward "+name)
+		s.must(backend.AttentionForward(s.be, out, probs, qkv, mask, B, T, NH, HS, p, seed), "AttentionForward "+name)
 		wo, wp := make([]float64, B*T*C), make([]float64, B*NH*T*T)
 		ref64.AttentionForward(wo, wp, qv, maskv, B, T, NH, HS, p, seed)
 		s.check("out "+name, s.get(out), wo, s.tol.Attention)
@@ -319,12 +383,12 @@ func testAttention(s *suite) {
 		}
 		dout, gv := s.tensor(s.adt, s.rnd(B*T*C, 1), B, T, C)
 		dqkv, _ := s.tensor(s.adt, nans(B*T*3*C), B, T, 3*C)
-		s.must(s.be.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
+		s.must(backend.AttentionBackward(s.be, dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
 		wd := make([]float64, B*T*3*C)
 		ref64.AttentionBackward(wd, gv, qv, pv, maskv, B, T, NH, HS, p, seed)
 		first := s.get(dqkv)
 		s.check("dqkv "+name, first, wd, s.tol.Attention)
-		s.must(s.be.AttentionBackward(dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
+		s.must(backend.AttentionBackward(s.be, dqkv, dout, qkv, probs, mask, B, T, NH, HS, p, seed), "AttentionBackward "+name)
 		s.same("dqkv repeated "+name, first, s.get(dqkv))
 	}
 }
@@ -372,7 +436,7 @@ func testAdapter(s *suite) {
 		bu, buv := s.tensor(backend.F32, s.rnd(C, 0.5), C)
 		out, _ := s.tensor(s.adt, nans(N*C), N, C)
 		z, _ := s.tensor(s.adt, nans(N*M), N, M)
-		s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, act), "AdapterForward "+name)
+		s.must(backend.AdapterForward(s.be, out, z, inp, wd, bd, wu, bu, N, C, M, act), "AdapterForward "+name)
 		wo, wz := make([]float64, N*C), make([]float64, N*M)
 		ref64.AdapterForward(wo, wz, iv, wdv, bdv, wuv, buv, N, C, M, act)
 		s.check("out "+name, s.get(out), wo, s.tol.Adapter)
@@ -390,7 +454,7 @@ func testAdapter(s *suite) {
 		}
 		dwd, dbd, dwu, dbu := grads()
 		dinp, _ := s.tensor(s.adt, nans(N*C), N, C)
-		s.must(s.be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+name)
+		s.must(backend.AdapterBackward(s.be, dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+name)
 		w := [5][]float64{make([]float64, N*C)}
 		for i, g := range g0 {
 			w[i+1] = make([]float64, len(g))
@@ -427,7 +491,7 @@ func testAdapter(s *suite) {
 			if noDinp {
 				di = nil
 			}
-			s.must(s.be.AdapterBackward(di, args[0], args[1], args[2], args[3], dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+tag)
+			s.must(backend.AdapterBackward(s.be, di, args[0], args[1], args[2], args[3], dout, inp, z, wd, wu, N, C, M, act), "AdapterBackward "+tag)
 			if !noDinp {
 				got := s.get(dinp2)
 				s.checkq("dinp "+tag, got, w[0], s.tol.Adapter)
@@ -457,7 +521,7 @@ func testAdapter(s *suite) {
 	bu, _ := s.tensor(backend.F32, make([]float32, C), C)
 	out, _ := s.tensor(s.adt, nans(N*C), N, C)
 	z, _ := s.tensor(s.adt, nans(N*M), N, M)
-	s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, backend.ReLU), "AdapterForward identity")
+	s.must(backend.AdapterForward(s.be, out, z, inp, wd, bd, wu, bu, N, C, M, backend.ReLU), "AdapterForward identity")
 	s.check("identity adapter", s.get(out), iv, Tol{})
 }
 
@@ -513,26 +577,60 @@ func testMSE(s *suite) {
 	s.check("loss without dpred", s.get(loss), wl, s.tol.Pointwise)
 }
 
+// testAdamW steps an arena of n elements with one call: decay ranges at odd
+// boundaries (an empty range among them), a zero padding span outside
+// every range that must stay exactly 0, and the tables nil and empty.
 func testAdamW(s *suite) {
 	const n = 1001
 	h := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
-	param, pv := s.tensor(backend.F32, s.rnd(n, 1), n)
-	grad, gv := s.tensor(backend.F32, s.rnd(n, 1), n)
+	// With LR·WD·|param| ≈ 1e-4 per step, ≫ the AdamW tolerance, an element
+	// decayed by mistake (or not) fails the comparison.
+	table := []int32{0, 3, 3, 3, 10, 257, 500, 501, 997, 1001}
+	const padLo, padHi = 600, 650 // zeros, outside every range
+	zeroPad := func(v []float32) []float32 {
+		clear(v[padLo:padHi])
+		return v
+	}
+	decay := s.ints(table, len(table))
+	param, pv := s.tensor(backend.F32, zeroPad(s.rnd(n, 1)), n)
+	grad, gv := s.tensor(backend.F32, zeroPad(s.rnd(n, 1)), n)
 	m, mv := s.tensor(backend.F32, make([]float32, n), n)
 	v, vv := s.tensor(backend.F32, make([]float32, n), n)
 	for step := 1; step <= 3; step++ {
 		h.Step = step
-		s.must(s.be.AdamWStep(param, grad, m, v, n, h), fmt.Sprintf("AdamWStep %d", step))
-		ref64.AdamWStep(pv, gv, mv, vv, n, h)
+		s.must(s.be.AdamWStep(param, grad, m, v, decay, n, h), fmt.Sprintf("AdamWStep %d", step))
+		ref64.AdamWStep(pv, gv, mv, vv, table, n, h)
 		name := fmt.Sprintf("step %d", step)
 		s.check("param "+name, s.get(param), pv, s.tol.AdamW)
 		s.check("m "+name, s.get(m), mv, s.tol.AdamW)
 		s.check("v "+name, s.get(v), vv, s.tol.AdamW)
+		for _, x := range []backend.Tensor{param, m, v} {
+			for i, e := range s.get(x)[padLo:padHi] {
+				if e != 0 {
+					s.t.Fatalf("%s: padding element %d became %v, want exactly 0", name, padLo+i, e)
+				}
+			}
+		}
 		// Continue both from the backend's state so errors do not compound.
 		pv, mv, vv = s.get(param), s.get(m), s.get(v)
-		gs := s.rnd(n, 1)
-		s.must(s.be.Upload(grad, gs), "Upload grad")
+		s.must(s.be.Upload(grad, zeroPad(s.rnd(n, 1))), "Upload grad")
 		gv = s.get(grad)
+	}
+	// No decay: a nil table and an empty one.
+	empty := s.ints(nil, 0)
+	for _, tc := range []struct {
+		name  string
+		decay backend.Tensor
+	}{{"nil table", nil}, {"empty table", empty}} {
+		h.Step = 4
+		p2, pv2 := s.tensor(backend.F32, s.rnd(n, 1), n)
+		m2, mv2 := s.tensor(backend.F32, s.rnd(n, 0.1), n)
+		v2, vv2 := s.tensor(backend.F32, make([]float32, n), n)
+		s.must(s.be.AdamWStep(p2, grad, m2, v2, tc.decay, n, h), "AdamWStep "+tc.name)
+		ref64.AdamWStep(pv2, gv, mv2, vv2, nil, n, h)
+		s.check("param "+tc.name, s.get(p2), pv2, s.tol.AdamW)
+		s.check("m "+tc.name, s.get(m2), mv2, s.tol.AdamW)
+		s.check("v "+tc.name, s.get(v2), vv2, s.tol.AdamW)
 	}
 }
 
@@ -542,6 +640,7 @@ func testBadArguments(s *suite) {
 	f := func(n int) backend.Tensor { x, _ := s.tensor(s.adt, make([]float32, n), n); return x }
 	p := func(n int) backend.Tensor { x, _ := s.tensor(backend.F32, make([]float32, n), n); return x }
 	i := func(v ...int32) backend.Tensor { return s.ints(v, len(v)) }
+	adamw := backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Step: 1}
 	cases := []struct {
 		name string
 		call func() error
@@ -562,26 +661,44 @@ func testBadArguments(s *suite) {
 		}},
 		{"Dropout p = 1", func() error { return be.DropoutForward(f(4), f(4), 4, 1, 0) }},
 		{"Attention float mask", func() error {
-			return be.AttentionForward(f(2*2*2), f(1*2*2*2), f(2*2*6), f(4), 1, 2, 2, 1, 0, 0)
+			return backend.AttentionForward(be, f(2*2*2), f(1*2*2*2), f(2*2*6), f(4), 1, 2, 2, 1, 0, 0)
 		}},
 		{"Attention short qkv", func() error {
-			return be.AttentionForward(f(8), f(8), f(11), i(1, 1), 1, 2, 2, 2, 0, 0)
+			return backend.AttentionForward(be, f(8), f(8), f(11), i(1, 1), 1, 2, 2, 2, 0, 0)
+		}},
+		{"MaskedSoftmax float mask", func() error {
+			return be.MaskedSoftmaxForward(f(6), p(6), f(3), 1, 2, 3, 1)
+		}},
+		{"MaskedSoftmax short scores", func() error {
+			return be.MaskedSoftmaxForward(f(6), p(5), i(1, 1, 1), 1, 2, 3, 1)
+		}},
+		{"MaskedSoftmaxBackward short probs", func() error {
+			return be.MaskedSoftmaxBackward(p(6), p(6), f(5), 2, 3, 1)
 		}},
 		{"Embedding id out of range", func() error { return be.EmbeddingForward(f(6), i(0, 3), f(9), 2, 3, false) }},
 		{"Embedding negative id", func() error { return be.EmbeddingBackward(p(9), f(6), i(-1, 0), 2, 3) }},
+		{"Act unknown act", func() error { return be.ActForward(f(4), f(4), 4, backend.Act(7)) }},
+		{"ActBackward short inp", func() error { return be.ActBackward(f(4), f(4), f(3), 4, backend.GELU) }},
 		{"Adapter unknown act", func() error {
-			return be.AdapterForward(f(4), f(2), f(4), p(2), p(1), p(2), p(2), 2, 2, 1, backend.Act(99))
+			return backend.AdapterForward(be, f(4), f(2), f(4), p(2), p(1), p(2), p(2), 2, 2, 1, backend.Act(99))
 		}},
 		{"Adapter short wUp", func() error {
-			return be.AdapterForward(f(4), f(2), f(4), p(2), p(1), p(1), p(2), 2, 2, 1, backend.ReLU)
+			return backend.AdapterForward(be, f(4), f(2), f(4), p(2), p(1), p(1), p(2), 2, 2, 1, backend.ReLU)
 		}},
 		{"CrossEntropy label >= V", func() error { return be.SoftmaxCrossEntropy(p(2), nil, f(6), i(0, 3), 2, 3, 1) }},
 		{"CrossEntropy float labels", func() error { return be.SoftmaxCrossEntropy(p(2), nil, f(6), f(2), 2, 3, 1) }},
 		{"MSE nil target", func() error { return be.MSE(p(2), nil, f(2), nil, 2, 1) }},
 		{"AdamW step 0", func() error {
-			return be.AdamWStep(p(2), p(2), p(2), p(2), 2, backend.AdamW{LR: 1, Beta1: 0.9, Beta2: 0.9})
+			return be.AdamWStep(p(2), p(2), p(2), p(2), nil, 2, backend.AdamW{LR: 1, Beta1: 0.9, Beta2: 0.9})
 		}},
-		{"AdamW I32 grad", func() error { return be.AdamWStep(p(2), i(1, 2), p(2), p(2), 2, backend.AdamW{Step: 1}) }},
+		{"AdamW I32 grad", func() error { return be.AdamWStep(p(2), i(1, 2), p(2), p(2), nil, 2, backend.AdamW{Step: 1}) }},
+		{"AdamW float decay table", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), p(2), 8, adamw) }},
+		{"AdamW odd decay table", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(0, 2, 4), 8, adamw) }},
+		{"AdamW unsorted decay ranges", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(4, 6, 0, 2), 8, adamw) }},
+		{"AdamW overlapping decay ranges", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(0, 5, 4, 6), 8, adamw) }},
+		{"AdamW decay range past n", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(2, 9), 8, adamw) }},
+		{"AdamW negative decay start", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(-1, 3), 8, adamw) }},
+		{"AdamW reversed decay range", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(5, 3), 8, adamw) }},
 	}
 	for _, c := range cases {
 		func() {
@@ -640,7 +757,7 @@ func testViews(s *suite) {
 	stats, _ := s.tensor(backend.F32, make([]float32, 2*N+3), 2*N+3)
 	mean, rstd := view(stats, 1, N), view(stats, N+2, N)
 
-	s.must(s.be.AdapterForward(out, z, inp, wd, bd, wu, bu, N, C, M, backend.GELU), "AdapterForward on views")
+	s.must(backend.AdapterForward(s.be, out, z, inp, wd, bd, wu, bu, N, C, M, backend.GELU), "AdapterForward on views")
 	s.must(s.be.LayerNormForward(ln, mean, rstd, out, lw, lb, N, C, 1e-12), "LayerNormForward on views")
 	iv := before[aoff[0] : aoff[0]+N*C]
 	wo, wz := make([]float64, N*C), make([]float64, N*M)
@@ -675,7 +792,7 @@ func testViews(s *suite) {
 	dwu, dbu := view(grads, offs[2], C, M), view(grads, offs[3], C)
 	dout, gv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
 	dinp := view(acts, aoff[3], N, C) // reuse the LayerNorm output's place
-	s.must(s.be.AdapterBackward(dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, backend.GELU), "AdapterBackward on views")
+	s.must(backend.AdapterBackward(s.be, dinp, dwd, dbd, dwu, dbu, dout, inp, z, wd, wu, N, C, M, backend.GELU), "AdapterBackward on views")
 	want := clone(gref)
 	gs := func(i int) []float64 { return want[offs[i] : offs[i]+sizes[i]] }
 	wdinp := make([]float64, N*C)

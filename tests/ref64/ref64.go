@@ -180,20 +180,6 @@ func GeluGrad(x float64) float64 {
 	return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-x*x/2)/math.Sqrt(2*math.Pi)
 }
 
-// GeluForward sets out = GELU(inp) over n elements.
-func GeluForward(out, inp []float64, n int) {
-	for i := 0; i < n; i++ {
-		out[i] = Gelu(inp[i])
-	}
-}
-
-// GeluBackward sets dinp = dout·GELU'(inp).
-func GeluBackward(dinp, dout, inp []float64, n int) {
-	for i := 0; i < n; i++ {
-		dinp[i] = dout[i] * GeluGrad(inp[i])
-	}
-}
-
 // TanhForward sets out = tanh(inp).
 func TanhForward(out, inp []float64, n int) {
 	for i := 0; i < n; i++ {
@@ -226,6 +212,55 @@ func dropScale(seed uint64, i int, p float32) float64 {
 		return 0
 	}
 	return 1 / (1 - float64(p))
+}
+
+// MaskedSoftmaxForward sets, for every row r of scores (B, R, T),
+// probs[b,r,t] = exp(scale·scores[b,r,t]) / Σ_u exp(scale·scores[b,r,u]),
+// the sum over the keys u with mask[b,u] != 0; masked keys get 0, and a row
+// with no unmasked key is all zeros.
+func MaskedSoftmaxForward(probs, scores []float64, mask []int32, B, R, T int, scale float64) {
+	for b := 0; b < B; b++ {
+		for r := 0; r < R; r++ {
+			row := (b*R + r) * T
+			mx := math.Inf(-1)
+			for t := 0; t < T; t++ {
+				if mask[b*T+t] != 0 {
+					mx = math.Max(mx, scale*scores[row+t])
+				}
+			}
+			var z float64
+			e := make([]float64, T)
+			for t := 0; t < T; t++ {
+				if mask[b*T+t] != 0 {
+					e[t] = math.Exp(scale*scores[row+t] - mx)
+					z += e[t]
+				}
+			}
+			for t := 0; t < T; t++ {
+				probs[row+t] = 0
+				if z > 0 {
+					probs[row+t] = e[t] / z
+				}
+			}
+		}
+	}
+}
+
+// MaskedSoftmaxBackward sets dscores (=) over N rows of length T from the
+// forward's probs: with P = probs and S = scale·scores, the softmax Jacobian
+// ∂P_t/∂S_u = P_t·(δ_tu - P_u) gives ∂L/∂S_u = P_u·(dP_u - Σ_t P_t·dP_t),
+// and ∂S/∂scores = scale. Masked keys have P = 0 and get 0.
+func MaskedSoftmaxBackward(dscores, dprobs, probs []float64, N, T int, scale float64) {
+	for n := 0; n < N; n++ {
+		row := n * T
+		var dot float64
+		for t := 0; t < T; t++ {
+			dot += probs[row+t] * dprobs[row+t]
+		}
+		for t := 0; t < T; t++ {
+			dscores[row+t] = scale * probs[row+t] * (dprobs[row+t] - dot)
+		}
+	}
 }
 
 // AttentionForward computes multi-head self-attention over qkv (B, T, 3C)
@@ -347,7 +382,7 @@ func EmbeddingBackward(dtable, dout []float64, ids []int32, N, C int) {
 	}
 }
 
-// Act applies the adapter nonlinearity.
+// Act applies the nonlinearity act (backend.Act) to z.
 func Act(act backend.Act, z float64) float64 {
 	switch act {
 	case backend.ReLU:
@@ -375,6 +410,20 @@ func ActGrad(act backend.Act, z float64) float64 {
 		return s * (1 + z*(1-s))
 	}
 	panic(fmt.Sprintf("ref64: unknown activation %v", act))
+}
+
+// ActForward sets out = act(inp) over n elements.
+func ActForward(out, inp []float64, n int, act backend.Act) {
+	for i := 0; i < n; i++ {
+		out[i] = Act(act, inp[i])
+	}
+}
+
+// ActBackward sets dinp = dout·act'(inp) from the forward's input.
+func ActBackward(dinp, dout, inp []float64, n int, act backend.Act) {
+	for i := 0; i < n; i++ {
+		dinp[i] = dout[i] * ActGrad(act, inp[i])
+	}
 }
 
 // AdapterForward is the Houlsby bottleneck on inp (N, C):
@@ -488,16 +537,23 @@ func MSE(loss, dpred, pred, target []float64, N int, scale float64) {
 }
 
 // AdamWStep is one torch.optim.AdamW step (decoupled weight decay) on n
-// elements: m, v moments, Step from 1.
-func AdamWStep(param, grad, m, v []float64, n int, h backend.AdamW) {
+// elements: m, v moments, Step from 1. Only the elements in the ranges
+// [decay[2k], decay[2k+1]) decay (with h.WeightDecay); nil decays none.
+func AdamWStep(param, grad, m, v []float64, decay []int32, n int, h backend.AdamW) {
 	b1, b2 := float64(h.Beta1), float64(h.Beta2)
 	bc1 := 1 - math.Pow(b1, float64(h.Step))
 	bc2 := 1 - math.Pow(b2, float64(h.Step))
+	wd := make([]float64, n)
+	for k := 0; k+1 < len(decay); k += 2 {
+		for i := decay[k]; i < decay[k+1]; i++ {
+			wd[i] = float64(h.WeightDecay)
+		}
+	}
 	for i := 0; i < n; i++ {
 		m[i] = b1*m[i] + (1-b1)*grad[i]
 		v[i] = b2*v[i] + (1-b2)*grad[i]*grad[i]
 		mhat := m[i] / bc1
 		vhat := v[i] / bc2
-		param[i] -= float64(h.LR) * (float64(h.WeightDecay)*param[i] + mhat/(math.Sqrt(vhat)+float64(h.Eps)))
+		param[i] -= float64(h.LR) * (wd[i]*param[i] + mhat/(math.Sqrt(vhat)+float64(h.Eps)))
 	}
 }

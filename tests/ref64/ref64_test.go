@@ -215,15 +215,19 @@ func TestPointwiseGradients(t *testing.T) {
 	const n = 40
 	x, g := randVec(r, n, 3), randVec(r, n, 1)
 	out := make([]float64, n)
-	t.Run("gelu", func(t *testing.T) {
-		d := make([]float64, n)
-		GeluBackward(d, g, x, n)
-		fdCheck(t, "dinp", x, d, func() float64 { GeluForward(out, x, n); return dot(g, out) })
-		// Spot values of the exact (erf) form: GELU(1) = Φ(1) = 0.841344746...
-		if v := Gelu(1); math.Abs(v-0.8413447460685429) > 1e-15 {
-			t.Errorf("GELU(1) = %.16g, want 0.8413447460685429", v)
-		}
-	})
+	for _, act := range []backend.Act{backend.ReLU, backend.GELU, backend.Swish} {
+		t.Run(act.String(), func(t *testing.T) {
+			// x is drawn from a continuous distribution, so no element sits
+			// on ReLU's kink at 0 (|x| > fdH with probability 1 - 40·fdH/3).
+			d := make([]float64, n)
+			ActBackward(d, g, x, n, act)
+			fdCheck(t, "dinp", x, d, func() float64 { ActForward(out, x, n, act); return dot(g, out) })
+		})
+	}
+	// Spot values of the exact (erf) form: GELU(1) = Φ(1) = 0.841344746...
+	if v := Gelu(1); math.Abs(v-0.8413447460685429) > 1e-15 {
+		t.Errorf("GELU(1) = %.16g, want 0.8413447460685429", v)
+	}
 	t.Run("tanh", func(t *testing.T) {
 		TanhForward(out, x, n)
 		d := make([]float64, n)
@@ -293,6 +297,44 @@ func TestAttentionGradients(t *testing.T) {
 			fdCheck(t, "dqkv", qkv, dqkv, loss)
 		})
 	}
+}
+
+func TestMaskedSoftmaxGradient(t *testing.T) {
+	const B, R, T, scale = 3, 4, 6, 0.7
+	mask := seqMask(B, T)
+	for t := 0; t < T; t++ {
+		mask[1*T+t] = 0 // batch element 1: every key masked
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	scores, g := randVec(r, B*R*T, 3), randVec(r, B*R*T, 1)
+	probs := make([]float64, B*R*T)
+	loss := func() float64 {
+		MaskedSoftmaxForward(probs, scores, mask, B, R, T, scale)
+		return dot(g, probs)
+	}
+	loss()
+	for b := 0; b < B; b++ {
+		for q := 0; q < R; q++ {
+			var s float64
+			for k := 0; k < T; k++ {
+				v := probs[(b*R+q)*T+k]
+				if mask[b*T+k] == 0 && v != 0 {
+					t.Fatalf("masked key %d of batch %d has prob %v", k, b, v)
+				}
+				s += v
+			}
+			if want := map[bool]float64{true: 0, false: 1}[b == 1]; math.Abs(s-want) > 1e-14 {
+				t.Fatalf("row (%d,%d) sums to %v, want %v", b, q, s, want)
+			}
+		}
+	}
+	ds := make([]float64, B*R*T)
+	MaskedSoftmaxBackward(ds, g, probs, B*R, T, scale)
+	fdCheck(t, "dscores", scores, ds, loss)
+	// In place (dscores = dprobs) gives the same.
+	d2 := append([]float64(nil), g...)
+	MaskedSoftmaxBackward(d2, d2, probs, B*R, T, scale)
+	assertClose(t, "dscores in place", ds, d2, 0)
 }
 
 func TestEmbeddingGradient(t *testing.T) {
@@ -452,7 +494,7 @@ func TestAdamWClosedForm(t *testing.T) {
 	param, grad := randVec(r, n, 1), randVec(r, n, 1)
 	p0 := append([]float64(nil), param...)
 	m, v := make([]float64, n), make([]float64, n)
-	AdamWStep(param, grad, m, v, n, h)
+	AdamWStep(param, grad, m, v, []int32{0, n}, n, h)
 	lr, wd, eps := float64(h.LR), float64(h.WeightDecay), float64(h.Eps)
 	for i := range param {
 		// Step 1 from zero moments: m̂ = g, v̂ = g², so the step is
@@ -477,7 +519,7 @@ func TestAdamWClosedForm(t *testing.T) {
 	copy(m, m0)
 	copy(v, v0)
 	copy(p0, param)
-	AdamWStep(param, grad, m, v, n, h)
+	AdamWStep(param, grad, m, v, []int32{0, n}, n, h)
 	b1, b2 := float64(h.Beta1), float64(h.Beta2)
 	bc1, bc2 := 1-math.Pow(b1, 5), 1-math.Pow(b2, 5)
 	for i := range param {
@@ -486,6 +528,34 @@ func TestAdamWClosedForm(t *testing.T) {
 		want := p0[i]*(1-lr*wd) - lr/bc1*mi/(math.Sqrt(vi)/math.Sqrt(bc2)+eps)
 		if math.Abs(param[i]-want) > 1e-15 {
 			t.Errorf("step 5 param[%d] = %.17g, want %.17g", i, param[i], want)
+		}
+	}
+}
+
+// TestAdamWDecayRanges: elements inside the decay ranges step as with
+// WeightDecay, the others as with WeightDecay = 0.
+func TestAdamWDecayRanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	const n = 12
+	h := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Step: 3}
+	param, grad := randVec(r, n, 1), randVec(r, n, 1)
+	m, v := randVec(r, n, 0.1), randVec(r, n, 0.01)
+	for i := range v {
+		v[i] = math.Abs(v[i])
+	}
+	decay := []int32{1, 4, 4, 4, 9, 12}
+	in := func(i int) bool { return i >= 1 && i < 4 || i >= 9 }
+	got := [4][]float64{append([]float64(nil), param...), append([]float64(nil), grad...), append([]float64(nil), m...), append([]float64(nil), v...)}
+	AdamWStep(got[0], got[1], got[2], got[3], decay, n, h)
+	for i := 0; i < n; i++ {
+		hi := h
+		if !in(i) {
+			hi.WeightDecay = 0
+		}
+		w := [4][]float64{{param[i]}, {grad[i]}, {m[i]}, {v[i]}}
+		AdamWStep(w[0], w[1], w[2], w[3], []int32{0, 1}, 1, hi)
+		if got[0][i] != w[0][0] || got[2][i] != w[2][0] || got[3][i] != w[3][0] {
+			t.Errorf("element %d (decays %v): (%v, %v, %v), want (%v, %v, %v)", i, in(i), got[0][i], got[2][i], got[3][i], w[0][0], w[2][0], w[3][0])
 		}
 	}
 }

@@ -1,4 +1,8 @@
-package emu
+package gpu_test
+
+// Tests of the GEMM kernels (every variant, transpose case, leading
+// dimension, batch stride, alpha/beta) and of the Gemm launcher at the
+// model's shapes, on the kernel emulator.
 
 import (
 	"fmt"
@@ -45,7 +49,7 @@ func refGemm(c, a, b []float32, transA, transB bool, M, N, K, lda, ldb, ldc, bat
 // leading dimensions, a strided batch and alpha/beta, on sizes that are not
 // multiples of the 64x64 tiles or the 16/32 K steps.
 func TestGemmKernels(t *testing.T) {
-	d := New()
+	d := emuDevice(t)
 	r := rand.New(rand.NewSource(1))
 	const M, N, K, batch = 70, 45, 37, 2
 	for _, kind := range []string{"f32", "wmma"} {
@@ -112,7 +116,7 @@ func TestGemmKernels(t *testing.T) {
 
 // TestGemmBetaZeroIgnoresNaN: beta == 0 must overwrite C even if it holds NaN.
 func TestGemmBetaZeroIgnoresNaN(t *testing.T) {
-	d := New()
+	d := emuDevice(t)
 	a, b := []float32{1, 2}, []float32{3, 4}
 	c := []float32{float32(math.NaN())}
 	pa, pb, pc := upload(t, d, a, false), upload(t, d, b, false), upload(t, d, c, false)
@@ -136,7 +140,7 @@ func TestGemmBetaZeroIgnoresNaN(t *testing.T) {
 // values.
 func TestGemmRandomShapes(t *testing.T) {
 	r := rand.New(rand.NewSource(5))
-	be, err := gpu.New(New(), gpu.Options{})
+	be, err := gpu.New(emuDevice(t), gpu.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,5 +205,56 @@ func TestGemmRandomShapes(t *testing.T) {
 			rtol = 2.0 / 256
 		}
 		closeTo(t, fmt.Sprintf("case %d %+v %v/%v/%v", it, p, ta, tb, tc), got, want, 1e-3, rtol)
+	}
+}
+
+// TestGemmModelShapes: the encoder's projections, Y = X·Wᵀ (+ the backward's
+// dX = dY·W and dW += dYᵀ·X), with K = 384, on both kernels.
+func TestGemmModelShapes(t *testing.T) {
+	const N, C, F = 67, 384, 150 // rows, in, out
+	for _, tc := range []struct {
+		name   string
+		xd, wd backend.DType
+	}{{"f32", backend.F32, backend.F32}, {"f32x-bf16w", backend.F32, backend.BF16}, {"bf16", backend.BF16, backend.BF16}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDuo(t)
+			x := d.tensor(tc.xd, N*C, 1, nil)
+			w := d.tensor(tc.wd, F*C, 1, nil)
+			y := d.tensor(tc.xd, N*F, 0, make([]float32, N*F))
+			d.both("Gemm", func(be backend.Backend, s func(*pair) backend.Tensor) error {
+				return be.Gemm(s(y), s(x), s(w), backend.MatMul{TransB: true, M: N, N: F, K: C, Alpha: 1})
+			})
+			// Tolerance: with an F32 operand next to a BF16 one, the tensor
+			// cores round the F32 one to bf16: each product is off by <= u
+			// relative, |Δy| <= u·Σ_k|x_k||w_k| (computed exactly below);
+			// bf16 y adds its own rounding (rtol); fp32 order differences
+			// add K·2^-24·Σ|x||w|.
+			yg, yc := make([]float32, N*F), make([]float32, N*F)
+			if err := d.g.Download(yg, y.g); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.c.Download(yc, y.c); err != nil {
+				t.Fatal(err)
+			}
+			rounds := tc.xd != tc.wd
+			for i := 0; i < N; i++ {
+				for j := 0; j < F; j++ {
+					var sabs float64
+					for k := 0; k < C; k++ {
+						sabs += math.Abs(float64(x.host[i*C+k]) * float64(w.host[j*C+k]))
+					}
+					tol := C * 0x1p-24 * sabs
+					if rounds {
+						tol += bf16u * sabs
+					}
+					if tc.xd == backend.BF16 {
+						tol += 2 * bf16u * math.Abs(float64(yc[i*F+j]))
+					}
+					if diff := math.Abs(float64(yg[i*F+j] - yc[i*F+j])); diff > tol {
+						t.Fatalf("y[%d,%d] = %v, cpu %v, |diff| %g > %g", i, j, yg[i*F+j], yc[i*F+j], diff, tol)
+					}
+				}
+			}
+		})
 	}
 }

@@ -1,12 +1,13 @@
-package emu
+package gpu_test
 
 import (
 	"math"
 	"math/rand"
 	"testing"
 
-	"github.com/houlsby/adapters/backend"
 	cpu "github.com/houlsby/adapters/cpu_fallback"
+
+	"github.com/houlsby/adapters/backend"
 	"github.com/houlsby/adapters/gpu"
 	"github.com/houlsby/adapters/internal/testassets"
 	"github.com/houlsby/adapters/model"
@@ -97,7 +98,7 @@ func TestModelMatchesCPU(t *testing.T) {
 		{"bf16", true, 0.05, 0, 0.1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g, err := gpu.New(New(), gpu.Options{BF16: tc.bf16})
+			g, err := gpu.New(emuDevice(t), gpu.Options{BF16: tc.bf16})
 			if err != nil {
 				t.Fatal(err)
 			}
