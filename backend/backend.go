@@ -409,18 +409,3 @@ func CheckDecayRanges(op string, table []int32, n int) error {
 	}
 	return nil
 }
-
-// CheckLen returns an error unless t holds at least n elements of dtype dt.
-// Backends use it to validate arguments; name is the argument's name.
-func CheckLen(op, name string, t Tensor, n int, dt DType) error {
-	if t == nil {
-		return fmt.Errorf("%s: %s is nil", op, name)
-	}
-	if t.DType() != dt {
-		return fmt.Errorf("%s: %s has dtype %v, want %v", op, name, t.DType(), dt)
-	}
-	if t.Len() < n {
-		return fmt.Errorf("%s: %s has %d elements, need %d", op, name, t.Len(), n)
-	}
-	return nil
-}

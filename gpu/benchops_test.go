@@ -394,7 +394,7 @@ func TestCopyConvertOnEmulator(t *testing.T) {
 	}
 	defer b.Close()
 	rng := rand.New(rand.NewSource(13))
-	src := []float32{0, -0.0, 1, 1.00390625, 1.01171875, 3.4e38, -3.4e38, 1e-40, 65504}
+	src := []float32{0, float32(math.Copysign(0, -1)), 1, 1.00390625, 1.01171875, 3.4e38, -3.4e38, 1e-40, 65504}
 	for len(src) < 1000 { // not a multiple of the 256-thread block
 		src = append(src, float32(rng.NormFloat64()*math.Exp(rng.NormFloat64()*5)))
 	}

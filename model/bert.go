@@ -26,8 +26,6 @@ package model
 import (
 	"fmt"
 
-	"github.com/pkg/errors"
-
 	"github.com/houlsby/adapters/backend"
 )
 
@@ -160,7 +158,7 @@ func New(b backend.Backend, ck *Checkpoint, opts Options) (*Model, error) {
 	}
 	cfg := ck.Config
 	if err := cfg.Validate(); err != nil {
-		return nil, errors.Wrap(err, "model: checkpoint config")
+		return nil, fmt.Errorf("model: checkpoint config: %w", err)
 	}
 	m := &Model{b: b, cfg: cfg, opts: opts}
 	m.L, m.C, m.NH = cfg.NumHiddenLayers, cfg.HiddenSize, cfg.NumAttentionHeads
@@ -392,5 +390,5 @@ func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	return errors.Wrapf(err, "model: "+format, args...)
+	return fmt.Errorf("model: %s: %w", fmt.Sprintf(format, args...), err)
 }

@@ -3,7 +3,7 @@ package model
 import (
 	"fmt"
 
-	"github.com/pkg/errors"
+	"errors"
 
 	"github.com/houlsby/adapters/backend"
 )
@@ -70,7 +70,7 @@ func (c *carver) take(shape ...int) backend.Tensor {
 	}
 	t, err := c.b.View(c.arena, off, shape...)
 	if err != nil {
-		c.err = errors.Wrapf(err, "model: carving activation %v at %d", shape, off)
+		c.err = fmt.Errorf("model: carving activation %v at %d: %w", shape, off, err)
 	}
 	return t
 }
@@ -85,7 +85,7 @@ func (m *Model) allocateActivations() error {
 	}{{&act, m.actDT}, {&f32, backend.F32}, {&i32, backend.I32}} {
 		t, err := m.b.Alloc(a.dt, a.c.off)
 		if err != nil {
-			return errors.Wrapf(err, "model: allocating the %v activation arena (%d elements)", a.dt, a.c.off)
+			return fmt.Errorf("model: allocating the %v activation arena (%d elements): %w", a.dt, a.c.off, err)
 		}
 		m.arenas = append(m.arenas, t)
 		*a.c = carver{b: m.b, arena: t}
@@ -183,7 +183,7 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 		if act.arena != nil && act.err == nil {
 			t, err := m.b.View(act.arena, start+i*C, N*3*C-i*C)
 			if err != nil {
-				act.err = errors.Wrap(err, "model: carving Q/K/V gradient views")
+				act.err = fmt.Errorf("model: carving Q/K/V gradient views: %w", err)
 			}
 			g.qkvPart[i] = t
 		}
@@ -193,7 +193,7 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 		if f32.arena != nil && f32.err == nil {
 			t, err := m.b.View(f32.arena, f32.off-alignUp(3*C)+i*C, C)
 			if err != nil {
-				f32.err = errors.Wrap(err, "model: carving Q/K/V bias gradient views")
+				f32.err = fmt.Errorf("model: carving Q/K/V bias gradient views: %w", err)
 			}
 			g.bias3Part[i] = t
 		}
@@ -234,7 +234,7 @@ func (m *Model) stepViewsFor(B, T int) (*stepViews, error) {
 		poolW: view(m.headAct.poolW, B, T),
 	}
 	if err != nil {
-		return nil, errors.Wrapf(err, "model: views for batch %dx%d", B, T)
+		return nil, fmt.Errorf("model: views for batch %dx%d: %w", B, T, err)
 	}
 	m.views[key] = v
 	return v, nil

@@ -3,8 +3,6 @@ package model
 import (
 	"fmt"
 
-	"github.com/pkg/errors"
-
 	"github.com/houlsby/adapters/backend"
 )
 
@@ -116,7 +114,7 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 		}
 		t, err := b.Alloc(dt, n)
 		if err != nil {
-			return nil, errors.Wrapf(err, "model: allocating the %s arena (%d elements of %v)", what, n, dt)
+			return nil, fmt.Errorf("model: allocating the %s arena (%d elements of %v): %w", what, n, dt, err)
 		}
 		m.arenas = append(m.arenas, t)
 		return t, nil
@@ -149,7 +147,7 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 		}
 		start := *off
 		if g.t, err = b.View(arena, start, groupShape(g)...); err != nil {
-			return errors.Wrapf(err, "model: carving %s", g.specs[0].name)
+			return fmt.Errorf("model: carving %s: %w", g.specs[0].name, err)
 		}
 		allTrain := g.trainable
 		pos := start
@@ -157,15 +155,15 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 			n := prod(s.shape)
 			p := &Param{Name: s.name, Shape: s.shape, Trainable: s.trainable, Offset: -1, layer: s.layer, stage: s.stage}
 			if p.T, err = b.View(arena, pos, s.shape...); err != nil {
-				return errors.Wrapf(err, "model: carving %s", s.name)
+				return fmt.Errorf("model: carving %s: %w", s.name, err)
 			}
 			if err := b.Upload(p.T, s.data); err != nil {
-				return errors.Wrapf(err, "model: uploading %s", s.name)
+				return fmt.Errorf("model: uploading %s: %w", s.name, err)
 			}
 			s.data = nil // let the host copy go
 			if s.trainable {
 				if p.Grad, err = b.View(grads, pos, s.shape...); err != nil {
-					return errors.Wrapf(err, "model: carving the gradient of %s", s.name)
+					return fmt.Errorf("model: carving the gradient of %s: %w", s.name, err)
 				}
 				p.Offset = pos
 			} else {
@@ -177,7 +175,7 @@ func (m *Model) allocateParams(groups []*paramGroup) error {
 		}
 		if allTrain {
 			if g.grad, err = b.View(grads, start, groupShape(g)...); err != nil {
-				return errors.Wrapf(err, "model: carving the gradient of %s", g.specs[0].name)
+				return fmt.Errorf("model: carving the gradient of %s: %w", g.specs[0].name, err)
 			}
 		}
 		*off = alignUp(pos)
@@ -243,7 +241,7 @@ func (m *Model) ZeroGrads() error {
 		return nil
 	}
 	if err := m.b.Zero(m.gradArena); err != nil {
-		return errors.Wrap(err, "model: zeroing gradients")
+		return fmt.Errorf("model: zeroing gradients: %w", err)
 	}
 	return nil
 }

@@ -61,11 +61,9 @@ type Tolerances struct {
 	Deterministic bool
 }
 
-// u32 is the unit roundoff of float32, 2⁻²⁴ ≈ 6.0e-8.
-const u32 = 1.0 / (1 << 24)
-
 // Float32 returns tolerances for a backend that computes in float32 with
-// float32 (or better) accumulation. Each is a bound of the form
+// float32 (or better) accumulation. u32 below is float32's unit roundoff,
+// 2⁻²⁴ ≈ 6.0e-8. Each is a bound of the form
 // (number of roundings)·u32 times the size of the terms, rounded up:
 //   - pointwise: ≤ 4 roundings of an O(1) result, 4·u32 ≈ 2.4e-7 → 1e-6;
 //   - GEMM with K = 45 terms: the standard bound γ_K = K·u32 ≈ 2.7e-6
@@ -326,14 +324,6 @@ func (s *suite) same(name string, a, b []float64) {
 }
 
 func clone(v []float64) []float64 { return append([]float64(nil), v...) }
-
-func f32s(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
-}
 
 // seqMask returns a (B, T) key mask with a different number of padded keys
 // per sequence: sequence b has b·3+1 padded keys at the end (capped so the
