@@ -357,6 +357,31 @@ type FusedAttention interface {
 	AttentionBackward(dqkv, dout, qkv, probs, mask Tensor, B, T, NH, HS int, p float32, seed uint64) error
 }
 
+// PackedAttention is the optional capability of multi-head self-attention
+// over sequences packed back to back without padding, computed in tiles
+// with an online softmax so that no T×T score matrix is ever stored: the
+// forward saves one log-sum-exp per head and query row, and the backward
+// recomputes the probabilities from it. A model packs its batches (runs
+// every GEMM, LayerNorm and pointwise op on real tokens only) when the
+// backend has this capability, and keeps the padded layout otherwise.
+//
+// Sequence s occupies rows [starts[s], starts[s+1]) of qkv (N, 3C) and out
+// (N, C), with starts (S+1) I32, starts[0] = 0, starts[S] = N, and every
+// sequence at most maxT rows long; Q, K and V of head h are columns
+// h·HS..(h+1)·HS of each third of qkv, as for FusedAttention. lse (NH, N)
+// F32 receives, for head h and query row r, log Σ_j exp(q_r·k_j/√HS) over
+// the row's sequence. Dropout on the probabilities keeps element (s, h, i,
+// j) (query i, key j, positions within sequence s) when DropoutKeep(seed,
+// ((s·NH+h)·maxT+i)·maxT+j, p): the flat index the padded layout
+// (B = S, T = maxT) gives the same element, so packed and padded runs of one
+// batch draw the same attention-dropout mask.
+type PackedAttention interface {
+	PackedAttentionForward(out, lse, qkv, starts Tensor, S, maxT, NH, HS int, p float32, seed uint64) error
+	// PackedAttentionBackward sets dqkv (N, 3C) (=) from dout (N, C), given
+	// the forward's qkv, out and lse. dqkv must not alias qkv.
+	PackedAttentionBackward(dqkv, dout, qkv, out, lse, starts Tensor, S, maxT, NH, HS int, p float32, seed uint64) error
+}
+
 // ErrNotFused is returned by a capability method (FusedAdapter,
 // FusedAttention) for valid arguments it does not handle, such as sizes
 // beyond its kernels' limits; the package functions then run the
