@@ -31,7 +31,7 @@ type Predictions struct {
 }
 
 // Evaluate runs m over enc (with ds's labels when labelled) in batches of
-// batchSize, without dropout. It returns the predictions, and the scores
+// batchSize grouped by length (EvalOrder), without dropout. It returns the predictions, and the scores
 // when every example has a label (loss is the mean per-example loss).
 func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Dataset, batchSize, pos int) (*Predictions, *Scores, error) {
 	V := m.NumLabels()
@@ -43,9 +43,19 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 			break
 		}
 	}
-	p := &Predictions{}
+	n := len(enc)
+	p := &Predictions{Logits: make([][]float32, n)}
+	if regression {
+		p.Value = make([]float64, n)
+	} else {
+		p.Class = make([]int, n)
+	}
+	lengths := make([]int, n)
+	for i, e := range enc {
+		lengths[i] = len(e.IDs)
+	}
 	lossSum := 0.0
-	for _, idx := range EvalOrder(len(enc), batchSize) {
+	for _, idx := range EvalOrder(lengths, batchSize) {
 		b := MakeBatch(enc, ds, idx, tok.PadID())
 		mb := b.ForModel(regression)
 		if !labelled {
@@ -56,11 +66,11 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 			return nil, nil, err
 		}
 		lossSum += float64(loss) * float64(b.B)
-		for r := 0; r < b.B; r++ {
+		for r, i := range idx {
 			row := append([]float32(nil), logits[r*V:(r+1)*V]...)
-			p.Logits = append(p.Logits, row)
+			p.Logits[i] = row
 			if regression {
-				p.Value = append(p.Value, float64(row[0]))
+				p.Value[i] = float64(row[0])
 				continue
 			}
 			best := 0
@@ -69,7 +79,7 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 					best = k
 				}
 			}
-			p.Class = append(p.Class, best)
+			p.Class[i] = best
 		}
 	}
 	if !labelled {
