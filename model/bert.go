@@ -80,6 +80,11 @@ type Options struct {
 	// NoPacking keeps the padded layout even on a backend with
 	// backend.PackedAttention (see Model.Packed).
 	NoPacking bool
+	// NoFrozenDropout turns dropout off, even when training, in the
+	// embeddings and every layer below the lowest trainable tensor, so
+	// their outputs depend on the input alone and can be cached (see
+	// CachePoint). It changes training: less dropout.
+	NoFrozenDropout bool
 }
 
 // Batch is one padded batch of B sequences of length T, flattened row-major
@@ -141,6 +146,7 @@ type Model struct {
 
 	host struct {
 		ids, types, pos []int32   // (maxB·maxT) the step's token, type and position ids as uploaded
+		mask            []int32   // (maxB·maxT) the step's mask (B, T)
 		zeros           []int32   // (maxB·maxT) default type ids
 		starts          []int32   // (maxB+1) packed layout: first row of each sequence
 		loss            []float32 // (maxB)
@@ -153,7 +159,9 @@ type Model struct {
 	// State of the last Forward, for Backward.
 	step struct {
 		done, hasLoss, train bool
+		fromCache            bool // ForwardFrom: the layers below the cache point did not run
 		sh                   shape
+		views                *stepViews // the batch's exact-size views (set at the start of forward)
 		seed                 uint64
 	}
 }

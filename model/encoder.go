@@ -99,7 +99,7 @@ func (m *Model) allocateActivations() error {
 		}
 	}
 	N := m.maxB * m.maxT
-	m.host.ids, m.host.types, m.host.pos = make([]int32, N), make([]int32, N), make([]int32, N)
+	m.host.ids, m.host.types, m.host.pos, m.host.mask = make([]int32, N), make([]int32, N), make([]int32, N), make([]int32, N)
 	m.host.zeros = make([]int32, N)
 	m.host.starts = make([]int32, m.maxB+1)
 	m.host.loss = make([]float32, m.maxB)
@@ -171,9 +171,7 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 		logits: act.take(B, m.numLabels), dlogits: act.take(B, m.numLabels),
 		loss: f32.take(B),
 	}
-	if m.packed {
-		m.headAct.gath = act.take(B, C)
-	}
+	m.headAct.gath = act.take(B, C)
 	m.io = ioTensors{ids: i32.take(N), types: i32.take(N), pos: i32.take(N), mask: i32.take(N), starts: i32.take(B + 1),
 		labels: i32.take(B), targets: f32.take(B)}
 	g := &m.grads
@@ -277,6 +275,7 @@ func (m *Model) layout(bt *Batch) shape {
 	if types == nil {
 		types = m.host.zeros[:B*T]
 	}
+	copy(m.host.mask, bt.Mask)
 	if !m.packed {
 		N := B * T
 		copy(m.host.ids, bt.IDs)
@@ -370,6 +369,12 @@ func (m *Model) check(bt *Batch) error {
 // and the logits (B, NumLabels), a slice of a model buffer valid until the
 // next Forward.
 func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []float32, error) {
+	return m.forward(bt, train, dropoutSeed, nil)
+}
+
+// forward is Forward, or with cached values (ForwardFrom) the part of it
+// above the cache point.
+func (m *Model) forward(bt *Batch, train bool, dropoutSeed uint64, cached [][]float32) (float32, []float32, error) {
 	m.step.done = false
 	if err := m.check(bt); err != nil {
 		return 0, nil, err
@@ -379,6 +384,7 @@ func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []f
 	if err != nil {
 		return 0, nil, err
 	}
+	m.step.views = v
 	N := sh.N
 	uploads := []struct {
 		t    backend.Tensor
@@ -394,17 +400,24 @@ func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []f
 			return 0, nil, wrap(err, "uploading %s", u.what)
 		}
 	}
-	if err := m.embeddingForward(sh, train, dropoutSeed); err != nil {
-		return 0, nil, err
-	}
-	x := m.embActs.out
-	for l := 0; l < m.L; l++ {
-		if err := m.layerForward(l, x, m.acts[l], sh, train, dropoutSeed); err != nil {
+	from := 0
+	if cached != nil {
+		if from, err = m.placeCached(bt, sh, cached); err != nil {
 			return 0, nil, err
 		}
-		x = m.acts[l].out
+	} else if err := m.embeddingForward(sh, train && m.dropoutIn(layerEmbedding), dropoutSeed); err != nil {
+		return 0, nil, err
 	}
-	if err := m.headForward(bt, v, sh, train, dropoutSeed); err != nil {
+	for l := from; l < m.L; l++ {
+		x := m.embActs.out
+		if l > 0 {
+			x = m.acts[l-1].out
+		}
+		if err := m.layerForward(l, x, m.acts[l], sh, train && m.dropoutIn(l), dropoutSeed); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := m.headForward(bt, v, sh, train, dropoutSeed, cached != nil && from == m.L); err != nil {
 		return 0, nil, err
 	}
 	var loss float32
@@ -419,9 +432,14 @@ func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []f
 		return 0, nil, wrap(err, "downloading logits")
 	}
 	m.step.done, m.step.hasLoss, m.step.train = true, hasLoss, train
-	m.step.sh, m.step.seed = sh, dropoutSeed
+	m.step.sh, m.step.seed, m.step.fromCache = sh, dropoutSeed, cached != nil
 	return loss, logits, nil
 }
+
+// dropoutIn reports whether dropout runs in layer l (layerEmbedding: the
+// embeddings) when training: always, except below the lowest trainable
+// tensor under Options.NoFrozenDropout.
+func (m *Model) dropoutIn(l int) bool { return !m.opts.NoFrozenDropout || l >= m.lowestLayer }
 
 // Hidden returns the last hidden state (B, T, C) of the last Forward, a view
 // of a model buffer valid until the next Forward. In the packed layout it is

@@ -27,13 +27,18 @@ func (m *Model) siteHead() uint64 { return uint64(1 + 3*m.L) }
 // logits = dropout(pooled)·Whᵀ + bh. Pooling "pooler": pooled =
 // tanh(hidden_[CLS]·Wpᵀ + bp) on each sequence's [CLS] row; "cls": pooled =
 // hidden_[CLS]; "mean": the mean of hidden over the sequence's real tokens.
-func (m *Model) headForward(bt *Batch, v *stepViews, sh shape, train bool, seed uint64) error {
+func (m *Model) headForward(bt *Batch, v *stepViews, sh shape, train bool, seed uint64, cachedPool bool) error {
 	b, h, C := m.b, &m.headAct, m.C
 	B := sh.B
 	var err error
-	if m.packed {
+	switch {
+	case cachedPool && m.pooling == PoolingPooler:
+		err = m.pooler(h.gath, B, C) // gath holds the cached [CLS] rows
+	case cachedPool:
+		// pooled holds the cached cls/mean vectors.
+	case m.packed:
 		err = m.poolPacked(v, sh)
-	} else {
+	default:
 		err = m.poolPadded(bt, v, sh)
 	}
 	if err != nil {
@@ -207,9 +212,10 @@ func (m *Model) headBackward(sh shape, train bool, seed uint64) error {
 	if err := b.TanhBackward(dpre, dp, h.pooled, B*C); err != nil {
 		return wrap(err, "pooler tanh backward")
 	}
-	// The pooler's input: the [CLS] rows, gathered (packed) or strided (padded).
+	// The pooler's input: the [CLS] rows, gathered (packed or cached) or
+	// strided (padded).
 	x, ld := m.acts[m.L-1].out, sh.T*C
-	if m.packed {
+	if m.packed || m.step.fromCache {
 		x, ld = h.gath, C
 	}
 	if m.poolerW.dW != nil {

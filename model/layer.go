@@ -135,7 +135,7 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, tr
 // a.probs).
 func (m *Model) attentionForward(a *layerActs, sh shape, p float32, seed uint64) error {
 	if m.packed {
-		return m.b.(backend.PackedAttention).PackedAttentionForward(a.ctx, a.lse, a.qkv, m.io.starts, sh.B, sh.T, m.NH, m.HS, p, seed)
+		return m.b.(backend.PackedAttention).PackedAttentionForward(a.ctx, a.lse, a.qkv, m.step.views.starts, sh.B, sh.T, m.NH, m.HS, p, seed)
 	}
 	return backend.AttentionForward(m.b, a.ctx, a.probs, a.qkv, m.io.mask, sh.B, sh.T, m.NH, m.HS, p, seed)
 }
@@ -143,7 +143,7 @@ func (m *Model) attentionForward(a *layerActs, sh shape, p float32, seed uint64)
 // attentionBackward sets grads.qkv from dctx, the gradient of a.ctx.
 func (m *Model) attentionBackward(dctx backend.Tensor, a *layerActs, sh shape, p float32, seed uint64) error {
 	if m.packed {
-		return m.b.(backend.PackedAttention).PackedAttentionBackward(m.grads.qkv, dctx, a.qkv, a.ctx, a.lse, m.io.starts, sh.B, sh.T, m.NH, m.HS, p, seed)
+		return m.b.(backend.PackedAttention).PackedAttentionBackward(m.grads.qkv, dctx, a.qkv, a.ctx, a.lse, m.step.views.starts, sh.B, sh.T, m.NH, m.HS, p, seed)
 	}
 	return backend.AttentionBackward(m.b, m.grads.qkv, dctx, a.qkv, a.probs, m.io.mask, sh.B, sh.T, m.NH, m.HS, p, seed)
 }
