@@ -34,6 +34,12 @@ type Predictions struct {
 // batchSize grouped by length (EvalOrder), without dropout. It returns the predictions, and the scores
 // when every example has a label (loss is the mean per-example loss).
 func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Dataset, batchSize, pos int) (*Predictions, *Scores, error) {
+	return evaluate(m, tok, enc, ds, batchSize, pos, nil)
+}
+
+// evaluate is Evaluate, taking the frozen layers' outputs from cache (and
+// filling it) when cache is not nil.
+func evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Dataset, batchSize, pos int, cache *frozenCache) (*Predictions, *Scores, error) {
 	V := m.NumLabels()
 	regression := V == 1
 	labelled := true
@@ -61,7 +67,7 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 		if !labelled {
 			mb.Labels, mb.Targets = nil, nil
 		}
-		loss, logits, err := m.Forward(mb, false, 0)
+		loss, logits, err := forwardCached(m, mb, idx, cache)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -101,6 +107,27 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 		s = ClassificationScores(p.Class, gold, V, pos, loss)
 	}
 	return p, &s, nil
+}
+
+// forwardCached runs an evaluation forward pass of the examples idx, from
+// cache when it holds them all, and stores their frozen-layer outputs in it
+// otherwise.
+func forwardCached(m *model.Model, mb *model.Batch, idx []int, cache *frozenCache) (float32, []float32, error) {
+	if cache == nil {
+		return m.Forward(mb, false, 0)
+	}
+	cached, err := cache.batch(idx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cached != nil {
+		return m.ForwardFrom(mb, cached, false, 0)
+	}
+	loss, logits, err := m.Forward(mb, false, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	return loss, logits, cache.store(m, idx)
 }
 
 // PositiveIndex is the class binary F1 counts as positive: data.positive_label,
