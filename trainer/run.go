@@ -285,6 +285,7 @@ func (r *run) more() bool {
 func (r *run) loop() error {
 	r.start = time.Now()
 	stop := false
+	epochStart := time.Now()
 	for !stop && r.more() {
 		batches := EpochOrder(r.st.Seed, r.st.Epoch, r.lengths, r.c.Train.BatchSize)
 		for r.st.Batch < len(batches) && r.more() && !stop {
@@ -305,6 +306,9 @@ func (r *run) loop() error {
 					return err
 				}
 			}
+			// Wall time of the epoch (its evaluation included) in this process.
+			r.log.record(map[string]any{"event": "epoch", "epoch": r.st.Epoch - 1, "seconds": time.Since(epochStart).Seconds()}, "")
+			epochStart = time.Now()
 		}
 	}
 	return r.saveCheckpoint()
