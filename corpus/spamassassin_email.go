@@ -22,7 +22,7 @@
 //     with U+FFFD;
 //   - whitespace runs collapse to one space, leading/trailing space trimmed;
 //   - the body is cut to MaxBodyRunes runes; text = subject + "\n" + body.
-package spamassassin
+package corpus
 
 import (
 	"bytes"
