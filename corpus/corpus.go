@@ -153,7 +153,11 @@ func NormKey(s string) string {
 // under NormKey, the first by id, and drops every member of a group whose
 // labels disagree. exs must be sorted by id. It counts what it drops in rep.
 func dedupe(exs []Example, rep *Report) []Example {
-	key := func(e Example) string { return NormKey(e.Text) + "\x00" + NormKey(e.Pair) }
+	return dedupeBy(exs, rep, func(e Example) string { return NormKey(e.Text) + "\x00" + NormKey(e.Pair) })
+}
+
+// dedupeBy is dedupe with the duplicate key given.
+func dedupeBy(exs []Example, rep *Report, key func(Example) string) []Example {
 	labels := map[string]string{}
 	conflict := map[string]bool{}
 	for _, e := range exs {
