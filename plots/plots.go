@@ -49,7 +49,10 @@ type Chart struct {
 	// XTicks, when set, are the labelled x ticks (e.g. the learning rates
 	// searched), instead of the automatic ones.
 	XTicks []float64
-	Series []Series
+	// XMin and XMax, when XMax > XMin, fix the x range (panels that share
+	// their x axis).
+	XMin, XMax float64
+	Series     []Series
 }
 
 // Size of every figure: 8.5 x 4.5 inches at 96 dpi is 816 x 432 pixels.
@@ -97,6 +100,12 @@ func (c Chart) Plot() (*plot.Plot, plot.Legend, error) {
 		if c.Log2X {
 			p.X.Tick.Marker = pow2Ticks{}
 		}
+	}
+	if !c.LogX && !c.Log2X {
+		p.X.Tick.Marker = roundTicks{}
+	}
+	if c.XMax > c.XMin {
+		p.X.Min, p.X.Max = c.XMin, c.XMax
 	}
 	if len(c.XTicks) > 0 {
 		var ts plot.ConstantTicks
@@ -336,4 +345,19 @@ func trimExp(e string) string {
 		e = "0"
 	}
 	return sign + e
+}
+
+// roundTicks are gonum's default ticks labelled without trailing zeros
+// ("50", not "50.00").
+type roundTicks struct{}
+
+// Ticks returns plot.DefaultTicks with shorter labels.
+func (roundTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 6, 64)
+		}
+	}
+	return ts
 }

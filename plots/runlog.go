@@ -118,7 +118,7 @@ func (l *RunLog) Charts(title string) ([]Chart, error) {
 	if v := l.Eval["loss"]; len(v) > 0 {
 		loss.Series = append(loss.Series, finiteSeries(Series{Name: "validation", X: l.EvalSteps, Y: v, Line: true, Points: true, Style: 1}))
 	}
-	lr := Chart{Title: "learning rate (warmup, then linear decay)", YLabel: "learning rate"}
+	lr := Chart{Title: "learning rate of the logged steps (warmup, then linear decay)", YLabel: "learning rate"}
 	if len(l.Steps) > 0 {
 		lr.Series = append(lr.Series, finiteSeries(Series{Name: "learning rate", X: l.Steps, Y: l.LR, Line: true, Style: 2}))
 	}
@@ -136,7 +136,15 @@ func (l *RunLog) Charts(title string) ([]Chart, error) {
 	if len(l.EvalSteps) == 0 {
 		metrics.Title = "validation metrics: none (the run has no validation set)"
 	}
-	return []Chart{loss, lr, metrics}, nil
+	last := 0.0
+	for _, v := range append(append([]float64(nil), l.Steps...), l.EvalSteps...) {
+		last = math.Max(last, v)
+	}
+	charts := []Chart{loss, lr, metrics}
+	for i := range charts {
+		charts[i].XMin, charts[i].XMax = 0, last
+	}
+	return charts, nil
 }
 
 // finiteSeries drops the points with a NaN or infinite y (a skipped metric,

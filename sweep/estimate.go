@@ -11,13 +11,17 @@ import (
 	"github.com/houlsby/adapters/trainer"
 )
 
-// Estimate is the measured cost of one task x setting run.
+// Estimate is the measured cost of one task x setting run: on the CPU
+// backend in CPU seconds of this process (user + system), which unlike wall
+// time on a shared machine hardly depend on what else runs (a quiet machine
+// with c cores takes about CPU / (c · parallel efficiency) of wall time); on
+// a GPU in wall seconds.
 type Estimate struct {
 	Task, Setting string
 	// Steps is the optimizer steps of a run; StepSeconds the predicted
-	// training time of a run; EvalSeconds the predicted time of its
-	// evaluations (validation each epoch, test at the end); LoadSeconds
-	// loading the model and data.
+	// training CPU time of a run; EvalSeconds that of its evaluations
+	// (validation each epoch, test at the end); LoadSeconds loading the
+	// model and data.
 	Steps                                 int
 	StepSeconds, EvalSeconds, LoadSeconds float64
 	// ValPassSeconds is one pass over the validation set.
@@ -29,23 +33,27 @@ type Estimate struct {
 	AblationSeconds float64
 }
 
-// Total is the predicted time of all the runs of this task and setting.
+// Total is the predicted CPU time of all the runs of this task and setting.
 func (e Estimate) Total() time.Duration {
 	return time.Duration((float64(e.Runs)*(e.StepSeconds+e.EvalSeconds+e.LoadSeconds) + e.AblationSeconds) * float64(time.Second))
 }
 
 // Estimate times a few real training steps and forward passes of every
-// task x setting on this machine and predicts the sweep's time: a step's
-// time is fitted as a + b·(padded tokens) over three batches of the first
-// epoch (the shortest, the median and the longest), then summed over the
-// batches of a run; evaluation likewise from two batches. It prints one line
-// per task x setting to w and returns the estimates.
+// task x setting on this machine and predicts the sweep's CPU time: a
+// step's CPU time is fitted as a + b·(padded tokens) over three batches of
+// the first epoch (the shortest, the median and the longest), then summed
+// over the batches of a run; evaluation likewise from two batches. It prints
+// one line per task x setting to w and returns the estimates.
 func (p *Plan) Estimate(env Env, w io.Writer) ([]Estimate, error) {
 	runs := map[string]int{}
 	for _, j := range p.AllJobs() {
 		if j.Phase != PhaseAblate {
 			runs[j.Task+"/"+j.Setting]++
 		}
+	}
+	be, err := env.OpenDevice(p.deviceKind())
+	if err != nil {
+		return nil, err
 	}
 	var out []Estimate
 	for _, t := range p.Tasks {
@@ -61,15 +69,15 @@ func (p *Plan) Estimate(env Env, w io.Writer) ([]Estimate, error) {
 				return nil, err
 			}
 			if sess == nil {
-				t0 := time.Now()
+				c0 := clockOf(be)
 				if sess, err = trainer.Open(c); err != nil {
 					return nil, err
 				}
-				load = time.Since(t0).Seconds()
+				load = clockOf(be) - c0
 			}
 			s := *sess
 			s.Cfg = c
-			e, err := estimateRun(&s, env, c)
+			e, err := estimateRun(&s, be, c)
 			if err != nil {
 				return nil, fmt.Errorf("estimate %s/%s: %w", t.Name, st.Name, err)
 			}
@@ -78,7 +86,7 @@ func (p *Plan) Estimate(env Env, w io.Writer) ([]Estimate, error) {
 				L := s.Ckpt.Config.NumHiddenLayers
 				e.AblationSeconds = float64(L*(L+1)/2+1) * e.ValPassSeconds
 			}
-			fmt.Fprintf(w, "%-10s %-22s %4d steps %7.1f s train %6.1f s eval %5.1f s load  x %d runs", e.Task, e.Setting, e.Steps, e.StepSeconds, e.EvalSeconds, e.LoadSeconds, e.Runs)
+			fmt.Fprintf(w, "%-10s %-19s %4d steps %6.1f train + %5.1f eval + %4.1f load CPU-s x %d runs", e.Task, e.Setting, e.Steps, e.StepSeconds, e.EvalSeconds, e.LoadSeconds, e.Runs)
 			if e.AblationSeconds > 0 {
 				fmt.Fprintf(w, " + %.0f s ablation", e.AblationSeconds)
 			}
@@ -90,11 +98,7 @@ func (p *Plan) Estimate(env Env, w io.Writer) ([]Estimate, error) {
 }
 
 // estimateRun measures one configuration on an opened session.
-func estimateRun(s *trainer.Session, env Env, c *trainer.Config) (Estimate, error) {
-	be, err := env.OpenDevice(c.Device.Kind, c.Device.Ordinal)
-	if err != nil {
-		return Estimate{}, err
-	}
+func estimateRun(s *trainer.Session, be backend.Backend, c *trainer.Config) (Estimate, error) {
 	m, err := trainer.NewModel(be, s.Ckpt, s.AdapterFile(), c.Train.BatchSize, c.Model.MaxLength, c.Train.Seed)
 	if err != nil {
 		return Estimate{}, err
@@ -117,12 +121,12 @@ func estimateRun(s *trainer.Session, env Env, c *trainer.Config) (Estimate, erro
 	regression := s.Splits.Labels == nil
 	train := func(idx []int) (float64, error) {
 		b := trainer.MakeBatch(s.EncTrain, s.Splits.Train, idx, s.Tok.PadID())
-		t0 := time.Now()
+		c0 := clockOf(be)
 		_, err := l.Step(b.ForModel(regression), trainer.StepOptions{LR: 1e-5, ClipNorm: 1, Dropout: c.Train.Dropout, Seed: 1})
 		if err == nil {
 			err = be.Sync()
 		}
-		return time.Since(t0).Seconds(), err
+		return clockOf(be) - c0, err
 	}
 	a, b, err := fitCost(batches, lengths, 3, train)
 	if err != nil {
@@ -159,12 +163,12 @@ func estimateEval(s *trainer.Session, m *model.Model, be backend.Backend, c *tra
 		batches := trainer.EvalOrder(len(set.enc), c.Train.BatchSize)
 		fwd := func(idx []int) (float64, error) {
 			b := trainer.MakeBatch(set.enc, set.ds, idx, s.Tok.PadID())
-			t0 := time.Now()
+			c0 := clockOf(be)
 			_, _, err := m.Forward(b.ForModel(s.Splits.Labels == nil), false, 0)
 			if err == nil {
 				err = be.Sync()
 			}
-			return time.Since(t0).Seconds(), err
+			return clockOf(be) - c0, err
 		}
 		a, b, err := fitCost(batches, lengths, 2, fwd)
 		if err != nil {
@@ -184,6 +188,28 @@ func padded(idx []int, lengths []int) int {
 		t = max(t, lengths[i])
 	}
 	return t * len(idx)
+}
+
+// clockOf is the clock the estimate reads for a backend: CPU seconds of
+// this process on the CPU backend (robust to other load on a shared
+// machine), wall seconds on a GPU, whose time the process's CPU time does
+// not show.
+func clockOf(be backend.Backend) float64 {
+	if be.Name() == "cpu" {
+		c, _ := processUsage()
+		return c
+	}
+	return float64(time.Now().UnixNano()) / 1e9
+}
+
+// deviceKind is the device of the plan's runs (of the first task and
+// setting; a sweep runs on one kind of device).
+func (p *Plan) deviceKind() (string, int) {
+	c, err := p.RunConfig(p.Tasks[0].Name, p.Settings[0].Name, 1e-3, p.Sweep.Seeds[0])
+	if err != nil {
+		return "auto", 0
+	}
+	return c.Device.Kind, c.Device.Ordinal
 }
 
 // fitCost times run on n batches of different padded sizes (after one

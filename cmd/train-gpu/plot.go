@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/houlsby/adapters/plots"
 	"github.com/houlsby/adapters/trainer"
@@ -38,7 +39,7 @@ func runPlot(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	charts, err := log.Charts(filepath.Base(filepath.Clean(dir)))
+	charts, err := log.Charts(runTitle(dir))
 	if err != nil {
 		return err
 	}
@@ -50,4 +51,14 @@ func runPlot(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d logged steps, %d evaluations -> %s\n", len(log.Steps), len(log.EvalSteps), *out)
 	return nil
+}
+
+// runTitle names a run by the last three elements of its folder
+// (task/setting/run in a sweep).
+func runTitle(dir string) string {
+	parts := strings.Split(filepath.ToSlash(filepath.Clean(dir)), "/")
+	if len(parts) > 3 {
+		parts = parts[len(parts)-3:]
+	}
+	return strings.Join(parts, "/")
 }

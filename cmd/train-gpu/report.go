@@ -27,6 +27,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	cfg := fs.String("c", "", "the sweep file (required)")
 	quick := fs.Bool("quick", false, "the sweep's --quick variant")
 	out := fs.String("out", "", "the report folder (default: the sweep's OUT/report)")
+	runs := fs.String("runs", "", "the runs folder, instead of the file's sweep.out (or quick.out)")
 	doc := fs.String("doc", "", "a Markdown file whose generated block to replace (or append)")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
@@ -38,6 +39,9 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	p, err := sweep.Load(*cfg, *quick)
 	if err != nil {
 		return err
+	}
+	if *runs != "" {
+		p.Sweep.Out = *runs
 	}
 	return writeReport(stdout, p, *out, *doc)
 }
