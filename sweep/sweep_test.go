@@ -382,3 +382,36 @@ func FuzzParseAblation(f *testing.F) {
 		}
 	})
 }
+
+// The shipped grid: the job counts docs/sweep.md gives, and every run's
+// configuration loads (no assets needed).
+func TestExampleSweepFile(t *testing.T) {
+	wd, _ := os.Getwd()
+	require.NoError(t, os.Chdir(filepath.Join("..")))
+	t.Cleanup(func() { os.Chdir(wd) })
+	p, err := Load(filepath.Join("examples", "sweep", "sweep.toml"), false)
+	require.NoError(t, err)
+	assert.Len(t, p.Settings, 17)
+	assert.Len(t, p.PhaseJobs(PhaseLR), 72)
+	assert.Len(t, p.PhaseJobs(PhaseSeed), 180)
+	assert.Len(t, p.PhaseJobs(PhaseAblate), 4)
+	for _, j := range p.AllJobs() {
+		lr := j.LR
+		if lr == 0 {
+			lr = 1e-3
+		}
+		c, err := p.RunConfig(j.Task, j.Setting, lr, j.Seed)
+		require.NoError(t, err, j.Key())
+		assert.Equal(t, "mean", c.Model.Head)
+	}
+	metrics := map[string]string{}
+	for _, task := range p.Tasks {
+		metrics[task.Name], err = p.TaskMetric(task.Name)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, map[string]string{"spam": "f1", "fortunes": "macro_f1", "afinn": "pearson", "wordnet": "accuracy"}, metrics)
+	q, err := Load(p.Path, true)
+	require.NoError(t, err)
+	assert.Len(t, q.AllJobs(), 48)
+	assert.Equal(t, "runs/sweep-quick", q.Sweep.Out)
+}
