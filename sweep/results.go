@@ -53,9 +53,10 @@ type Result struct {
 	TrainExamples int   `json:"train_examples"`
 	TrainTokens   int64 `json:"train_tokens"`
 	// WallSeconds is the whole job process (load, tokenise, train,
-	// evaluate, write); TrainSeconds the training loop; CPUSeconds user +
-	// system time of the process; TokensPerSecond training tokens per
-	// second of the loop; PeakRSSBytes the process's maximum resident set.
+	// evaluate, write); TrainSeconds the training loop (its validations
+	// included); CPUSeconds user + system time of the process;
+	// TokensPerSecond the training tokens per second of the loop without
+	// its validations; PeakRSSBytes the process's maximum resident set.
 	WallSeconds     float64 `json:"wall_s"`
 	TrainSeconds    float64 `json:"train_s"`
 	CPUSeconds      float64 `json:"cpu_s"`

@@ -122,8 +122,8 @@ func (p *Plan) result(j Job, c *trainer.Config, sess *trainer.Session, tr *train
 		Commit: Commit(), Device: device, Host: host, CPUs: runtime.NumCPU(), Go: runtime.Version(),
 		Finished: time.Now().UTC().Format(time.RFC3339), ConfigHash: hash,
 	}
-	if tr.TrainSeconds > 0 {
-		r.TokensPerSecond = float64(tr.Tokens) / tr.TrainSeconds
+	if sec := tr.TrainSeconds - tr.EvalSeconds; sec > 0 {
+		r.TokensPerSecond = float64(tr.Tokens) / sec
 	}
 	if tr.Final != nil {
 		r.Validation = tr.Final.Summary(regression)

@@ -70,9 +70,10 @@ type Result struct {
 	// TrainSeconds, Examples and Tokens measure this process's training
 	// loop (after a resume, only the steps run here): wall seconds from the
 	// first step to the last, evaluations included, and the training
-	// examples and non-padding tokens of its optimizer steps.
-	TrainSeconds     float64
-	Examples, Tokens int
+	// examples and non-padding tokens of its optimizer steps. EvalSeconds
+	// is the part of TrainSeconds spent in validation.
+	TrainSeconds, EvalSeconds float64
+	Examples, Tokens          int
 }
 
 // Train runs the training loop of cfg on be: AdamW on the trainable tensors,
@@ -124,6 +125,7 @@ type run struct {
 	start                       time.Time
 	stepsHere, examples, tokens int
 	trainSeconds                float64 // the loop's wall time, set when it ends
+	evalSeconds                 float64 // of which in evaluate
 }
 
 // newRun checks what the run will need, builds the model and optimizer,
@@ -363,6 +365,8 @@ func (r *run) evaluate() (bool, error) {
 	if r.s.Splits.Validation == nil {
 		return false, nil
 	}
+	t0 := time.Now()
+	defer func() { r.evalSeconds += time.Since(t0).Seconds() }()
 	_, sc, err := Evaluate(r.learner.Model, r.s.Tok, r.s.EncVal, r.s.Splits.Validation, r.c.Train.BatchSize, r.pos)
 	if err != nil {
 		return false, err
@@ -444,7 +448,7 @@ func (r *run) finish() (*Result, error) {
 	if err := r.test(res); err != nil {
 		return nil, err
 	}
-	res.TrainSeconds, res.Examples, res.Tokens = r.trainSeconds, r.examples, r.tokens
+	res.TrainSeconds, res.EvalSeconds, res.Examples, res.Tokens = r.trainSeconds, r.evalSeconds, r.examples, r.tokens
 	if err := r.writeMetrics(res); err != nil {
 		return nil, err
 	}
