@@ -52,7 +52,11 @@ type Chart struct {
 	// XMin and XMax, when XMax > XMin, fix the x range (panels that share
 	// their x axis).
 	XMin, XMax float64
-	Series     []Series
+	// Overlap marks a chart whose series may share points exactly (the
+	// same validation score at the same rate): later series are then
+	// dashed, so that earlier ones show through the gaps.
+	Overlap bool
+	Series  []Series
 }
 
 // Size of every figure: 8.5 x 4.5 inches at 96 dpi is 816 x 432 pixels.
@@ -94,6 +98,7 @@ func (c Chart) Plot() (*plot.Plot, plot.Legend, error) {
 	leg := plot.NewLegend()
 	leg.TextStyle.Font.Size = tickSize
 	leg.Top, leg.Left = true, true
+	leg.Padding = vg.Points(3)
 	if c.LogX || c.Log2X {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = decadeTicks{}
@@ -106,6 +111,11 @@ func (c Chart) Plot() (*plot.Plot, plot.Legend, error) {
 	}
 	if c.XMax > c.XMin {
 		p.X.Min, p.X.Max = c.XMin, c.XMax
+	} else if lo, hi, ok := c.xRange(); ok && (c.LogX || c.Log2X) {
+		// Room around the outermost points so that their markers, error
+		// bars and labels are not cut by the axes: a factor of 1.5 on a log
+		// axis.
+		p.X.Min, p.X.Max = lo/1.5, hi*1.5
 	}
 	if len(c.XTicks) > 0 {
 		var ts plot.ConstantTicks
@@ -114,16 +124,36 @@ func (c Chart) Plot() (*plot.Plot, plot.Legend, error) {
 		}
 		p.X.Tick.Marker = ts
 	}
-	for _, s := range c.Series {
-		if err := addSeries(p, &leg, s, c.LogX || c.Log2X); err != nil {
+	for i, s := range c.Series {
+		order := 0
+		if c.Overlap {
+			order = i
+		}
+		if err := addSeries(p, &leg, s, c.LogX || c.Log2X, order); err != nil {
 			return nil, leg, fmt.Errorf("plots: %s, series %q: %w", c.Title, s.Name, err)
 		}
 	}
 	return p, leg, nil
 }
 
-// addSeries adds the line, markers, error bars and labels of s.
-func addSeries(p *plot.Plot, leg *plot.Legend, s Series, logX bool) error {
+// xRange is the range of the x values of every series.
+func (c Chart) xRange() (lo, hi float64, ok bool) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, s := range c.Series {
+		for _, x := range s.X {
+			if !bad(x) && x > 0 {
+				lo, hi = math.Min(lo, x), math.Max(hi, x)
+			}
+		}
+	}
+	return lo, hi, lo <= hi
+}
+
+// addSeries adds the line, markers, error bars and labels of s, the
+// order-th series: later series get dashed lines and smaller markers, so
+// that an earlier series with exactly the same points still shows through.
+func addSeries(p *plot.Plot, leg *plot.Legend, s Series, logX bool, order int) error {
+	shrink := math.Min(float64(order)*0.5, 2)
 	if len(s.X) != len(s.Y) || (s.YErr != nil && len(s.YErr) != len(s.Y)) || (s.Labels != nil && len(s.Labels) != len(s.Y)) {
 		return fmt.Errorf("%d x, %d y, %d errors, %d labels", len(s.X), len(s.Y), len(s.YErr), len(s.Labels))
 	}
@@ -141,7 +171,7 @@ func addSeries(p *plot.Plot, leg *plot.Legend, s Series, logX bool) error {
 		if err != nil {
 			return err
 		}
-		l.Color, l.Width, l.Dashes = col, vg.Points(1.6), plotutil.Dashes(s.Style/7)
+		l.Color, l.Width, l.Dashes = col, vg.Points(2), plotutil.Dashes(order+s.Style/7)
 		p.Add(l)
 		thumbs = append(thumbs, l)
 	}
@@ -150,7 +180,7 @@ func addSeries(p *plot.Plot, leg *plot.Legend, s Series, logX bool) error {
 		if err != nil {
 			return err
 		}
-		sc.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(3.5), Shape: plotutil.Shape(s.Style)}
+		sc.GlyphStyle = draw.GlyphStyle{Color: col, Radius: vg.Points(4 - shrink), Shape: plotutil.Shape(s.Style)}
 		p.Add(sc)
 		thumbs = append(thumbs, sc)
 	}

@@ -235,7 +235,7 @@ func (p *Plan) writeGrid(b *strings.Builder) {
 		joinUints(p.Sweep.Seeds), strings.Join(p.Sweep.Set, "`, `"))
 	b.WriteString("| setting | overrides | learning rates searched |\n|---|---|---|\n")
 	for _, st := range p.Settings {
-		lrs := "chosen for " + st.LRFrom
+		lrs := "the rate chosen for " + st.LRFrom
 		if st.Searched() {
 			var parts []string
 			for _, lr := range st.LRs {

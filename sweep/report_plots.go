@@ -180,7 +180,7 @@ func (p *Plan) bottleneckFigure(task, m string, cells []Cell, _ *Results, dir st
 // setting (robustness to the learning rate).
 func (p *Plan) lrFigure(task, m string, _ []Cell, rs *Results, dir string) (*figure, error) {
 	ch := plots.Chart{Title: fmt.Sprintf("%s: validation %s against the learning rate", task, m), XLabel: "peak learning rate (log scale)",
-		YLabel: fmt.Sprintf("validation %s (seed %d)", m, p.Sweep.Seeds[0]), LogX: true}
+		YLabel: fmt.Sprintf("validation %s (seed %d)", m, p.Sweep.Seeds[0]), LogX: true, Overlap: true}
 	ticks := map[float64]bool{}
 	for _, st := range p.Settings {
 		if !st.Searched() {
@@ -233,7 +233,7 @@ func (p *Plan) ablationFigure(task, _ string, _ []Cell, _ *Results, dir string) 
 		return nil, err
 	}
 	st, _ := p.Setting(p.Ablation.Setting)
-	return &figure{file, fmt.Sprintf("%s: %s %s of the trained %s adapter (first seed) with the adapters of layers first..last removed; with all adapters: %.4f", task, p.ablationSplit(), t.Metric, st.LabelOf(), t.Baseline)}, nil
+	return &figure{file, fmt.Sprintf("%s: %s %s of the trained \"%s\" run (first seed, chosen learning rate) with the adapters of layers first..last removed; with all adapters: %.4f", task, p.ablationSplit(), t.Metric, st.LabelOf(), t.Baseline)}, nil
 }
 
 // AblationHeat is the heat map of an ablation table: x the first layer
