@@ -106,8 +106,10 @@ type Plan struct {
 	Path  string
 	Quick bool
 	File
-	// metrics caches each task's validation metric (TaskMetric).
-	metrics map[string]string
+	// metrics caches each task's validation metric (TaskMetric); hashes
+	// each run's ConfigHash by RunKey (results are checked against it
+	// every time they are loaded, hundreds of times in a sweep).
+	metrics, hashes map[string]string
 }
 
 // Load reads a sweep file and applies [quick] when quick is set. Errors name
@@ -130,7 +132,7 @@ func Load(path string, quick bool) (*Plan, error) {
 		sort.Strings(keys)
 		return nil, fmt.Errorf("sweep %s: unknown key %s (see docs/sweep.md)", path, strings.Join(keys, ", "))
 	}
-	p := &Plan{Path: path, Quick: quick, File: f, metrics: map[string]string{}}
+	p := &Plan{Path: path, Quick: quick, File: f, metrics: map[string]string{}, hashes: map[string]string{}}
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("sweep %s: %w", path, err)
 	}

@@ -141,11 +141,7 @@ func (p *Plan) add(rs *Results, r *Result) error {
 		rs.Foreign++
 		return nil
 	}
-	c, err := p.RunConfig(r.Task, r.Setting, r.LR, r.Seed)
-	if err != nil {
-		return err
-	}
-	h, err := ConfigHash(c)
+	h, err := p.runHash(r.Task, r.Setting, r.LR, r.Seed)
 	if err != nil {
 		return err
 	}
@@ -155,6 +151,26 @@ func (p *Plan) add(rs *Results, r *Result) error {
 	}
 	rs.byKey[RunKey(r.Task, r.Setting, r.LR, r.Seed)] = r
 	return nil
+}
+
+// runHash is ConfigHash of a run's configuration, computed once per run
+// and plan (the output folder, which may change with --out, is not part of
+// it).
+func (p *Plan) runHash(task, setting string, lr float64, seed uint64) (string, error) {
+	key := RunKey(task, setting, lr, seed)
+	if h, ok := p.hashes[key]; ok {
+		return h, nil
+	}
+	c, err := p.RunConfig(task, setting, lr, seed)
+	if err != nil {
+		return "", err
+	}
+	h, err := ConfigHash(c)
+	if err != nil {
+		return "", err
+	}
+	p.hashes[key] = h
+	return h, nil
 }
 
 // LoadResults reads every result.json under the plan's output folder (runs
