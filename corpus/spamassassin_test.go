@@ -1,12 +1,16 @@
-package spamassassin
+package corpus
 
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/houlsby/adapters/internal/testassets"
 )
@@ -201,13 +205,13 @@ func TestPrepareCraftedCorpus(t *testing.T) {
 	write("easy-ham-1", "00002.hhh.txt", "Subject:\n\n\n")              // empty
 
 	out := filepath.Join(t.TempDir(), "spam")
-	rep, err := Prepare(in, out)
+	rep, err := PrepareSpamAssassin(in, out)
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	if rep.Files != 8 || len(rep.Malformed) != 1 || rep.Duplicates != 1 || rep.Conflicts != 2 || rep.Empty != 1 {
-		t.Errorf("report = files %d malformed %v dup %d conflicts %d empty %d; want 8, 1, 1, 2, 1",
-			rep.Files, rep.Malformed, rep.Duplicates, rep.Conflicts, rep.Empty)
+	if rep.Read != 8 || len(rep.Malformed) != 1 || rep.Skipped["duplicates"] != 1 || rep.Skipped["with conflicting labels"] != 2 || rep.Skipped["empty"] != 1 {
+		t.Errorf("report = read %d malformed %v skipped %v; want 8, 1, 1 duplicate, 2 conflicting, 1 empty",
+			rep.Read, rep.Malformed, rep.Skipped)
 	}
 	got := map[string]Example{}
 	for _, s := range Splits {
@@ -266,7 +270,7 @@ func TestRealCorpusFiles(t *testing.T) {
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 				t.Fatalf("%s: %v", s, err)
 			}
-			labels[e.Label]++
+			labels[fmt.Sprint(e.Label)]++
 			body := strings.SplitN(e.Text, "\n", 2)[1]
 			if strings.HasPrefix(body, "Return-Path:") || strings.HasPrefix(body, "Received:") || strings.HasPrefix(body, "Delivered-To:") {
 				leaked++ // a few spams really carry a forwarded header block in the body
@@ -289,30 +293,20 @@ func TestRealCorpusFiles(t *testing.T) {
 	}
 }
 
-func TestReadRoundTripAndErrors(t *testing.T) {
+func TestReadSplitRoundTripAndErrors(t *testing.T) {
 	dir := t.TempDir()
-	good := `{"id":"spam-1/1","text":"win\ncash","label":"spam"}` + "\n" + `{"id":"easy-ham-1/2","text":"hi\nthere","label":"ham"}` + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "train.jsonl"), []byte(good), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	exs, err := Read(dir, "train")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(exs) != 2 || exs[0].Label != "spam" || exs[1].Text != "hi\nthere" || LabelID(exs[0].Label) != 1 || LabelID(exs[1].Label) != 0 {
-		t.Errorf("Read = %+v", exs)
-	}
-	bad := good + `{"id":"x","text":"t","label":"eggs"}` + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "test.jsonl"), []byte(bad), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Read(dir, "test"); err == nil || !strings.Contains(err.Error(), "line 3") {
-		t.Errorf("bad label: err = %v, want one naming line 3", err)
-	}
-	if _, err := Read(dir, "validation"); err == nil {
-		t.Error("missing file: want an error")
-	}
-	if LabelID("eggs") != -1 {
-		t.Error("LabelID of an unknown label")
-	}
+	good := `{"id":"spam-1/1","text":"win\ncash","label":"spam"}` + "\n" + `{"id":"w","text":"good","label":3}` + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "train.jsonl"), []byte(good), 0o644))
+	exs, err := ReadSplit(dir, "train")
+	require.NoError(t, err)
+	require.Len(t, exs, 2)
+	assert.Equal(t, "spam", exs[0].Label)
+	assert.Equal(t, 3.0, exs[1].Label)
+	bad := good + `{"id":"x","text":""}` + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "test.jsonl"), []byte(bad), 0o644))
+	_, err = ReadSplit(dir, "test")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "test.jsonl:3")
+	_, err = ReadSplit(dir, "validation")
+	assert.Error(t, err)
 }
