@@ -8,9 +8,13 @@ FUZZTIME ?= 10m
 
 all: build
 
+# build/train-gpu (the CPU build: runs everywhere) and, where the CUDA
+# toolkit is installed, build/train-gpu-cuda (the CUDA build it hands GPU
+# jobs to; cmd/train-gpu/device.go). Without the toolkit the second says so.
 build:
 	$(GO) build ./...
 	$(GO) build -o build/train-gpu ./cmd/train-gpu
+	bash scripts/build-cuda.sh build/train-gpu-cuda
 
 # All CPU tests. Needs no GPU and no CUDA toolkit. Parity tests use the assets
 # from `make assets goldens`; they are skipped loudly when those are absent.

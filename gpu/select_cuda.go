@@ -10,6 +10,24 @@ import (
 	"github.com/houlsby/adapters/cuda"
 )
 
+// CUDABuild is true in binaries built with the cuda tag.
+const CUDABuild = true
+
+// Probe opens GPU ordinal (context, stream, every PTX module loaded), reads
+// its attributes and closes it again: the cheap check `train-gpu probe`
+// runs before a CUDA build is trusted with a job.
+func Probe(ordinal int) (DeviceInfo, error) {
+	d, err := cuda.Open(ordinal)
+	if err != nil {
+		return DeviceInfo{}, fmt.Errorf("gpu.Probe: %w", err)
+	}
+	info := CUDADevice(d).Info(ordinal)
+	if err := d.Close(); err != nil {
+		return info, fmt.Errorf("gpu.Probe: %w", err)
+	}
+	return info, nil
+}
+
 // Open returns the CUDA backend on GPU ordinal (0-based) with bf16 frozen
 // weights and activations. Close it (it implements io.Closer) to release the
 // GPU's context.
@@ -80,6 +98,14 @@ func (c *CUDA) Sync() error { return c.D.Sync() }
 
 // Close closes the device (its context and all its memory).
 func (c *CUDA) Close() error { return c.D.Close() }
+
+// Info returns the device's attributes as a DeviceInfo.
+func (c *CUDA) Info(ordinal int) DeviceInfo {
+	p := c.D.Props()
+	return DeviceInfo{Ordinal: ordinal, Name: p.Name, Description: c.D.Name(), Major: p.Major, Minor: p.Minor,
+		SMs: p.SMs, ClockKHz: p.ClockKHz, MemClockKHz: p.MemClockKHz, BusWidthBits: p.BusWidthBits,
+		TotalMem: p.TotalMem, DriverVersion: p.DriverVersion, PTXFiles: p.PTXFiles}
+}
 
 // StartTimer records the start event on the device's stream.
 func (c *CUDA) StartTimer() error { return c.D.StartTimer() }

@@ -33,6 +33,7 @@ func init() {
 		{"bench", "[flags]", "time forward/backward steps of the adapted model", runBench},
 		{"data", "spamassassin --in DIR --out DIR", "prepare datasets (the SpamAssassin corpus into JSON Lines)", runData},
 		{"export", "--adapter FILE --model DIR --out DIR", "write a Hugging Face model folder (BertForSequenceClassification) from a run without adapters", runExport},
+		{"probe", "[--gpu N] [--json]", "say which device --device auto uses and why (the GPU through the CUDA build, or the CPU)", runProbe},
 	}
 }
 
@@ -68,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		usage(stdout)
 		return 0
+	}
+	// A command that wants a GPU may continue in the CUDA build (device.go).
+	if code, done := newHandoff().dispatch(args, stderr); done {
+		return code
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
