@@ -41,9 +41,13 @@ type Backend struct {
 	host []byte
 	// hostF is the float32 staging buffer of Copy between dtypes.
 	hostF []float32
+	// hostI holds indices read back by checkIndices.
+	hostI []int32
 	// decayChecked holds the AdamWStep decay tables already read back and
 	// found well-formed, with their largest range end (see checkDecay).
 	decayChecked map[decayKey]int
+	// known records the I32 memory UploadInt32 wrote (known.go).
+	known []knownInts
 }
 
 // New returns a Backend over dev. The caller keeps ownership of dev: Close

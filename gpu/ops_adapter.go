@@ -169,22 +169,16 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 	if dit == nil && dwdt == nil && dbdt == nil && dwut == nil {
 		return nil
 	}
-	// Scratch: dz (N, M) always, a (N, M) for dWUp.
-	scratch := func(name string) (*Tensor, error) {
-		t, err := b.Alloc(backend.F32, max(nm, 1))
-		if err != nil {
-			return nil, fmt.Errorf("%s: scratch %s: %w", op, name, err)
-		}
-		return t.(*Tensor), nil
-	}
-	dz, err := scratch("dz")
+	// Scratch: dz (N, M) always, a (N, M) for dWUp; the kernel writes
+	// both completely, so they are not zeroed.
+	dz, err := b.scratch(op, "dz", backend.F32, nm)
 	if err != nil {
 		return err
 	}
 	defer b.Free(dz)
 	var a *Tensor
 	if dwut != nil {
-		if a, err = scratch("a"); err != nil {
+		if a, err = b.scratch(op, "a", backend.F32, nm); err != nil {
 			return err
 		}
 		defer b.Free(a)
