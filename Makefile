@@ -1,10 +1,10 @@
-# Targets: build test bench lint ptx fuzz assets ref-env goldens demo cuda-check
+# Targets: build test bench lint ptx fuzz assets ref-env goldens demo cuda-check gpu-bundle gpu-rehearse
 GO      ?= go
 VENV    ?= .venv-ref
 PY      := $(VENV)/bin/python
 FUZZTIME ?= 10m
 
-.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo cuda-check clean
+.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo cuda-check gpu-bundle gpu-rehearse clean
 
 all: build
 
@@ -55,6 +55,18 @@ demo: assets build
 # Compile checks of the CUDA path (needs the CUDA toolkit, not a GPU).
 cuda-check:
 	bash scripts/cuda-check.sh
+
+# The GPU verification bundle: build/gpu-bundle/ (< 64 MiB), everything a GPU
+# machine without Go needs to verify the CUDA path with one command,
+# `bash gpu-verify.sh` (docs/gpu-status.md). Needs the CUDA toolkit and
+# `make assets`.
+gpu-bundle:
+	bash scripts/gpu-bundle.sh build/gpu-bundle
+
+# Rehearses the bundle here (gpu-verify.sh --rehearse) and checks the
+# results file's schema.
+gpu-rehearse:
+	bash scripts/gpu-rehearse.sh
 
 clean:
 	rm -rf build tests/golden

@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/houlsby/adapters/backend"
@@ -29,10 +30,15 @@ func Probe(ordinal int) (DeviceInfo, error) {
 }
 
 // Open returns the CUDA backend on GPU ordinal (0-based) with bf16 frozen
-// weights and activations. Close it (it implements io.Closer) to release the
-// GPU's context.
+// weights and activations, or the options the environment sets
+// (OptionsFromEnv). Close it (it implements io.Closer) to release the GPU's
+// context.
 func Open(ordinal int) (backend.Backend, error) {
-	b, err := OpenBackend(ordinal, Options{BF16: true})
+	opts, err := OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("gpu.Open: %w", err)
+	}
+	b, err := OpenBackend(ordinal, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -220,6 +220,7 @@ func TestDispatch(t *testing.T) {
 	assert.Contains(t, stderr.String(), "device auto: GPU 0 works (cuda:0 NVIDIA Fake (sm_90, 1.0 GiB), driver CUDA 13.0): running the CUDA build "+fake)
 	// The exec failed: auto goes on (on the CPU, saying why), cuda stops.
 	assert.False(t, done)
+	assert.Zero(t, code)
 	assert.Contains(t, cpuReason(0), "exec refused in the test")
 	code, done = h.dispatch([]string{"eval", "--device", "cuda", "--data", "d"}, &stderr)
 	assert.True(t, done)
