@@ -32,15 +32,18 @@ import (
 	"github.com/houlsby/adapters/backend"
 )
 
-// The GPU backend implements the core contract and both fused
-// capabilities; they answer backend.ErrNotFused beyond their kernels' limits
+// The GPU backend implements the core contract and every fused capability
+// (adapter, attention, linear, residual + LayerNorm); the adapter and
+// attention answer backend.ErrNotFused beyond their kernels' limits
 // (adapter M > 256; attention T > 512, HS > 128, a grid dimension above
 // 65535, and the bf16 backward with HS < 2), and backend's generic
 // composition of core ops runs instead.
 var (
-	_ backend.Backend        = (*Backend)(nil)
-	_ backend.FusedAdapter   = (*Backend)(nil)
-	_ backend.FusedAttention = (*Backend)(nil)
+	_ backend.Backend           = (*Backend)(nil)
+	_ backend.FusedAdapter      = (*Backend)(nil)
+	_ backend.FusedAttention    = (*Backend)(nil)
+	_ backend.FusedLinear       = (*Backend)(nil)
+	_ backend.FusedAddLayerNorm = (*Backend)(nil)
 )
 
 // block1D is the block size of the 1-D grid-stride kernels.
