@@ -145,25 +145,41 @@ func TestLaunchesPerStep(t *testing.T) {
 }
 
 // BenchmarkStepHost reports, per training step at all-MiniLM-L6-v2's shape
-// on nullDevice: launches/step, dtoh/step and the host time (ns/op).
+// on nullDevice: launches/step, dtoh/step and the host time (ns/op), and
+// with graphs=true (Options.Graphs over gpu.ReplayGraphs) submissions/step,
+// the graph launches plus the operations still issued one by one: what a
+// GPU's driver would see per step.
 func BenchmarkStepHost(b *testing.B) {
-	for _, bf16 := range []bool{false, true} {
-		b.Run(fmt.Sprint("bf16=", bf16), func(b *testing.B) {
-			dev := gpu.NewCountingDevice(newNullDevice())
-			be, err := gpu.New(dev, gpu.Options{BF16: bf16})
-			require.NoError(b, err)
-			b.Cleanup(func() { _ = be.Close() })
-			s := shape{L: 6, C: 384, NH: 12, F: 1536, V: 1000, P: 512}
-			const B, T = 16, 128
-			l := stepLearner(b, be, randomCheckpoint(s, 1), 64, B, T)
-			batch := stepBatch(B, T, s.V, 2)
-			c, _ := stepCounts(b, l, dev, batch, 2, 1)
-			b.ResetTimer()
-			_, el := stepCounts(b, l, dev, batch, 0, b.N)
-			b.ReportMetric(float64(c.Launches), "launches/step")
-			b.ReportMetric(float64(c.DtoH), "dtoh/step")
-			b.ReportMetric(float64(c.Memset0), "memsets/step")
-			b.ReportMetric(float64(el.Nanoseconds())/1e3/float64(c.Launches), "host-us/launch")
-		})
+	for _, graphs := range []bool{false, true} {
+		for _, bf16 := range []bool{false, true} {
+			b.Run(fmt.Sprintf("graphs=%v/bf16=%v", graphs, bf16), func(b *testing.B) {
+				dev := gpu.NewCountingDevice(newNullDevice())
+				var d gpu.Device = dev
+				if graphs {
+					d = gpu.ReplayGraphs(dev)
+				}
+				be, err := gpu.New(d, gpu.Options{BF16: bf16, Graphs: graphs})
+				require.NoError(b, err)
+				b.Cleanup(func() { _ = be.Close() })
+				s := shape{L: 6, C: 384, NH: 12, F: 1536, V: 1000, P: 512}
+				const B, T = 16, 128
+				l := stepLearner(b, be, randomCheckpoint(s, 1), 64, B, T)
+				batch := stepBatch(B, T, s.V, 2)
+				c, _ := stepCounts(b, l, dev, batch, 3, 1)
+				g0 := be.GraphStats()
+				b.ResetTimer()
+				_, el := stepCounts(b, l, dev, batch, 0, b.N)
+				b.StopTimer()
+				g1 := be.GraphStats()
+				b.ReportMetric(float64(c.Launches), "launches/step")
+				b.ReportMetric(float64(c.DtoH), "dtoh/step")
+				b.ReportMetric(float64(c.Memset0), "memsets/step")
+				b.ReportMetric(float64(el.Nanoseconds())/1e3/float64(c.Launches), "host-us/launch")
+				if graphs {
+					b.ReportMetric(float64((g1.Replays-g0.Replays)+(g1.DirectOps-g0.DirectOps))/float64(b.N), "submissions/step")
+					b.ReportMetric(float64(g1.PatchedOps-g0.PatchedOps)/float64(b.N), "patched/step")
+				}
+			})
+		}
 	}
 }

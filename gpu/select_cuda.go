@@ -47,6 +47,11 @@ func Open(ordinal int) (backend.Backend, error) {
 
 // OpenBackend is Open returning the concrete *Backend with chosen options.
 func OpenBackend(ordinal int, opts Options) (*Backend, error) {
+	if opts.Graphs {
+		if err := cuda.GraphAPI(); err != nil {
+			return nil, fmt.Errorf("gpu.Open with %s=1: %w", EnvGraphs, err)
+		}
+	}
 	d, err := cuda.Open(ordinal)
 	if err != nil {
 		return nil, fmt.Errorf("gpu.Open: %w", err)
@@ -119,4 +124,29 @@ func (c *CUDA) StartTimer() error { return c.D.StartTimer() }
 // StopTimer returns the GPU time since StartTimer.
 func (c *CUDA) StopTimer() (time.Duration, error) { return c.D.StopTimer() }
 
-var _ Device = (*CUDA)(nil)
+// NewGraph implements GraphDevice: CUDA Graphs through stream capture
+// (package cuda).
+func (c *CUDA) NewGraph(ops []GraphOp) (Graph, error) {
+	cops := make([]cuda.GraphOp, len(ops))
+	for i, op := range ops {
+		cops[i] = cuda.GraphOp{Kind: int(op.Kind), Kernel: op.Kernel, Grid: cuda.Dim3(op.Grid), Block: cuda.Dim3(op.Block),
+			Shared: op.Shared, Args: op.Args, Dst: uint64(op.Dst), Src: uint64(op.Src), Bytes: op.Bytes}
+	}
+	g, err := c.D.NewGraph(cops)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+var (
+	_ Device      = (*CUDA)(nil)
+	_ GraphDevice = (*CUDA)(nil)
+)
+
+// The kinds of cuda.GraphOp are those of OpKind (a mismatch does not compile).
+var (
+	_ = [1]int{}[OpLaunch-cuda.OpLaunch]
+	_ = [1]int{}[OpMemset0-cuda.OpMemset0]
+	_ = [1]int{}[OpDtoD-cuda.OpDtoD]
+)

@@ -51,6 +51,25 @@ else
 	echo "cuda-check: cmd/train-gpu has no main package yet: skipping the binary"
 fi
 
+step "CUDA Graph entry points (cuda/graph.go) in the installed driver library"
+# cuda/graph.go resolves them with dlsym at run time; a name the driver
+# does not export would only show on a GPU. Check the names against the
+# libcuda.so.1 installed here (a driver library without a GPU suffices).
+lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
+if [ -n "$lib" ] && command -v nm >/dev/null 2>&1; then
+	missing=0
+	for sym in $(grep -o 'GRAPH_SYM([a-z_]*, "[A-Za-z_0-9]*")' cuda/graph.go | sed 's/.*"\(.*\)")/\1/'); do
+		if ! nm -D --defined-only "$lib" | awk '{print $3}' | grep -qx "$sym"; then
+			echo "cuda-check: $lib does not export $sym (cuda/graph.go)" >&2
+			missing=1
+		fi
+	done
+	[ "$missing" = 0 ] || exit 1
+	echo "cuda-check: $lib exports all $(grep -c 'GRAPH_SYM([a-z_]*, "' cuda/graph.go) graph entry points"
+else
+	echo "cuda-check: no libcuda.so.1 (or nm) here: graph entry points not checked"
+fi
+
 step "go test -tags cuda -c (test binaries for the GPU machine)"
 # Every package with a cuda-tagged _test.go file ("//go:build cuda", not "!cuda").
 pkgs=$( { git ls-files '*_test.go'; git ls-files --others --exclude-standard '*_test.go'; } |

@@ -14,7 +14,8 @@
 #                          cpu_curve_20.json the curve of its first 20 steps alone
 #                          (--max-steps 20, what a rehearsal reruns)
 #   verify/                verify.py (parsers, comparisons, report), make_random_bert.py,
-#                          bench_torch_gpu.py (the PyTorch baseline)
+#                          bench_torch_gpu.py (the PyTorch baseline), graph_symbols.txt
+#                          (the driver entry points cuda/graph.go resolves at run time)
 #   gpu-verify.sh          the one command: bash gpu-verify.sh [--out FILE] [--rehearse]
 #   MANIFEST.json          commit, date, toolchains, every file's size and sha256
 #
@@ -54,6 +55,9 @@ $GO run ./scripts/bundle-assets -out "$tmp/assets"
 cp scripts/gpu-verify/run200.toml "$tmp/assets/"
 cp scripts/gpu-verify/gpu-verify.sh "$tmp/"
 cp scripts/gpu-verify/verify.py scripts/gpu-verify/make_random_bert.py tests/ref/bench_torch_gpu.py "$tmp/verify/"
+# The driver entry points cuda/graph.go resolves at run time, for the GPU
+# machine's environment part to check against its driver.
+grep -o 'GRAPH_SYM([a-z_]*, "[A-Za-z_0-9]*")' cuda/graph.go | sed 's/.*"\(.*\)")/\1/' >"$tmp/verify/graph_symbols.txt"
 
 step "the CPU loss curves (200 steps, and the first 20 alone)"
 runs=$(mktemp -d)

@@ -96,6 +96,13 @@ part_environment() {
 	echo "=== glibc"; ldd --version 2>&1 | head -n 1
 	echo "=== driver symbols the CUDA build references but libcuda.so.1 lacks (lazily bound: only a call would fail)"
 	ldd -r bin/train-gpu-cuda 2>&1 | grep -i "undefined symbol" | sed 's/(.*//' | sort -u | head -n 50 || true
+	echo "=== CUDA Graph entry points (verify/graph_symbols.txt) the driver lacks"
+	lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
+	if [ -n "$lib" ]; then
+		for s in $(cat verify/graph_symbols.txt); do nm -D --defined-only "$lib" 2>/dev/null | awk '{print $3}' | grep -qx "$s" || echo "$s"; done
+	else
+		echo "no libcuda.so.1 in the loader cache"
+	fi
 	echo "=== python"; "$PY" -c 'import sys; print(sys.version.split()[0])' 2>&1
 	echo "=== torch"; "$PY" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1 | tail -n 1
 	echo "=== nvcc"; (nvcc --version 2>/dev/null || /usr/local/cuda/bin/nvcc --version 2>/dev/null) | tail -n 2
