@@ -200,6 +200,12 @@ type Graph struct {
 	nargs     []int
 	kernel    []bool
 	destroyed bool
+	// Patches SetArgs queued for the next Launch, which applies them in
+	// the same hand-off to the locked thread as the launch itself: node
+	// patch[k] gets vals[off[k]:off[k+1]].
+	patch []int
+	off   []int
+	vals  []uint64
 }
 
 // NewGraph captures ops on the device's stream into a graph and
@@ -292,29 +298,38 @@ func (d *Device) issueOnThread(op *GraphOp) error {
 }
 
 // SetArgs replaces the arguments of launch operation i for the following
-// launches (cuGraphExecKernelNodeSetParams on the instantiated graph).
+// launches: the next Launch applies it (cuGraphExecKernelNodeSetParams on
+// the instantiated graph) before it launches, and reports its error.
 func (g *Graph) SetArgs(i int, args []uint64) error {
 	if g.destroyed || i < 0 || i >= len(g.nodes) || !g.kernel[i] || len(args) != g.nargs[i] {
 		return fmt.Errorf("cuda: Graph.SetArgs(%d) with %d arguments does not fit the graph", i, len(args))
 	}
-	var vals *C.ulonglong
-	if len(args) > 0 {
-		vals = (*C.ulonglong)(unsafe.Pointer(&args[0]))
+	if len(g.off) == 0 {
+		g.off = append(g.off, 0)
 	}
-	return g.d.do(func() error {
-		if r := C.graph_set_args(g.exec, g.nodes[i], &g.params[i], vals, C.int(len(args))); r != C.CUDA_SUCCESS {
-			return fmt.Errorf("cuGraphExecKernelNodeSetParams: %w", driverError(r))
-		}
-		return nil
-	})
+	g.patch = append(g.patch, i)
+	g.vals = append(g.vals, args...)
+	g.off = append(g.off, len(g.vals))
+	return nil
 }
 
-// Launch runs the graph on the device's stream.
+// Launch applies the queued SetArgs patches and runs the graph on the
+// device's stream, in one call on the locked thread.
 func (g *Graph) Launch() error {
 	if g.destroyed {
 		return errors.New("cuda: Graph.Launch after Destroy")
 	}
+	defer func() { g.patch, g.off, g.vals = g.patch[:0], g.off[:0], g.vals[:0] }()
 	return g.d.do(func() error {
+		for k, i := range g.patch {
+			var vals *C.ulonglong
+			if n := g.off[k+1] - g.off[k]; n > 0 {
+				vals = (*C.ulonglong)(unsafe.Pointer(&g.vals[g.off[k]]))
+			}
+			if r := C.graph_set_args(g.exec, g.nodes[i], &g.params[i], vals, C.int(g.off[k+1]-g.off[k])); r != C.CUDA_SUCCESS {
+				return fmt.Errorf("cuGraphExecKernelNodeSetParams of operation %d: %w", i, driverError(r))
+			}
+		}
 		if r := C.graph_launch(g.exec, unsafe.Pointer(g.d.stream.C())); r != C.CUDA_SUCCESS {
 			return fmt.Errorf("cuGraphLaunch: %w", driverError(r))
 		}

@@ -50,7 +50,9 @@ type GraphDevice interface {
 // Graph is a captured sequence of stream operations.
 type Graph interface {
 	// SetArgs replaces the arguments of operation i (a launch; the same
-	// number of arguments) for the following launches of the graph.
+	// number of arguments) for the following launches of the graph. An
+	// implementation may apply it at the next Launch and report a failure
+	// there (package cuda does: one hand-off to its thread per launch).
 	SetArgs(i int, args []uint64) error
 	// Launch runs the graph on the device's stream.
 	Launch() error
@@ -296,6 +298,10 @@ func (r *graphRecorder) flush() error {
 		}
 	}
 	if err := e.graph.Launch(); err != nil {
+		// The graph's state is unknown: forget it (the structure is
+		// captured anew the next time it comes).
+		_ = e.graph.Destroy()
+		r.entries[hash] = slices.DeleteFunc(r.entries[hash], func(x *graphEntry) bool { return x == e })
 		return fmt.Errorf("gpu: launching a graph of %d operations (%s ... %s): %w", len(ops), ops[0].Kernel, ops[len(ops)-1].Kernel, err)
 	}
 	r.stats.Replays++
