@@ -58,8 +58,11 @@ step "CUDA Graph entry points (cuda/graph.go) in the installed driver library"
 lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
 if [ -n "$lib" ] && command -v nm >/dev/null 2>&1; then
 	missing=0
+	# The symbol list once, in a variable: with pipefail, `nm | grep -q`
+	# fails when grep stops reading early.
+	exported=$(nm -D --defined-only "$lib" | awk '{print $3}')
 	for sym in $(grep -o 'GRAPH_SYM([a-z_]*, "[A-Za-z_0-9]*")' cuda/graph.go | sed 's/.*"\(.*\)")/\1/'); do
-		if ! nm -D --defined-only "$lib" | awk '{print $3}' | grep -qx "$sym"; then
+		if ! grep -qx "$sym" <<<"$exported"; then
 			echo "cuda-check: $lib does not export $sym (cuda/graph.go)" >&2
 			missing=1
 		fi

@@ -99,7 +99,8 @@ part_environment() {
 	echo "=== CUDA Graph entry points (verify/graph_symbols.txt) the driver lacks"
 	lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
 	if [ -n "$lib" ]; then
-		for s in $(cat verify/graph_symbols.txt); do nm -D --defined-only "$lib" 2>/dev/null | awk '{print $3}' | grep -qx "$s" || echo "$s"; done
+		exported=$(nm -D --defined-only "$lib" 2>/dev/null | awk '{print $3}')
+		for s in $(cat verify/graph_symbols.txt); do grep -qx "$s" <<<"$exported" || echo "$s"; done
 	else
 		echo "no libcuda.so.1 in the loader cache"
 	fi
