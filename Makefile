@@ -1,16 +1,20 @@
-# Targets: build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check
+# Targets: build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse
 GO      ?= go
 VENV    ?= .venv-ref
 PY      := $(VENV)/bin/python
 FUZZTIME ?= 10m
 
-.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check clean
+.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse clean
 
 all: build
 
+# build/train-gpu (the CPU build: runs everywhere) and, where the CUDA
+# toolkit is installed, build/train-gpu-cuda (the CUDA build it hands GPU
+# jobs to; cmd/train-gpu/device.go). Without the toolkit the second says so.
 build:
 	$(GO) build ./...
 	$(GO) build -o build/train-gpu ./cmd/train-gpu
+	bash scripts/build-cuda.sh build/train-gpu-cuda
 
 # All CPU tests. Needs no GPU and no CUDA toolkit. Parity tests use the assets
 # from `make assets goldens`; they are skipped loudly when those are absent.
@@ -64,6 +68,18 @@ sweep-quick: assets build
 # Compile checks of the CUDA path (needs the CUDA toolkit, not a GPU).
 cuda-check:
 	bash scripts/cuda-check.sh
+
+# The GPU verification bundle: build/gpu-bundle/ (< 64 MiB), everything a GPU
+# machine without Go needs to verify the CUDA path with one command,
+# `bash gpu-verify.sh` (docs/gpu-status.md). Needs the CUDA toolkit and
+# `make assets`.
+gpu-bundle:
+	bash scripts/gpu-bundle.sh build/gpu-bundle
+
+# Rehearses the bundle here (gpu-verify.sh --rehearse) and checks the
+# results file's schema.
+gpu-rehearse:
+	bash scripts/gpu-rehearse.sh
 
 clean:
 	rm -rf build tests/golden

@@ -37,6 +37,7 @@ func init() {
 		{"report", "-c sweep.toml [--quick] [--doc FILE]", "merge a sweep's results into results.jsonl, report.md and PNG plots", runReport},
 		{"ablate", "--adapter FILE --data FILE [flags]", "evaluate an adapter with the adapters of every span of layers removed; table and heat map", runAblate},
 		{"plot", "RUN_DIR [--out FILE.png]", "plot a run's loss, learning rate and validation metrics against steps from its log.jsonl", runPlot},
+		{"probe", "[--gpu N] [--json]", "say which device --device auto uses and why (the GPU through the CUDA build, or the CPU)", runProbe},
 	}
 }
 
@@ -72,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		usage(stdout)
 		return 0
+	}
+	// A command that wants a GPU may continue in the CUDA build (device.go).
+	if code, done := newHandoff().dispatch(args, stderr); done {
+		return code
 	}
 	for _, c := range commands {
 		if c.name == args[0] {

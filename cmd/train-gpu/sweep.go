@@ -209,7 +209,7 @@ func execJob(exe string, p *sweep.Plan, key string, verbose bool, stderr io.Writ
 	}
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
-		msg := strings.TrimSpace(lastLines(errOut.String(), 5))
+		msg := strings.TrimSpace(tailLines(errOut.String(), 5))
 		if errors.As(err, &ee) && msg != "" {
 			return errors.New(msg)
 		}
@@ -218,8 +218,8 @@ func execJob(exe string, p *sweep.Plan, key string, verbose bool, stderr io.Writ
 	return nil
 }
 
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
