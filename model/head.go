@@ -15,6 +15,10 @@ type headActs struct {
 	loss    backend.Tensor // (B) F32 per-row loss
 	dpooled backend.Tensor // (B, C) (training only)
 	dpre    backend.Tensor // (B, C) (training only)
+
+	// PoolingCLSDense only (nil otherwise): the [CLS] rows, their dropout
+	// (training only), and the gradients of both.
+	cls, clsDrop, dcls, dclsDrop backend.Tensor // (B, C)
 }
 
 // siteHead is the dropout site of the pooled output (HF
@@ -22,12 +26,19 @@ type headActs struct {
 // hidden_dropout_prob, there).
 func (m *Model) siteHead() uint64 { return uint64(1 + 3*m.L) }
 
+// siteHeadIn is the dropout site of the [CLS] vector before the dense layer
+// of PoolingCLSDense (AdapterHub's head applies its dropout before each of
+// its two linear layers).
+func (m *Model) siteHeadIn() uint64 { return uint64(2 + 3*m.L) }
+
 // headForward computes the pooled vector per sequence, then
 // logits = dropout(pooled)·Whᵀ + bh. Pooling "pooler": pooled =
 // tanh(hidden[:, 0]·Wpᵀ + bp) on each sequence's [CLS] row (row stride T·C);
-// "cls": pooled = hidden[:, 0]; "mean": the mean of hidden over the mask.
-// The last two are one batched GEMM, pooled_b (1, C) = w_b (1, T)·hidden_b
-// (T, C), with weights w uploaded per step (one-hot at t = 0, or mask/count).
+// "cls": pooled = hidden[:, 0]; "mean": the mean of hidden over the mask;
+// "cls_dense": pooled = tanh(dropout(hidden[:, 0])·Wdᵀ + bd). The last three
+// read hidden through one batched GEMM, x_b (1, C) = w_b (1, T)·hidden_b
+// (T, C), with weights w uploaded per step (one-hot at t = 0, or
+// mask/count): a one-hot row copies [CLS] exactly (1·h + 0·h' = h).
 func (m *Model) headForward(bt *Batch, v *stepViews, train bool, seed uint64) error {
 	b, h, C := m.b, &m.headAct, m.C
 	B, T := bt.B, bt.T
@@ -46,7 +57,7 @@ func (m *Model) headForward(bt *Batch, v *stepViews, train bool, seed uint64) er
 		w := m.host.poolW[:B*T]
 		clear(w)
 		for r := 0; r < B; r++ {
-			if m.pooling == PoolingCLS {
+			if m.pooling != PoolingMean {
 				w[r*T] = 1
 				continue
 			}
@@ -61,9 +72,18 @@ func (m *Model) headForward(bt *Batch, v *stepViews, train bool, seed uint64) er
 		if err := b.Upload(v.poolW, w); err != nil {
 			return wrap(err, "uploading pooling weights")
 		}
-		if err := b.Gemm(h.pooled, h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
+		dst := h.pooled
+		if m.pooling == PoolingCLSDense {
+			dst = h.cls
+		}
+		if err := b.Gemm(dst, h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
 			Batch: B, StrideA: T, StrideB: T * C, StrideC: C}); err != nil {
 			return wrap(err, "%s pooling", m.pooling)
+		}
+		if m.pooling == PoolingCLSDense {
+			if err := m.clsDenseForward(B, train, seed); err != nil {
+				return err
+			}
 		}
 	}
 	in := h.pooled
@@ -74,6 +94,23 @@ func (m *Model) headForward(bt *Batch, v *stepViews, train bool, seed uint64) er
 		in = h.drop
 	}
 	return wrap(m.linear(h.logits, in, m.head, B, m.numLabels, C), "classifier")
+}
+
+// clsDenseForward computes pooled = tanh(dropout(cls)·Wdᵀ + bd) from the
+// [CLS] rows in h.cls (PoolingCLSDense).
+func (m *Model) clsDenseForward(B int, train bool, seed uint64) error {
+	b, h, C := m.b, &m.headAct, m.C
+	in := h.cls
+	if train && m.pHead != 0 {
+		if err := b.DropoutForward(h.clsDrop, h.cls, B*C, m.pHead, siteSeed(seed, m.siteHeadIn())); err != nil {
+			return wrap(err, "head dropout before head.dense")
+		}
+		in = h.clsDrop
+	}
+	if err := m.linear(h.pre, in, m.pooler, B, C, C); err != nil {
+		return wrap(err, "head.dense")
+	}
+	return wrap(b.TanhForward(h.pooled, h.pre, B*C), "head tanh")
 }
 
 // lossForward computes the per-row loss (and, when anything trains, the
@@ -144,6 +181,9 @@ func (m *Model) headBackward(B, T int, train bool, seed uint64) error {
 		}
 		dp, other = other, dp
 	}
+	if m.pooling == PoolingCLSDense {
+		return m.clsDenseBackward(dp, other, B, T, train, seed)
+	}
 	if !pooler {
 		if m.lowestLayer >= m.L {
 			return nil
@@ -175,4 +215,41 @@ func (m *Model) headBackward(B, T int, train bool, seed uint64) error {
 		return wrap(err, "zeroing the hidden-state gradient")
 	}
 	return wrap(b.Gemm(m.grads.dh, dpre, m.pooler.W, backend.MatMul{M: B, N: C, K: C, Alpha: 1, LdC: T * C}), "pooler.dense input gradient")
+}
+
+// clsDenseBackward continues headBackward for PoolingCLSDense from dp, the
+// gradient of pooled (scratch is the other (B, C) buffer): through tanh and
+// head.dense (whose gradients always accumulate: the head trains), then,
+// when a layer below trains, through the dropout before the dense into the
+// [CLS] rows of grads.dh (every other row zero), as "cls" pooling does.
+func (m *Model) clsDenseBackward(dp, scratch backend.Tensor, B, T int, train bool, seed uint64) error {
+	b, h, C := m.b, &m.headAct, m.C
+	dpre := scratch
+	if err := b.TanhBackward(dpre, dp, h.pooled, B*C); err != nil {
+		return wrap(err, "head tanh backward")
+	}
+	in := h.cls
+	dropped := train && m.pHead != 0
+	if dropped {
+		in = h.clsDrop
+	}
+	var dIn backend.Tensor
+	if m.lowestLayer < m.L {
+		dIn = h.dcls
+	}
+	if err := m.linearBackward(dIn, dpre, in, m.pooler, B, C, C); err != nil {
+		return wrap(err, "head.dense backward")
+	}
+	if dIn == nil {
+		return nil
+	}
+	if dropped {
+		if err := b.DropoutBackward(h.dclsDrop, dIn, B*C, m.pHead, siteSeed(seed, m.siteHeadIn())); err != nil {
+			return wrap(err, "head dropout backward")
+		}
+		dIn = h.dclsDrop
+	}
+	// d hidden_b (T, C) = w_bᵀ (T, 1)·dcls_b (1, C): overwrites every row.
+	return wrap(b.Gemm(m.grads.dh, h.poolW, dIn, backend.MatMul{TransA: true, M: T, N: C, K: 1, Alpha: 1,
+		Batch: B, StrideA: T, StrideB: C, StrideC: T * C}), "cls_dense pooling backward")
 }
