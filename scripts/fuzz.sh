@@ -9,9 +9,9 @@ FUZZTIME="${1:-10m}"
 PAR="${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 1)}"
 # Every parser of untrusted input: safetensors files, config.json, adapter
 # file metadata, dataset files (JSONL/TSV/CSV), the tokenizer's encoding
-# invariants on arbitrary text, and torch.save zip files (the archive and
-# the restricted unpickler on its own).
-TARGETS="./model/safetensors:FuzzParse ./model:FuzzParseConfig ./adapter:FuzzFromMetadata ./trainer:FuzzRead ./model/tokenizer:FuzzEncode ./interop/torchzip:FuzzRead ./interop/torchzip:FuzzUnpickle"
+# invariants on arbitrary text, torch.save zip files (the archive and the
+# restricted unpickler on its own), and AdapterHub's config files.
+TARGETS="./model/safetensors:FuzzParse ./model:FuzzParseConfig ./adapter:FuzzFromMetadata ./trainer:FuzzRead ./model/tokenizer:FuzzEncode ./interop/torchzip:FuzzRead ./interop/torchzip:FuzzUnpickle ./interop/adapterhub:FuzzParseConfigs"
 for t in $TARGETS; do
   pkg=${t%%:*}; name=${t##*:}
   echo "fuzz: $name in $pkg for ${FUZZTIME} with ${PAR} workers"
