@@ -86,15 +86,29 @@ type bnConfig struct {
 // Export writes these with the adapter's own values in their place.
 func bnDefaults() map[string]any {
 	return map[string]any{
-		"adapter_residual_before_ln": false, "cross_adapter": false, "dropout": 0.0,
+		"adapter_residual_before_ln": false, "cross_adapter": false, "dropout": pyFloat(0),
 		"factorized_phm_W": true, "factorized_phm_rule": false, "hypercomplex_nonlinearity": "glorot-uniform",
 		"init_weights": "bert", "init_weights_seed": nil, "inv_adapter": nil, "inv_adapter_reduction_factor": nil,
 		"is_parallel": false, "learn_phm": true, "leave_out": []int{}, "ln_after": false, "ln_before": false,
 		"mh_adapter": true, "non_linearity": "swish", "original_ln_after": true, "original_ln_before": false,
-		"output_adapter": true, "phm_bias": true, "phm_c_init": "normal", "phm_dim": 4, "phm_init_range": 0.0001,
-		"phm_layer": false, "phm_rank": 1, "reduction_factor": 16, "residual_before_ln": true, "scaling": 1.0,
-		"shared_W_phm": false, "shared_phm_rule": true, "stochastic_depth": 0.0, "use_gating": false,
+		"output_adapter": true, "phm_bias": true, "phm_c_init": "normal", "phm_dim": 4, "phm_init_range": pyFloat(0.0001),
+		"phm_layer": false, "phm_rank": 1, "reduction_factor": 16, "residual_before_ln": true, "scaling": pyFloat(1),
+		"shared_W_phm": false, "shared_phm_rule": true, "stochastic_depth": pyFloat(0), "use_gating": false,
 	}
+}
+
+// pyFloat is a float that JSON-encodes as Python's json does, with a
+// decimal point ("1.0", not "1"): AdapterHub tells a float scaling factor
+// from a string one with isinstance(x, float), and an integer 1 fails.
+type pyFloat float64
+
+// MarshalJSON writes f the way Python's json module does for finite floats.
+func (f pyFloat) MarshalJSON() ([]byte, error) {
+	s := strconv.FormatFloat(float64(f), 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") { // n: NaN, Inf (refused by json anyway)
+		s += ".0"
+	}
+	return []byte(s), nil
 }
 
 // bnRequired are the keys whose value must be exactly this (JSON) for the

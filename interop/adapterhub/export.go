@@ -131,7 +131,7 @@ func bnFor(c *adapter.Config, r *model.AdapterOptions, d, numLayers int) (map[st
 		for i := 0; i < 64 && downSample(d, rf) != r.M; i++ {
 			rf = math.Nextafter(rf, 0)
 		}
-		bn["reduction_factor"] = rf
+		bn["reduction_factor"] = pyFloat(rf)
 	}
 	if m := downSample(d, rf); m != r.M {
 		return nil, fmt.Errorf("bottleneck %d: no reduction factor near %g gives it back as int(%d // factor) (got %d)", r.M, float64(d)/float64(r.M), d, m)
@@ -234,7 +234,7 @@ func readme(f *adapter.File, name string, lnSide bool) []byte {
 	fmt.Fprintf(&b, "# AdapterHub adapter %q (written by train-gpu export --format adapterhub)\n\n", name)
 	fmt.Fprintf(&b, "Load with the `adapters` library (1.3.0 layout):\n\n```python\n")
 	fmt.Fprintf(&b, "from adapters import BertAdapterModel\nmodel = BertAdapterModel.from_pretrained(BASE_MODEL)\n")
-	fmt.Fprintf(&b, "name = model.load_adapter(FOLDER)          # adapter and head %q\nmodel.set_active_adapters(name)\n", name)
+	fmt.Fprintf(&b, "name = model.load_adapter(FOLDER, use_safetensors=True)  # adapter and head %q\nmodel.set_active_adapters(name)\n", name)
 	if lnSide {
 		fmt.Fprintf(&b, "\n# This adapter was trained with the base model's LayerNorms (Houlsby et al.);\n")
 		fmt.Fprintf(&b, "# AdapterHub cannot hold them, so they are in %s. Apply them:\n", SideFile)
