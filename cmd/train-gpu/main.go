@@ -32,7 +32,7 @@ func init() {
 		{"predict", "--adapter FILE [--input FILE.jsonl | text on stdin] [flags]", "predict labels with an adapter file", runPredict},
 		{"bench", "[flags]", "time forward/backward steps of the adapted model", runBench},
 		{"data", "spamassassin --in DIR --out DIR", "prepare datasets (the SpamAssassin corpus into JSON Lines)", runData},
-		{"export", "--adapter FILE --model DIR --out DIR", "write a Hugging Face model folder (BertForSequenceClassification) from a run without adapters", runExport},
+		{"export", "--adapter FILE|DIR --model DIR --out PATH [--format hf|adapterhub|onnx]", "write an adapter as a Hugging Face folder, an AdapterHub folder or an ONNX model", runExport},
 	}
 }
 
