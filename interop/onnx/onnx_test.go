@@ -15,9 +15,9 @@ import (
 
 	"github.com/houlsby/adapters/adapter"
 	cpu "github.com/houlsby/adapters/cpu_fallback"
-	"github.com/houlsby/adapters/interop/onnx/onnxpb"
 	"github.com/houlsby/adapters/internal/testassets"
 	"github.com/houlsby/adapters/internal/tinybert"
+	"github.com/houlsby/adapters/interop/onnx/onnxpb"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/trainer"
 )
