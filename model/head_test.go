@@ -47,7 +47,9 @@ func TestCLSDenseHeadValues(t *testing.T) {
 			for i := 0; i < C; i++ {
 				want += Wc[k*C+i] * pooled[i]
 			}
-			// float64 backend: only the order of the sums differs.
+			// backend64 computes in float64 but Forward returns float32
+			// logits (relative rounding 6e-8); 1e-5 is margin on that, while
+			// a wrong weight, bias or a missing tanh moves a logit by O(0.1).
 			assert.InDelta(t, want, float64(logits[b*K+k]), 1e-5*math.Max(1, math.Abs(want)), "logit [%d,%d]", b, k)
 		}
 	}
