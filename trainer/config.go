@@ -30,6 +30,11 @@ type Config struct {
 	Train    TrainConfig    `toml:"train"`
 	Output   OutputConfig   `toml:"output"`
 	Device   DeviceConfig   `toml:"device"`
+
+	// defined records the keys ("section.key") the run file and the
+	// overrides set explicitly, so a preset can tell a key it must not
+	// contradict from one left at its default.
+	defined map[string]bool
 }
 
 // ModelConfig is the [model] section.
@@ -226,6 +231,12 @@ func LoadConfig(path string, overrides []string) (*Config, error) {
 	if err := c.applyPreset(); err != nil {
 		return nil, err
 	}
+	if err := c.applyAdapterPreset(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if err := c.Validate(); err != nil {
 		if path != "" {
 			return nil, fmt.Errorf("config %s: %w", path, err)
@@ -248,6 +259,65 @@ func decodeStrict(where, text string, c *Config) error {
 		sort.Strings(keys)
 		return fmt.Errorf("config %s: unknown key %s (see docs/cli.md for the keys)", where, strings.Join(keys, ", "))
 	}
+	if c.defined == nil {
+		c.defined = map[string]bool{}
+	}
+	for _, k := range md.Keys() {
+		c.defined[k.String()] = true
+	}
+	return nil
+}
+
+// applyAdapterPreset sets the keys adapter.preset fixes (the adapter's
+// shape, nonlinearity, initialisation, placement, LayerNorm training and
+// model.head). A key the run file or an override sets explicitly to another
+// value is an error naming both: a preset is taken whole or not at all,
+// never silently mixed with a file's own choices (examples/spam.toml, for
+// one, spells out the paper's values).
+func (c *Config) applyAdapterPreset() error {
+	if c.Adapter.Preset == "" {
+		return nil
+	}
+	p, err := adapter.LookupPreset(c.Adapter.Preset)
+	if err != nil {
+		return err
+	}
+	if c.Strategy.Name != adapter.StratAdapters {
+		return fmt.Errorf("adapter.preset = %q needs strategy.name = %q, not %q", p.Name, adapter.StratAdapters, c.Strategy.Name)
+	}
+	a := &c.Adapter
+	fixed := []struct {
+		key       string
+		have, set any
+	}{
+		{"adapter.bottleneck", a.Bottleneck, p.Adapter.Bottleneck},
+		{"adapter.reduction_factor", a.ReductionFactor, p.Adapter.ReductionFactor},
+		{"adapter.non_linearity", a.NonLinearity, p.Adapter.NonLinearity},
+		{"adapter.init", a.Init, p.Adapter.Init},
+		{"adapter.placement", a.Placement, p.Adapter.Placement},
+		{"adapter.train_layernorm", a.TrainLayerNorm, p.Adapter.TrainLayerNorm},
+		{"model.head", c.Model.Head, p.Head},
+	}
+	if c.Strategy.TrainLayerNorm != nil {
+		fixed = append(fixed, struct {
+			key       string
+			have, set any
+		}{"strategy.train_layernorm", *c.Strategy.TrainLayerNorm, p.Adapter.TrainLayerNorm})
+	}
+	var conflicts []string
+	for _, f := range fixed {
+		if c.defined[f.key] && f.have != f.set {
+			conflicts = append(conflicts, fmt.Sprintf("%s = %v (the preset has %v)", f.key, f.have, f.set))
+		}
+	}
+	if len(conflicts) > 0 {
+		return fmt.Errorf("adapter.preset = %q fixes keys the file or the overrides set otherwise: %s; remove them or the preset",
+			p.Name, strings.Join(conflicts, "; "))
+	}
+	layers, top := a.Layers, a.TopLayers
+	*a = p.Adapter
+	a.Layers, a.TopLayers = layers, top
+	c.Model.Head = p.Head
 	return nil
 }
 

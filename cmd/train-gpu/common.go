@@ -6,6 +6,7 @@ import (
 
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/interop"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/tokenizer"
 	"github.com/houlsby/adapters/trainer"
@@ -71,7 +72,8 @@ func (d dataFlags) layout(requireLabel bool) trainer.Layout {
 		TextColumn: -1, TextPairColumn: -1, LabelColumn: -1, RequireLabel: requireLabel}
 }
 
-// loadAdapter loads the base checkpoint and an adapter file made for it.
+// loadAdapter loads the base checkpoint and an adapter made for it: an
+// adapter file or an AdapterHub folder (interop.LoadAdapter).
 func loadAdapter(modelDir, path string) (*model.Checkpoint, *adapter.File, error) {
 	if modelDir == "" || path == "" {
 		return nil, nil, fmt.Errorf("--model and --adapter are required")
@@ -80,7 +82,7 @@ func loadAdapter(modelDir, path string) (*model.Checkpoint, *adapter.File, error
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := adapter.Load(path, ck.Fingerprint)
+	f, err := interop.LoadAdapter(path, ck)
 	if err != nil {
 		return nil, nil, err
 	}

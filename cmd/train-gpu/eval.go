@@ -26,7 +26,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", evalHelp, stdout)
 	cfgPath := fs.String("c", "", "a TOML run file to take the model, data layout and files from")
 	split := fs.String("split", "validation", "with -c: the split to evaluate, validation or test")
-	adapterPath := fs.String("adapter", "", "the adapter file")
+	adapterPath := fs.String("adapter", "", "the adapter file, or an AdapterHub folder")
 	modelDir := fs.String("model", "", "the base model folder")
 	dataPath := fs.String("data", "", "the labelled dataset")
 	df := addDataFlags(fs)

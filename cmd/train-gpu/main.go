@@ -32,7 +32,7 @@ func init() {
 		{"predict", "--adapter FILE [--input FILE.jsonl | text on stdin] [flags]", "predict labels with an adapter file", runPredict},
 		{"bench", "[flags]", "time forward/backward steps of the adapted model", runBench},
 		{"data", "NAME [--in DIR] [--out DIR]", "prepare a real dataset: spamassassin, fortunes, afinn or wordnet", runData},
-		{"export", "--adapter FILE --model DIR --out DIR", "write a Hugging Face model folder (BertForSequenceClassification) from a run without adapters", runExport},
+		{"export", "--adapter FILE|DIR --model DIR --out PATH [--format hf|adapterhub|onnx]", "write an adapter as a Hugging Face folder, an AdapterHub folder or an ONNX model", runExport},
 		{"sweep", "-c sweep.toml [--quick] [flags]", "run a grid of tasks x strategies x settings x seeds (resumable; one job per process; job lists for schedulers)", runSweep},
 		{"report", "-c sweep.toml [--quick] [--doc FILE]", "merge a sweep's results into results.jsonl, report.md and PNG plots", runReport},
 		{"ablate", "--adapter FILE --data FILE [flags]", "evaluate an adapter with the adapters of every span of layers removed; table and heat map", runAblate},
