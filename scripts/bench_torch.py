@@ -42,7 +42,9 @@ THREADS = 2
 # Models: folder, and the shape make_bert.py writes when the folder is generated.
 MODELS = {
     "minilm": {"dir": MINILM},
-    "bert-base": {"dir": os.path.join("build", "bench", "models", "bert-base-random"), "make": ["--layers", "12", "--hidden", "768", "--heads", "12", "--ffn", "3072"]},
+    # per_rep scales --steps and --batches: BERT-base costs ~4x MiniLM a token.
+    "bert-base": {"dir": os.path.join("build", "bench", "models", "bert-base-random"), "per_rep": 0.5,
+                  "make": ["--layers", "12", "--hidden", "768", "--heads", "12", "--ffn", "3072"]},
     "tiny": {"dir": os.path.join("build", "bench", "models", "tiny"), "make": ["--layers", "2", "--hidden", "128", "--heads", "2", "--ffn", "512"]},
 }
 TASKS = {
@@ -77,7 +79,8 @@ def run(cmd, **kw):
 
 def env():
     e = dict(os.environ)
-    e.update(GOMAXPROCS=str(THREADS), OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS), PYTHONWARNINGS="ignore::DeprecationWarning")
+    e.update(GOMAXPROCS=str(THREADS), OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS), PYTHONWARNINGS="ignore::DeprecationWarning",
+             HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")  # every model loads from its local folder
     return e
 
 
@@ -375,8 +378,8 @@ def render(res):
     out = [f"CPU: {m['cpu']['model']} (family 0x{m['cpu'].get('family', 0):x}, model 0x{m['cpu'].get('model_id', 0):x}), "
            f"{m['cpu']['cpus']} CPUs, {THREADS} threads per side; {m['date']}; commit {m['commit']}; {m['go']}; "
            f"torch {m['versions'][0]}, transformers {m['versions'][1]}, adapters {m['versions'][2]}, onnxruntime {m['versions'][3]}",
-           f"load average before: {' '.join(f'{x:.2f}' for x in m['loadavg_before'])}; after: "
-           f"{' '.join(f'{x:.2f}' for x in res.get('loadavg_after', [0, 0, 0]))}",
+           f"load average (1, 5, 15 min) before: {' '.join(f'{x:.2f}' for x in m['loadavg_before'])}; after: "
+           + (' '.join(f'{x:.2f}' for x in res['loadavg_after']) if 'loadavg_after' in res else "(run not finished)"),
            f"reps {m['reps']} (interleaved, warm-up excluded); cells: real tokens/s of the median pass (median s; min–max s); "
            "ratios: side time / our time (above 1: ours faster); ORT ratio against the faster ORT variant", ""]
     for model in res["models"]:
@@ -391,6 +394,16 @@ def render(res):
             out.append(f"| {g['workload_desc']} | {g['task']} | " + " | ".join(fmt_rate(r.get(s)) for s in ("ours", "stack", "lean", "ort", "ort-fused"))
                        + " | " + " | ".join(ratio_cell(r, g["task"], s, ours) for s in ("stack", "lean", "ort")) + " |")
         out.append("")
+    out += ["### Per CPU-second (median process CPU seconds a pass, side / ours: steadier than wall time on a loaded machine; a side's spinning threads count against it)", "",
+            "| model | workload | task | ours CPU-s | stack | lean | ORT | ORT + fusions | load 1-min before → after |", "|---|---|---|---|---|---|---|---|---|"]
+    for key, g in res["groups"].items():
+        r = rows[key]
+        o = r.get("ours")
+        cell = lambda s: f"{r[s]['cpu_s'] / o['cpu_s']:.2f}x" if s in r and o and o["cpu_s"] > 0 else "-"  # noqa: E731
+        load = f"{g['loadavg_before'][0]:.1f} → {g['loadavg_after'][0]:.1f}" if "loadavg_before" in g else f"→ {g['loadavg_after'][0]:.1f}"
+        out.append(f"| {g['model']} | {g['workload_desc']} | {g['task']} | {o['cpu_s'] if o else 0:.3g} | "
+                   + " | ".join(cell(s) for s in ("stack", "lean", "ort", "ort-fused")) + f" | {load} |")
+    out.append("")
     out += ["### Peak resident memory (MiB, each side its own process: ru_maxrss)", "",
             "| model | workload | task | ours | stack | lean | ORT | ORT + fusions | ours / stack | ours / lean |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key, g in res["groups"].items():
@@ -429,11 +442,12 @@ def render(res):
 # ------------------------------------------------------------------- main
 
 
-def workloads(a):
+def workloads(a, mname):
     if a.quick:
         return {"spam": {"data": True, "batch": 4, "seq_len": 32, "batches": 2}}
-    wls = {"fixed": {"data": False, "batch": 32, "seq_len": 128, "steps": a.steps},
-           "spam": {"data": True, "batch": 32, "seq_len": 128, "batches": a.batches}}
+    scale = lambda n: max(1, round(n * MODELS[mname].get("per_rep", 1)))  # noqa: E731
+    wls = {"fixed": {"data": False, "batch": 32, "seq_len": 128, "steps": scale(a.steps)},
+           "spam": {"data": True, "batch": 32, "seq_len": 128, "batches": scale(a.batches)}}
     return {k: wls[k] for k in a.workloads.split(",")}
 
 
@@ -453,17 +467,16 @@ def main():
     ap.add_argument("--models", default="minilm,bert-base", help="comma-separated: " + ", ".join(MODELS))
     ap.add_argument("--workloads", default="fixed,spam", help="fixed (B=32 T=128 random ids), spam (real batches)")
     ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
-    ap.add_argument("--steps", type=int, default=2, help="steps a repetition on the fixed workload")
-    ap.add_argument("--batches", type=int, default=4, help="real batches a repetition on the spam workload")
+    ap.add_argument("--steps", type=int, default=2, help="steps a repetition on the fixed workload (BERT-base: half)")
+    ap.add_argument("--batches", type=int, default=4, help="real batches a repetition on the spam workload (BERT-base: half)")
     ap.add_argument("--gap", type=float, default=0.3, help="seconds between repetitions")
     ap.add_argument("--venv", default=".venv-ref")
     ap.add_argument("--out", default=OUT, help=f"folder of results.json, results.md, logs, profiles (default {OUT})")
-    ap.add_argument("--render", metavar="RESULTS_JSON", help="only print the tables of an earlier results.json")
+    ap.add_argument("--render", metavar="RESULTS_JSON", nargs="+", help="only print the tables of earlier results.json files (merged in order)")
     a = ap.parse_args()
     OUT = a.out
     if a.render:
-        with open(a.render) as f:
-            print(render(json.load(f)), end="")
+        print(render(merge(a.render)), end="")
         return
     if a.quick:
         a.reps, a.models, a.tasks = (1 if "--reps" not in sys.argv else a.reps), "tiny", "forward,train-adapters"
@@ -511,7 +524,7 @@ def run_model(a, py, mname, res, profile_spec):
             with open(onnx["ort-fused"] + ".fusions.json") as f:
                 fus = json.load(f)
         res["onnx_fusions"][mname] = fus
-    for wname, wl in workloads(a).items():
+    for wname, wl in workloads(a, mname).items():
         batches = os.path.join(OUT, f"batches-{mname}-{wname}.json")
         dump_cmd = side_cmd(a, py, "ours", mdir, None, wl, tasks[0], None)
         run([c for c in dump_cmd if c not in ("--json", "--sync-stdin")] + ["--dump-batches", batches], env=env())
@@ -520,15 +533,36 @@ def run_model(a, py, mname, res, profile_spec):
         shapes = [(len(b["ids"]), max(len(r) for r in b["ids"])) for b in dump["batches"]]
         for task in tasks:
             key = f"{mname}-{wname}-{task}"
-            log(f"{key}: {', '.join(TASKS[task]['sides'])} (load average {os.getloadavg()[0]:.2f})")
+            load0 = os.getloadavg()
+            log(f"{key}: {', '.join(TASKS[task]['sides'])} (load average {load0[0]:.2f})")
             cmds = [(s, side_cmd(a, py, s, mdir, batches, wl, task, onnx)) for s in TASKS[task]["sides"]]
             sides = run_group(a, py, key, cmds)
             res["groups"][key] = {"model": mname, "workload": wname, "workload_desc": describe(wl, dump), "task": task,
                                   "real_tokens": dump["real_tokens"], "tokens": dump["tokens"], "shapes": shapes,
-                                  "flops": model_flops(cfg, shapes, task), "loadavg_after": os.getloadavg(), "sides": sides}
+                                  "flops": model_flops(cfg, shapes, task), "loadavg_before": load0, "loadavg_after": os.getloadavg(),
+                                  "sides": sides}
             save(res)
-            if wname == next(iter(workloads(a))) and task in ("forward", "train-adapters"):
+            if wname == next(iter(workloads(a, mname))) and task in ("forward", "train-adapters"):
                 profile_spec[key] = (mdir, wl, task)
+
+
+def merge(paths):
+    """Several runs' results as one: the first run's header, every run's
+    groups, profiles and fusions, the last peak."""
+    res = None
+    for p in paths:
+        with open(p) as f:
+            r = json.load(f)
+        if res is None:
+            res = r
+            continue
+        res["models"] += [m for m in r["models"] if m not in res["models"]]
+        for k in ("groups", "profiles", "onnx_fusions"):
+            res.setdefault(k, {}).update(r.get(k, {}))
+        res["peak"] = r.get("peak") or res.get("peak")
+        res["loadavg_after"] = r.get("loadavg_after", res.get("loadavg_after"))
+        res["meta"].setdefault("merged", []).append(r["meta"])
+    return res
 
 
 def save(res):

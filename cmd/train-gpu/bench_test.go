@@ -42,8 +42,9 @@ func TestBenchDataJSON(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "wrote 3 batches")
 	var d struct {
-		Tokens, RealTokens int `json:"tokens"`
-		Batches            []struct {
+		Tokens     int `json:"tokens"`
+		RealTokens int `json:"real_tokens"`
+		Batches    []struct {
 			IDs    [][]int32 `json:"ids"`
 			Labels []int32   `json:"labels"`
 		} `json:"batches"`
@@ -52,6 +53,7 @@ func TestBenchDataJSON(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &d))
 	require.Len(t, d.Batches, 3)
+	assert.Less(t, d.RealTokens, d.Tokens, "texts of different lengths are padded")
 	for _, b := range d.Batches {
 		assert.Len(t, b.IDs, 5)
 		assert.Len(t, b.Labels, 5)
