@@ -423,13 +423,18 @@ def render(res):
                 f"({pk['clock_from']}) = {pk['gflops']:.0f} GFLOP/s", ""]
         out += [f"AVX2 peak (8 lanes, the kernel sgemm uses unless HOULSBY_GEMM_AVX512=1): {pk['gflops_avx2']:.0f} GFLOP/s; "
                 f"HOULSBY_GEMM_AVX512={m.get('gemm_avx512_env') or '<unset>'}", "",
-                "| model | workload | task | model GFLOP a pass | ours median s | GFLOP/s | share of peak | share of AVX2 peak |",
-                "|---|---|---|---|---|---|---|---|"]
+                "wall: model GFLOP / our median wall seconds, against the 2-core peak; CPU: model GFLOP / our median CPU seconds, "
+                "against one core's peak (what a core did while it ran, whatever else loaded the machine)", "",
+                "| model | workload | task | model GFLOP a pass | ours median s | GFLOP/s wall | of peak | of AVX2 peak | GFLOP/CPU-s | of core peak | of AVX2 core peak |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, g in res["groups"].items():
             o = rows[key].get("ours")
             if o:
                 gf = g["flops"] / 1e9
-                out.append(f"| {g['model']} | {g['workload_desc']} | {g['task']} | {gf:,.3g} | {o['median_s']:.3g} | {gf / o['median_s']:.0f} | {gf / o['median_s'] / pk['gflops']:.0%} | {gf / o['median_s'] / pk['gflops_avx2']:.0%} |")
+                w, c = gf / o["median_s"], gf / o["cpu_s"] if o["cpu_s"] > 0 else 0
+                core, core2 = pk["gflops"] / pk["cores"], pk["gflops_avx2"] / pk["cores"]
+                out.append(f"| {g['model']} | {g['workload_desc']} | {g['task']} | {gf:,.3g} | {o['median_s']:.3g} | {w:.0f} | "
+                           f"{w / pk['gflops']:.0%} | {w / pk['gflops_avx2']:.0%} | {c:.0f} | {c / core:.0%} | {c / core2:.0%} |")
         out.append("")
     for key, p in res.get("profiles", {}).items():
         shares = ", ".join(f"{k} {v:.0%}" for k, v in p["shares"].items())

@@ -164,7 +164,6 @@ func benchModes(l *trainer.Learner, w *workload, o benchOptions, r *benchReport)
 	if o.syncStdin {
 		sync = bufio.NewReader(benchStdin)
 	}
-	stopProfile := func() {}
 	for i, md := range modes {
 		warm := o.warmup
 		if warm < 0 {
@@ -179,8 +178,7 @@ func benchModes(l *trainer.Learner, w *workload, o benchOptions, r *benchReport)
 			if err != nil {
 				return err
 			}
-			stopProfile = stop
-			defer stopProfile()
+			defer stop()
 		}
 		var reps []benchRep
 		for rep := 0; rep < o.reps; rep++ {
