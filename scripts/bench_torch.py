@@ -194,7 +194,13 @@ def side_cmd(a, py, side, model_dir, batches, wl, task, onnx):
 
 def run_group(a, py, key, sides_cmds):
     """Starts the sides one after another (each warms up alone), then runs
-    the repetitions interleaved."""
+    the repetitions interleaved; with --serial one side at a time, start to
+    exit (less memory, no interleaving)."""
+    if a.serial:
+        out = {}
+        for name, cmd in sides_cmds:
+            out.update(run_group(argparse.Namespace(**{**vars(a), "serial": False}), py, key, [(name, cmd)]))
+        return out
     sides = []
     try:
         for name, cmd in sides_cmds:
@@ -433,7 +439,7 @@ def render(res):
                 gf = g["flops"] / 1e9
                 w, c = gf / o["median_s"], gf / o["cpu_s"] if o["cpu_s"] > 0 else 0
                 core, core2 = pk["gflops"] / pk["cores"], pk["gflops_avx2"] / pk["cores"]
-                out.append(f"| {g['model']} | {g['workload_desc']} | {g['task']} | {gf:,.3g} | {o['median_s']:.3g} | {w:.0f} | "
+                out.append(f"| {g['model']} | {g['workload_desc']} | {g['task']} | {gf:,.4g} | {o['median_s']:.3g} | {w:.0f} | "
                            f"{w / pk['gflops']:.0%} | {w / pk['gflops_avx2']:.0%} | {c:.0f} | {c / core:.0%} | {c / core2:.0%} |")
         out.append("")
     for key, p in res.get("profiles", {}).items():
@@ -461,7 +467,8 @@ def describe(wl, dump):
         ts = [max(len(r) for r in b["ids"]) for b in dump["batches"]]
         return (f"SpamAssassin train, {len(ts)} batches of {wl['batch']}, ≤{wl['seq_len']} tokens "
                 f"(T {min(ts)}–{max(ts)}, {dump['real_tokens'] / dump['tokens']:.0%} real)")
-    return f"B={wl['batch']} T={wl['seq_len']} all real, {len(dump['batches'])} steps"
+    n = len(dump["batches"])
+    return f"B={wl['batch']} T={wl['seq_len']} all real, {n} step{'s' if n > 1 else ''}"
 
 
 def main():
@@ -474,6 +481,8 @@ def main():
     ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
     ap.add_argument("--steps", type=int, default=2, help="steps a repetition on the fixed workload (BERT-base: half)")
     ap.add_argument("--batches", type=int, default=4, help="real batches a repetition on the spam workload (BERT-base: half)")
+    ap.add_argument("--serial", action="store_true",
+                    help="run the sides of a group one after another instead of interleaved (when their sum of memory does not fit)")
     ap.add_argument("--gap", type=float, default=0.3, help="seconds between repetitions")
     ap.add_argument("--venv", default=".venv-ref")
     ap.add_argument("--out", default=OUT, help=f"folder of results.json, results.md, logs, profiles (default {OUT})")
