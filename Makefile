@@ -1,10 +1,10 @@
-# Targets: build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse
+# Targets: build test bench bench-torch lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse
 GO      ?= go
 VENV    ?= .venv-ref
 PY      := $(VENV)/bin/python
 FUZZTIME ?= 10m
 
-.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse clean
+.PHONY: all build test bench bench-torch lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse clean
 
 all: build
 
@@ -27,6 +27,14 @@ lint:
 
 bench:
 	bash scripts/bench.sh
+
+# CPU: ours vs PyTorch (transformers + adapters stack, lean) vs ONNX Runtime,
+# forward and training steps, MiniLM and a BERT-base shape, fixed and real
+# batches (docs/benchmarks.md). QUICK=1: a tiny model, seconds, 1 repetition.
+# BENCH_ARGS passes more flags (python3 scripts/bench_torch.py --help).
+bench-torch:
+	$(GO) build -o build/train-gpu ./cmd/train-gpu
+	python3 scripts/bench_torch.py --venv $(VENV) $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # Compiles kernels/*.cu to PTX when nvcc exists; otherwise says so and exits 0.
 ptx:
