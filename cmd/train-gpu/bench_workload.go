@@ -68,7 +68,14 @@ func dataWorkload(o benchOptions, modelDir string) (*workload, error) {
 	}
 	enc := trainer.Tokenize(tok, ds, o.seqLen)
 	w := &workload{name: o.data}
-	for _, idx := range trainer.EvalOrder(len(enc), o.batch) {
+	// Batches in file order, as a shuffled training epoch composes them:
+	// each padded to its own longest text, with the corpus's real mix of
+	// lengths (not grouped by length, as evaluation does).
+	for lo := 0; lo < len(enc); lo += o.batch {
+		idx := make([]int, 0, o.batch)
+		for i := lo; i < min(lo+o.batch, len(enc)); i++ {
+			idx = append(idx, i)
+		}
 		b := trainer.MakeBatch(enc, nil, idx, tok.PadID())
 		for r := range b.Labels {
 			b.Labels[r] = int32(r % 2)
