@@ -180,6 +180,8 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 		{"Attention", testAttention, true},
 		{"Embedding", testEmbedding, false},
 		{"Adapter", testAdapter, true},
+		{"GroupedAdapter", testGroupedAdapter, true},
+		{"GroupedLayerNorm", testGroupedLayerNorm, true},
 		{"SoftmaxCrossEntropy", testCrossEntropy, false},
 		{"MSE", testMSE, false},
 		{"AdamW", testAdamW, false},
@@ -200,9 +202,10 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 
 // CoreOnly returns be seen through the core contract alone: the wrapper
 // embeds only the backend.Backend interface, so be's optional capabilities
-// (backend.FusedAdapter, backend.FusedAttention) are hidden and the package
-// functions backend.AdapterForward etc. run their generic compositions of
-// be's core ops.
+// (backend.FusedAdapter, backend.FusedAttention, backend.GroupedAdapter,
+// backend.GroupedLayerNorm) are hidden and the package functions
+// backend.AdapterForward etc. run their generic compositions of be's core
+// ops.
 func CoreOnly(be backend.Backend) backend.Backend { return coreOnly{be} }
 
 type coreOnly struct{ backend.Backend }
