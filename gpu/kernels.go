@@ -85,6 +85,7 @@ var (
 	kLNFwd    = family("layernorm_fwd", "layernorm", sfxXW)
 	kLNBwdDx  = family("layernorm_bwd_dx", "layernorm", sfxXW)
 	kLNBwdDwb = family("layernorm_bwd_dwdb", "layernorm", sfxX)
+	kLNSegFwd = family("layernorm_seg_fwd", "layernorm", sfxXW)
 	// attention.cu
 	kAttnFwd    = family("attn_fwd", "attention", sfxX)
 	kAttnBwdD   = family("attn_bwd_d", "attention", sfxX)
@@ -99,6 +100,7 @@ var (
 	// adapter.cu
 	kAdapterFwd = family("adapter_fwd", "adapter", sfxXW)
 	kAdapterBwd = family("adapter_bwd", "adapter", sfxXW)
+	kAdapterSeg = family("adapter_seg_fwd", "adapter", sfxXW)
 	// loss.cu
 	kSoftmaxXent = family("softmax_xent", "loss", sfxX)
 	kMSE         = family("mse", "loss", sfxXW)
@@ -111,11 +113,11 @@ var kernelFamilies = []*kernelFamily{
 	kGemmF32, kGemmWMMA, kGemmF32FF,
 	kBiasAdd, kBiasGrad, kAdd, kScale, kActFwd, kActBwd, kTanhFwd, kTanhBwd, kDropoutFwd, kDropoutBwd, kToBF16, kToF32,
 	kSumSq, kSumSqPartial, kSumF32,
-	kLNFwd, kLNBwdDx, kLNBwdDwb,
+	kLNFwd, kLNBwdDx, kLNBwdDwb, kLNSegFwd,
 	kAttnFwd, kAttnBwdD, kAttnBwdDKV, kAttnBwdDQ,
 	kSoftmaxFwd, kSoftmaxBwd,
 	kEmbFwd, kEmbBwd,
-	kAdapterFwd, kAdapterBwd,
+	kAdapterFwd, kAdapterBwd, kAdapterSeg,
 	kSoftmaxXent, kMSE,
 	kAdamW,
 }

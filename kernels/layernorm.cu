@@ -7,12 +7,12 @@
 // The weight-gradient kernel must run before the dinp kernel in that case.
 #include "common.cuh"
 
+// layernorm_row normalises row n (one warp, all lanes call it) and returns
+// its mean and rstd; the plain and the grouped forward share it, so they
+// agree bit for bit.
 template <class X, class W>
-__device__ void layernorm_fwd_body(X* out, float* mean, float* rstd, const X* inp, const W* w, const W* b,
-                                   long long N, long long C, double eps) {
-    long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    int lane = threadIdx.x % 32;
-    if (n >= N) return;  // whole warps leave together
+__device__ void layernorm_row(X* out, const X* inp, const W* w, const W* b, long long n, long long C, double eps,
+                              int lane, float* mean, float* rstd) {
     const X* x = inp + n * C;
     float s = 0.0f;
     for (long long j = lane; j < C; j += 32) s += ld(x + j);
@@ -25,10 +25,46 @@ __device__ void layernorm_fwd_body(X* out, float* mean, float* rstd, const X* in
     float r = rsqrtf(warp_sum(ss) / (float)C + (float)eps);
     X* o = out + n * C;
     for (long long j = lane; j < C; j += 32) st(o + j, (ld(x + j) - m) * r * ld(w + j) + ld(b + j));
+    *mean = m;
+    *rstd = r;
+}
+
+template <class X, class W>
+__device__ void layernorm_fwd_body(X* out, float* mean, float* rstd, const X* inp, const W* w, const W* b,
+                                   long long N, long long C, double eps) {
+    long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (n >= N) return;  // whole warps leave together
+    float m, r;
+    layernorm_row(out, inp, w, b, n, C, eps, lane, &m, &r);
     if (lane == 0) {
         mean[n] = m;
         rstd[n] = r;
     }
+}
+
+// layernorm_seg_fwd_body: the grouped forward (backend.GroupedLayerNormForward,
+// for serving): row n takes w and b (G, C) at the slot of its segment, found
+// by bisection over the ends in segs (S, 3) = (start, end, slot). The
+// statistics are not saved. out may alias inp (a lane reads each element
+// before it writes it).
+template <class X, class W>
+__device__ void layernorm_seg_fwd_body(X* out, const X* inp, const W* w, const W* b, const int* segs, long long N,
+                                       long long C, long long S, double eps) {
+    long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (n >= N) return;
+    long long lo = 0, hi = S - 1;
+    while (lo < hi) {
+        long long mid = (lo + hi) / 2;
+        if (segs[3 * mid + 1] > n)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    long long g = segs[3 * lo + 2];
+    float m, r;
+    layernorm_row(out, inp, w + g * C, b + g * C, n, C, eps, lane, &m, &r);
 }
 
 template <class X, class W>
@@ -95,6 +131,11 @@ __device__ void layernorm_bwd_dwdb_body(float* dw, float* db, const X* dout, con
                                                       const float* mean, const float* rstd, long long N,           \
                                                       long long C) {                                                \
         layernorm_bwd_dx_body(dinp, dout, inp, w, mean, rstd, N, C);                                                \
+    }                                                                                                               \
+    extern "C" __global__ void layernorm_seg_fwd_##sfx(X* out, const X* inp, const W* w, const W* b,               \
+                                                       const int* segs, long long N, long long C, long long S,     \
+                                                       double eps) {                                                \
+        layernorm_seg_fwd_body(out, inp, w, b, segs, N, C, S, eps);                                                 \
     }
 LN_KERNELS(float, float, f32_f32)
 LN_KERNELS(float, bf16, f32_bf16)
