@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 FUZZTIME="${1:-10m}"
 PAR="${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 1)}"
 # Every parser of untrusted input: safetensors files, config.json, adapter
-# file metadata, dataset files (JSONL/TSV/CSV), and the tokenizer's
-# encoding invariants on arbitrary text.
-TARGETS="./model/safetensors:FuzzParse ./model:FuzzParseConfig ./adapter:FuzzFromMetadata ./trainer:FuzzRead ./model/tokenizer:FuzzEncode"
+# file metadata, dataset files (JSONL/TSV/CSV), the tokenizer's encoding
+# invariants on arbitrary text, and the serving API's request decoder.
+TARGETS="./model/safetensors:FuzzParse ./model:FuzzParseConfig ./adapter:FuzzFromMetadata ./trainer:FuzzRead ./model/tokenizer:FuzzEncode ./serve:FuzzDecodePredictRequest"
 for t in $TARGETS; do
   pkg=${t%%:*}; name=${t##*:}
   echo "fuzz: $name in $pkg for ${FUZZTIME} with ${PAR} workers"
