@@ -31,6 +31,7 @@ func init() {
 		{"eval", "--adapter FILE --data FILE [flags]", "evaluate an adapter file on a labelled dataset", runEval},
 		{"predict", "--adapter FILE [--input FILE.jsonl | text on stdin] [flags]", "predict labels with an adapter file", runPredict},
 		{"serve", "--model DIR --adapters DIR [flags]", "serve many adapter files over one frozen backbone as a JSON HTTP API", runServe},
+		{"loadgen", "--url URL --data FILE.jsonl [flags]", "send predict load to a train-gpu serve on loopback and report throughput, latency and errors", runLoadgen},
 		{"bench", "[flags]", "time forward/backward steps of the adapted model", runBench},
 		{"data", "spamassassin --in DIR --out DIR", "prepare datasets (the SpamAssassin corpus into JSON Lines)", runData},
 		{"export", "--adapter FILE --model DIR --out DIR", "write a Hugging Face model folder (BertForSequenceClassification) from a run without adapters", runExport},

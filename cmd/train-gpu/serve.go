@@ -132,6 +132,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	delay := fs.Duration("shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener (load balancers notice)")
 	wait2 := fs.Duration("shutdown-timeout", def.ShutdownWait.Duration, "on SIGTERM, wait at most this long for in-flight requests")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines instead of text")
+	settle := fs.Duration("settle", def.Settle.Duration, "read a changed adapter file once it has been quiet this long")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return serveConfig{}, err
 	}
@@ -172,6 +173,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	set("shutdown-delay", func() { cfg.ShutdownDelay.Duration = *delay })
 	set("shutdown-timeout", func() { cfg.ShutdownWait.Duration = *wait2 })
 	set("log-json", func() { cfg.LogJSON = *logJSON })
+	set("settle", func() { cfg.Settle.Duration = *settle })
 	if cfg.Model == "" || cfg.Adapters == "" {
 		fs.Usage()
 		return cfg, errUsage
