@@ -77,6 +77,14 @@ type Options struct {
 	// Seed initialises the created pooler and head (each tensor from its own
 	// stream derived from Seed and its name).
 	Seed uint64
+	// NoPacking keeps the padded layout even on a backend with
+	// backend.PackedAttention (see Model.Packed).
+	NoPacking bool
+	// NoFrozenDropout turns dropout off, even when training, in the
+	// embeddings and every layer below the lowest trainable tensor, so
+	// their outputs depend on the input alone and can be cached (see
+	// CachePoint). It changes training: less dropout.
+	NoFrozenDropout bool
 }
 
 // Batch is one padded batch of B sequences of length T, flattened row-major
@@ -116,10 +124,10 @@ type Model struct {
 	frozenArena, trainArena, gradArena backend.Tensor
 	trainLen                           int // elements of the trainable and gradient arenas
 
-	emb    embeddingParams
-	layers []layerParams
-	pooler dense // pooler.dense (C, C)
-	head   dense // classifier (V, C)
+	emb     embeddingParams
+	layers  []layerParams
+	poolerW dense // pooler.dense (C, C)
+	head    dense // classifier (V, C)
 
 	// The lowest trainable tensor: backward runs down to it and no further.
 	anyTrainable             bool
@@ -131,23 +139,37 @@ type Model struct {
 	io      ioTensors
 	grads   gradScratch
 
-	views map[[2]int]*stepViews // exact-size I/O views per (B, T)
+	// packed: batches run in the packed layout (see Packed).
+	packed bool
+
+	views map[shape]*stepViews // exact-size I/O views per batch shape
 
 	host struct {
-		pos    []int32   // (maxB·maxT) position ids
-		zeros  []int32   // (maxB·maxT) default type ids
-		loss   []float32 // (maxB)
-		logits []float32 // (maxB·V)
-		poolW  []float32 // (maxB·maxT) cls/mean pooling weights
+		ids, types, pos []int32   // (maxB·maxT) the step's token, type and position ids as uploaded
+		mask            []int32   // (maxB·maxT) the step's mask (B, T)
+		zeros           []int32   // (maxB·maxT) default type ids
+		starts          []int32   // (maxB+1) packed layout: first row of each sequence
+		loss            []float32 // (maxB)
+		logits          []float32 // (maxB·V)
+		poolW           []float32 // (maxB·maxT) pooling weights: (B, T) padded, (B, N) packed
+		hidden          []float32 // (maxB·maxT·C) Hidden's unpacking buffer, made on first use
 	}
+	hiddenPad backend.Tensor // (maxB·maxT, C) Hidden's padded copy, made on first use
 
 	// State of the last Forward, for Backward.
 	step struct {
 		done, hasLoss, train bool
-		B, T                 int
+		fromCache            bool // ForwardFrom: the layers below the cache point did not run
+		sh                   shape
+		views                *stepViews // the batch's exact-size views (set at the start of forward)
 		seed                 uint64
 	}
 }
+
+// shape is the layout of one batch: B sequences, padded length T, and N
+// rows of activations: B·T in the padded layout, the number of real tokens
+// in the packed one.
+type shape struct{ B, T, N int }
 
 // New builds a model from a checkpoint on b: it decides trainability,
 // creates adapters, pooler (when the checkpoint has none) and head, uploads
@@ -218,6 +240,9 @@ func New(b backend.Backend, ck *Checkpoint, opts Options) (*Model, error) {
 			return nil, err
 		}
 	}
+	if _, ok := b.(backend.PackedAttention); ok && !opts.NoPacking {
+		m.packed = true
+	}
 
 	groups, err := m.plan(ck)
 	if err != nil {
@@ -237,6 +262,16 @@ func New(b backend.Backend, ck *Checkpoint, opts Options) (*Model, error) {
 
 // Config returns the encoder configuration.
 func (m *Model) Config() Config { return m.cfg }
+
+// Packed reports whether the model runs batches packed: the real tokens of
+// all sequences back to back, so every GEMM, LayerNorm and pointwise op runs
+// on real tokens only and attention keeps each sequence's bounds
+// (backend.PackedAttention). It does when the backend has that capability
+// (unless Options.NoPacking); otherwise batches keep their padded (B, T)
+// layout. Both layouts give the same results up to float32 rounding in the
+// attention; with dropout on, hidden-state dropout masks are drawn over
+// different element indices (attention dropout masks are the same).
+func (m *Model) Packed() bool { return m.packed }
 
 // Backend returns the backend the model lives on.
 func (m *Model) Backend() backend.Backend { return m.b }
@@ -356,7 +391,7 @@ func (m *Model) bind(groups []*paramGroup) {
 		}
 	}
 	if m.pooling == PoolingPooler {
-		m.pooler = denseOf(get(NamePoolerWeight), get(NamePoolerBias))
+		m.poolerW = denseOf(get(NamePoolerWeight), get(NamePoolerBias))
 	}
 	m.head = denseOf(get(NameClassifierWeight), get(NameClassifierBias))
 

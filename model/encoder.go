@@ -1,9 +1,9 @@
 package model
 
 import (
-	"fmt"
-
 	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/houlsby/adapters/backend"
 )
@@ -24,7 +24,8 @@ type embActs struct {
 
 // ioTensors receive the batch.
 type ioTensors struct {
-	ids, types, pos, mask backend.Tensor // (N) I32
+	ids, types, pos, mask backend.Tensor // (N) I32; mask in the padded layout only
+	starts                backend.Tensor // (B+1) I32 packed layout: first row of each sequence
 	labels                backend.Tensor // (B) I32
 	targets               backend.Tensor // (B) F32
 }
@@ -42,14 +43,15 @@ type gradScratch struct {
 	bias3Part [3]backend.Tensor // (C) views of bias3
 }
 
-// stepViews are exact-size views of the I/O buffers for one (B, T), cached so
-// steady-state steps allocate nothing.
+// stepViews are exact-size views of the I/O buffers for one batch shape,
+// cached so steady-state steps allocate nothing.
 type stepViews struct {
-	ids, types, pos, mask backend.Tensor // (N)
+	ids, types, pos, mask backend.Tensor // (N); mask (B·T) padded only
+	starts                backend.Tensor // (B+1) packed only
 	labels, targets, loss backend.Tensor // (B)
 	logits                backend.Tensor // (B, V)
-	hidden                backend.Tensor // (B, T, C)
-	poolW                 backend.Tensor // (B, T)
+	hidden                backend.Tensor // (B, T, C) padded only
+	poolW                 backend.Tensor // (B, T) padded, (B, N) packed
 }
 
 // carver hands out consecutive views of one arena. With a nil arena it only
@@ -97,12 +99,13 @@ func (m *Model) allocateActivations() error {
 		}
 	}
 	N := m.maxB * m.maxT
-	m.host.pos = make([]int32, N)
+	m.host.ids, m.host.types, m.host.pos, m.host.mask = make([]int32, N), make([]int32, N), make([]int32, N), make([]int32, N)
 	m.host.zeros = make([]int32, N)
+	m.host.starts = make([]int32, m.maxB+1)
 	m.host.loss = make([]float32, m.maxB)
 	m.host.logits = make([]float32, m.maxB*m.numLabels)
-	m.host.poolW = make([]float32, N)
-	m.views = make(map[[2]int]*stepViews)
+	m.host.poolW = make([]float32, m.poolWLen())
+	m.views = make(map[shape]*stepViews)
 	return nil
 }
 
@@ -120,7 +123,6 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 	newSet := func(l int) *layerActs {
 		a := &layerActs{
 			qkv:   act.take(N, 3*C),
-			probs: act.take(B, m.NH, T, T),
 			ctx:   act.take(N, C),
 			ao:    act.take(N, C),
 			res1:  act.take(N, C),
@@ -140,6 +142,13 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 				a.z[i] = act.take(N, M)
 			}
 		}
+		// The attention's saved state: the probabilities (padded), or one
+		// log-sum-exp per head and row (packed: no T×T matrix at all).
+		if m.packed {
+			a.lse = f32.take(m.NH, N)
+		} else {
+			a.probs = act.take(B, m.NH, T, T)
+		}
 		return a
 	}
 	// Layers below the lowest trainable one never run backward: they share
@@ -158,11 +167,13 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 	}
 	m.embActs = embActs{sum: act.take(N, C), mean: f32.take(N), rstd: f32.take(N), out: act.take(N, C)}
 	m.headAct = headActs{
-		pre: act.take(B, C), poolW: f32.take(B, T), pooled: act.take(B, C), drop: act.take(B, C),
+		pre: act.take(B, C), poolW: f32.take(m.poolWLen()), pooled: act.take(B, C), drop: act.take(B, C),
 		logits: act.take(B, m.numLabels), dlogits: act.take(B, m.numLabels),
 		loss: f32.take(B),
 	}
-	m.io = ioTensors{ids: i32.take(N), types: i32.take(N), pos: i32.take(N), mask: i32.take(N), labels: i32.take(B), targets: f32.take(B)}
+	m.headAct.gath = act.take(B, C)
+	m.io = ioTensors{ids: i32.take(N), types: i32.take(N), pos: i32.take(N), mask: i32.take(N), starts: i32.take(B + 1),
+		labels: i32.take(B), targets: f32.take(B)}
 	g := &m.grads
 	g.pre = act.take(N, C)
 	if !m.anyTrainable {
@@ -210,14 +221,22 @@ func (m *Model) hasAdapter(l, i int) bool {
 	return l < 0 || a.inLayer(l)
 }
 
-// stepViewsFor returns the exact-size I/O views for (B, T), creating them on
-// first use.
-func (m *Model) stepViewsFor(B, T int) (*stepViews, error) {
-	key := [2]int{B, T}
-	if v := m.views[key]; v != nil {
+// poolWLen is the length of the pooling-weight buffer: (B, T) in the padded
+// layout, (B, N) in the packed one (N ≤ B·T rows).
+func (m *Model) poolWLen() int {
+	if m.packed {
+		return m.maxB * m.maxB * m.maxT
+	}
+	return m.maxB * m.maxT
+}
+
+// stepViewsFor returns the exact-size I/O views for a batch shape, creating
+// them on first use.
+func (m *Model) stepViewsFor(sh shape) (*stepViews, error) {
+	if v := m.views[sh]; v != nil {
 		return v, nil
 	}
-	N := B * T
+	B, T, N := sh.B, sh.T, sh.N
 	var err error
 	view := func(t backend.Tensor, shape ...int) backend.Tensor {
 		if err != nil {
@@ -228,16 +247,56 @@ func (m *Model) stepViewsFor(B, T int) (*stepViews, error) {
 		return v
 	}
 	v := &stepViews{
-		ids: view(m.io.ids, N), types: view(m.io.types, N), pos: view(m.io.pos, N), mask: view(m.io.mask, N),
+		ids: view(m.io.ids, N), types: view(m.io.types, N), pos: view(m.io.pos, N),
 		labels: view(m.io.labels, B), targets: view(m.io.targets, B), loss: view(m.headAct.loss, B),
-		logits: view(m.headAct.logits, B, m.numLabels), hidden: view(m.acts[m.L-1].out, B, T, m.C),
-		poolW: view(m.headAct.poolW, B, T),
+		logits: view(m.headAct.logits, B, m.numLabels),
+	}
+	if m.packed {
+		v.starts = view(m.io.starts, B+1)
+		v.poolW = view(m.headAct.poolW, B, N)
+	} else {
+		v.mask = view(m.io.mask, N)
+		v.hidden = view(m.acts[m.L-1].out, B, T, m.C)
+		v.poolW = view(m.headAct.poolW, B, T)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("model: views for batch %dx%d: %w", B, T, err)
+		return nil, fmt.Errorf("model: views for batch %dx%d (%d rows): %w", B, T, N, err)
 	}
-	m.views[key] = v
+	m.views[sh] = v
 	return v, nil
+}
+
+// layout fills the host id buffers for bt and returns its shape: in the
+// packed layout sequence b's real tokens (mask 1), in order, are rows
+// [starts[b], starts[b+1]), with the position ids of their columns.
+func (m *Model) layout(bt *Batch) shape {
+	B, T := bt.B, bt.T
+	types := bt.TypeIDs
+	if types == nil {
+		types = m.host.zeros[:B*T]
+	}
+	copy(m.host.mask, bt.Mask)
+	if !m.packed {
+		N := B * T
+		copy(m.host.ids, bt.IDs)
+		copy(m.host.types, types)
+		for i := 0; i < N; i++ {
+			m.host.pos[i] = int32(i % T)
+		}
+		return shape{B, T, N}
+	}
+	n := 0
+	for b := 0; b < B; b++ {
+		m.host.starts[b] = int32(n)
+		for t := 0; t < T; t++ {
+			if i := b*T + t; bt.Mask[i] == 1 {
+				m.host.ids[n], m.host.types[n], m.host.pos[n] = bt.IDs[i], types[i], int32(t)
+				n++
+			}
+		}
+	}
+	m.host.starts[B] = int32(n)
+	return shape{B, T, n}
 }
 
 // check validates a batch against the model's limits and vocabulary.
@@ -269,6 +328,11 @@ func (m *Model) check(bt *Batch) error {
 	for i, v := range bt.Mask {
 		if v != 0 && v != 1 {
 			return fmt.Errorf("model: batch row %d position %d: mask value %d is not 0 or 1", i/T, i%T, v)
+		}
+	}
+	for r := 0; r < B; r++ {
+		if !slices.Contains(bt.Mask[r*T:(r+1)*T], 1) {
+			return fmt.Errorf("model: batch row %d has no real token (its mask is all 0)", r)
 		}
 	}
 	if bt.Labels != nil && bt.Targets != nil {
@@ -305,43 +369,55 @@ func (m *Model) check(bt *Batch) error {
 // and the logits (B, NumLabels), a slice of a model buffer valid until the
 // next Forward.
 func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []float32, error) {
+	return m.forward(bt, train, dropoutSeed, nil)
+}
+
+// forward is Forward, or with cached values (ForwardFrom) the part of it
+// above the cache point.
+func (m *Model) forward(bt *Batch, train bool, dropoutSeed uint64, cached [][]float32) (float32, []float32, error) {
 	m.step.done = false
 	if err := m.check(bt); err != nil {
 		return 0, nil, err
 	}
-	B, T := bt.B, bt.T
-	N := B * T
-	v, err := m.stepViewsFor(B, T)
+	sh := m.layout(bt)
+	v, err := m.stepViewsFor(sh)
 	if err != nil {
 		return 0, nil, err
 	}
-	for i := 0; i < N; i++ {
-		m.host.pos[i] = int32(i % T)
-	}
-	types := bt.TypeIDs
-	if types == nil {
-		types = m.host.zeros[:N]
-	}
-	for _, u := range []struct {
+	m.step.views = v
+	N := sh.N
+	uploads := []struct {
 		t    backend.Tensor
 		src  []int32
 		what string
-	}{{v.ids, bt.IDs, "ids"}, {v.types, types, "type ids"}, {v.pos, m.host.pos[:N], "positions"}, {v.mask, bt.Mask, "mask"}} {
+	}{{v.ids, m.host.ids[:N], "ids"}, {v.types, m.host.types[:N], "type ids"}, {v.pos, m.host.pos[:N], "positions"},
+		{v.mask, bt.Mask, "mask"}, {v.starts, m.host.starts[:sh.B+1], "sequence starts"}}
+	for _, u := range uploads {
+		if u.t == nil {
+			continue // mask (packed) or starts (padded)
+		}
 		if err := m.b.UploadInt32(u.t, u.src); err != nil {
 			return 0, nil, wrap(err, "uploading %s", u.what)
 		}
 	}
-	if err := m.embeddingForward(B, T, train, dropoutSeed); err != nil {
-		return 0, nil, err
-	}
-	x := m.embActs.out
-	for l := 0; l < m.L; l++ {
-		if err := m.layerForward(l, x, m.acts[l], B, T, train, dropoutSeed); err != nil {
+	from := 0
+	if cached != nil {
+		if from, err = m.placeCached(bt, sh, cached); err != nil {
 			return 0, nil, err
 		}
-		x = m.acts[l].out
+	} else if err := m.embeddingForward(sh, train && m.dropoutIn(layerEmbedding), dropoutSeed); err != nil {
+		return 0, nil, err
 	}
-	if err := m.headForward(bt, v, train, dropoutSeed); err != nil {
+	for l := from; l < m.L; l++ {
+		x := m.embActs.out
+		if l > 0 {
+			x = m.acts[l-1].out
+		}
+		if err := m.layerForward(l, x, m.acts[l], sh, train && m.dropoutIn(l), dropoutSeed); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := m.headForward(bt, v, sh, train, dropoutSeed, cached != nil && from == m.L); err != nil {
 		return 0, nil, err
 	}
 	var loss float32
@@ -351,33 +427,73 @@ func (m *Model) Forward(bt *Batch, train bool, dropoutSeed uint64) (float32, []f
 			return 0, nil, err
 		}
 	}
-	logits := m.host.logits[:B*m.numLabels]
+	logits := m.host.logits[:sh.B*m.numLabels]
 	if err := m.b.Download(logits, v.logits); err != nil {
 		return 0, nil, wrap(err, "downloading logits")
 	}
 	m.step.done, m.step.hasLoss, m.step.train = true, hasLoss, train
-	m.step.B, m.step.T, m.step.seed = B, T, dropoutSeed
+	m.step.sh, m.step.seed, m.step.fromCache = sh, dropoutSeed, cached != nil
 	return loss, logits, nil
 }
 
+// dropoutIn reports whether dropout runs in layer l (layerEmbedding: the
+// embeddings) when training: always, except below the lowest trainable
+// tensor under Options.NoFrozenDropout.
+func (m *Model) dropoutIn(l int) bool { return !m.opts.NoFrozenDropout || l >= m.lowestLayer }
+
 // Hidden returns the last hidden state (B, T, C) of the last Forward, a view
-// of a model buffer valid until the next Forward.
+// of a model buffer valid until the next Forward. In the packed layout it is
+// an unpacked copy whose padding rows are zero.
 func (m *Model) Hidden() (backend.Tensor, error) {
 	if !m.step.done {
 		return nil, errors.New("model: Hidden before a successful Forward")
 	}
-	v, err := m.stepViewsFor(m.step.B, m.step.T)
+	sh := m.step.sh
+	v, err := m.stepViewsFor(sh)
 	if err != nil {
 		return nil, err
 	}
-	return v.hidden, nil
+	if !m.packed {
+		return v.hidden, nil
+	}
+	C := m.C
+	if m.hiddenPad == nil {
+		t, err := m.b.Alloc(m.actDT, m.maxB*m.maxT, C)
+		if err != nil {
+			return nil, wrap(err, "allocating Hidden's buffer")
+		}
+		m.arenas = append(m.arenas, t)
+		m.hiddenPad = t
+		m.host.hidden = make([]float32, m.maxB*m.maxT*C)
+	}
+	packed := m.host.hidden[:sh.N*C]
+	out, err := m.b.View(m.acts[m.L-1].out, 0, sh.N, C)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.b.Download(packed, out); err != nil {
+		return nil, wrap(err, "downloading the hidden state")
+	}
+	pad := make([]float32, sh.B*sh.T*C)
+	for b := 0; b < sh.B; b++ {
+		r0, r1 := int(m.host.starts[b]), int(m.host.starts[b+1])
+		for r := r0; r < r1; r++ {
+			t := int(m.host.pos[r])
+			copy(pad[(b*sh.T+t)*C:(b*sh.T+t+1)*C], packed[r*C:(r+1)*C])
+		}
+	}
+	h, err := m.b.View(m.hiddenPad, 0, sh.B, sh.T, C)
+	if err != nil {
+		return nil, err
+	}
+	return h, wrap(m.b.Upload(h, pad), "uploading the unpacked hidden state")
 }
 
 // embeddingForward: out = dropout(LayerNorm(word[ids] + type[types] + pos[t])),
 // summed in Hugging Face's order (word + type, then + position).
-func (m *Model) embeddingForward(B, T int, train bool, seed uint64) error {
+func (m *Model) embeddingForward(sh shape, train bool, seed uint64) error {
 	b, e, a := m.b, &m.emb, &m.embActs
-	N, C := B*T, m.C
+	N, C := sh.N, m.C
 	if err := b.EmbeddingForward(a.sum, m.io.ids, e.word.T, N, C, false); err != nil {
 		return wrap(err, "word embeddings")
 	}
@@ -406,9 +522,9 @@ func (m *Model) embeddingForward(B, T int, train bool, seed uint64) error {
 
 // embeddingBackward takes dout (N, C), the gradient of the embedding block's
 // output (clobbered), into the trainable tables and LayerNorm.
-func (m *Model) embeddingBackward(dout backend.Tensor, B, T int, train bool, seed uint64) error {
+func (m *Model) embeddingBackward(dout backend.Tensor, sh shape, train bool, seed uint64) error {
 	b, e, a, g := m.b, &m.emb, &m.embActs, &m.grads
-	N, C := B*T, m.C
+	N, C := sh.N, m.C
 	p := float32(0)
 	if train {
 		p = m.pHidden
@@ -453,8 +569,8 @@ func (m *Model) Backward() error {
 	if !m.anyTrainable {
 		return nil
 	}
-	B, T, train, seed := m.step.B, m.step.T, m.step.train, m.step.seed
-	if err := m.headBackward(B, T, train, seed); err != nil {
+	sh, train, seed := m.step.sh, m.step.train, m.step.seed
+	if err := m.headBackward(sh, train, seed); err != nil {
 		return err
 	}
 	for l := m.L - 1; l >= 0 && l >= m.lowestLayer; l-- {
@@ -466,12 +582,12 @@ func (m *Model) Backward() error {
 		if l > 0 {
 			x = m.acts[l-1].out
 		}
-		if err := m.layerBackward(l, m.grads.dh, m.grads.dh, x, m.acts[l], B, T, stop, train, seed); err != nil {
+		if err := m.layerBackward(l, m.grads.dh, m.grads.dh, x, m.acts[l], sh, stop, train, seed); err != nil {
 			return err
 		}
 	}
 	if m.lowestLayer == layerEmbedding {
-		return m.embeddingBackward(m.grads.dh, B, T, train, seed)
+		return m.embeddingBackward(m.grads.dh, sh, train, seed)
 	}
 	return nil
 }

@@ -7,7 +7,8 @@ import (
 // headActs is what the pooler and head write (B rows).
 type headActs struct {
 	pre     backend.Tensor // (B, C) pooler dense output on [CLS]
-	poolW   backend.Tensor // (B, T) F32 pooling weights ("cls", "mean")
+	poolW   backend.Tensor // F32 pooling weights: (B, T) padded ("cls", "mean"), (B, N) packed (every pooling)
+	gath    backend.Tensor // (B, C) packed layout: the [CLS] rows the pooler reads
 	pooled  backend.Tensor // (B, C) tanh(pre), or the cls/mean pooled vector
 	drop    backend.Tensor // (B, C) dropout(pooled) (training only)
 	logits  backend.Tensor // (B, V)
@@ -24,47 +25,24 @@ func (m *Model) siteHead() uint64 { return uint64(1 + 3*m.L) }
 
 // headForward computes the pooled vector per sequence, then
 // logits = dropout(pooled)·Whᵀ + bh. Pooling "pooler": pooled =
-// tanh(hidden[:, 0]·Wpᵀ + bp) on each sequence's [CLS] row (row stride T·C);
-// "cls": pooled = hidden[:, 0]; "mean": the mean of hidden over the mask.
-// The last two are one batched GEMM, pooled_b (1, C) = w_b (1, T)·hidden_b
-// (T, C), with weights w uploaded per step (one-hot at t = 0, or mask/count).
-func (m *Model) headForward(bt *Batch, v *stepViews, train bool, seed uint64) error {
+// tanh(hidden_[CLS]·Wpᵀ + bp) on each sequence's [CLS] row; "cls": pooled =
+// hidden_[CLS]; "mean": the mean of hidden over the sequence's real tokens.
+func (m *Model) headForward(bt *Batch, v *stepViews, sh shape, train bool, seed uint64, cachedPool bool) error {
 	b, h, C := m.b, &m.headAct, m.C
-	B, T := bt.B, bt.T
-	hidden := m.acts[m.L-1].out
-	if m.pooling == PoolingPooler {
-		if err := b.Gemm(h.pre, hidden, m.pooler.W, backend.MatMul{TransB: true, M: B, N: C, K: C, Alpha: 1, LdA: T * C}); err != nil {
-			return wrap(err, "pooler.dense")
-		}
-		if err := b.AddBias(h.pre, m.pooler.B, B, C); err != nil {
-			return wrap(err, "pooler.dense bias")
-		}
-		if err := b.TanhForward(h.pooled, h.pre, B*C); err != nil {
-			return wrap(err, "pooler tanh")
-		}
-	} else {
-		w := m.host.poolW[:B*T]
-		clear(w)
-		for r := 0; r < B; r++ {
-			if m.pooling == PoolingCLS {
-				w[r*T] = 1
-				continue
-			}
-			n := 0
-			for t := 0; t < T; t++ {
-				n += int(bt.Mask[r*T+t])
-			}
-			for t := 0; t < T && n > 0; t++ {
-				w[r*T+t] = float32(bt.Mask[r*T+t]) / float32(n)
-			}
-		}
-		if err := b.Upload(v.poolW, w); err != nil {
-			return wrap(err, "uploading pooling weights")
-		}
-		if err := b.Gemm(h.pooled, h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
-			Batch: B, StrideA: T, StrideB: T * C, StrideC: C}); err != nil {
-			return wrap(err, "%s pooling", m.pooling)
-		}
+	B := sh.B
+	var err error
+	switch {
+	case cachedPool && m.pooling == PoolingPooler:
+		err = m.pooler(h.gath, B, C) // gath holds the cached [CLS] rows
+	case cachedPool:
+		// pooled holds the cached cls/mean vectors.
+	case m.packed:
+		err = m.poolPacked(v, sh)
+	default:
+		err = m.poolPadded(bt, v, sh)
+	}
+	if err != nil {
+		return err
 	}
 	in := h.pooled
 	if train && m.pHead != 0 {
@@ -74,6 +52,86 @@ func (m *Model) headForward(bt *Batch, v *stepViews, train bool, seed uint64) er
 		in = h.drop
 	}
 	return wrap(m.linear(h.logits, in, m.head, B, m.numLabels, C), "classifier")
+}
+
+// pooler sets pooled = tanh(x·Wpᵀ + bp) for the B rows of x (row stride ld).
+func (m *Model) pooler(x backend.Tensor, B, ld int) error {
+	b, h, C := m.b, &m.headAct, m.C
+	if err := b.Gemm(h.pre, x, m.poolerW.W, backend.MatMul{TransB: true, M: B, N: C, K: C, Alpha: 1, LdA: ld}); err != nil {
+		return wrap(err, "pooler.dense")
+	}
+	if err := b.AddBias(h.pre, m.poolerW.B, B, C); err != nil {
+		return wrap(err, "pooler.dense bias")
+	}
+	return wrap(b.TanhForward(h.pooled, h.pre, B*C), "pooler tanh")
+}
+
+// poolPadded pools the padded hidden state: the pooler reads each
+// sequence's [CLS] row (row stride T·C); "cls" and "mean" are one batched
+// GEMM, pooled_b (1, C) = w_b (1, T)·hidden_b (T, C), with weights w
+// uploaded per step (one-hot at t = 0, or mask/count).
+func (m *Model) poolPadded(bt *Batch, v *stepViews, sh shape) error {
+	b, h, C := m.b, &m.headAct, m.C
+	B, T := sh.B, sh.T
+	hidden := m.acts[m.L-1].out
+	if m.pooling == PoolingPooler {
+		return m.pooler(hidden, B, T*C)
+	}
+	w := m.host.poolW[:B*T]
+	clear(w)
+	for r := 0; r < B; r++ {
+		if m.pooling == PoolingCLS {
+			w[r*T] = 1
+			continue
+		}
+		n := 0
+		for t := 0; t < T; t++ {
+			n += int(bt.Mask[r*T+t])
+		}
+		for t := 0; t < T && n > 0; t++ {
+			w[r*T+t] = float32(bt.Mask[r*T+t]) / float32(n)
+		}
+	}
+	if err := b.Upload(v.poolW, w); err != nil {
+		return wrap(err, "uploading pooling weights")
+	}
+	return wrap(b.Gemm(h.pooled, h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
+		Batch: B, StrideA: T, StrideB: T * C, StrideC: C}), "%s pooling", m.pooling)
+}
+
+// poolPacked pools the packed hidden state (N, C) with one GEMM,
+// P (B, N)·hidden: P is one-hot at each sequence's first row ([CLS]) for
+// "pooler" and "cls", 1/len over its rows for "mean". The pooler then reads
+// the gathered [CLS] rows.
+func (m *Model) poolPacked(v *stepViews, sh shape) error {
+	b, h, C := m.b, &m.headAct, m.C
+	B, N := sh.B, sh.N
+	w := m.host.poolW[:B*N]
+	clear(w)
+	for s := 0; s < B; s++ {
+		r0, r1 := int(m.host.starts[s]), int(m.host.starts[s+1])
+		if m.pooling != PoolingMean {
+			w[s*N+r0] = 1
+			continue
+		}
+		for r := r0; r < r1; r++ {
+			w[s*N+r] = 1 / float32(r1-r0)
+		}
+	}
+	if err := b.Upload(v.poolW, w); err != nil {
+		return wrap(err, "uploading pooling weights")
+	}
+	dst := h.pooled
+	if m.pooling == PoolingPooler {
+		dst = h.gath
+	}
+	if err := b.Gemm(dst, h.poolW, m.acts[m.L-1].out, backend.MatMul{M: B, N: C, K: N, Alpha: 1}); err != nil {
+		return wrap(err, "%s pooling", m.pooling)
+	}
+	if m.pooling == PoolingPooler {
+		return m.pooler(h.gath, B, C)
+	}
+	return nil
 }
 
 // lossForward computes the per-row loss (and, when anything trains, the
@@ -116,9 +174,9 @@ func (m *Model) lossForward(bt *Batch, v *stepViews) (float32, error) {
 // headBackward takes the logits' gradient (from lossForward) through the
 // classifier and pooling into grads.dh (N, C), the gradient of the last
 // hidden state, when anything below trains.
-func (m *Model) headBackward(B, T int, train bool, seed uint64) error {
+func (m *Model) headBackward(sh shape, train bool, seed uint64) error {
 	b, h, C := m.b, &m.headAct, m.C
-	pooler := m.pooling == PoolingPooler
+	B := sh.B
 	below := m.lowestLayer < m.L || (m.lowestLayer == m.L && m.lowestStage < stageHead)
 	in := h.pooled
 	dropped := train && m.pHead != 0
@@ -144,35 +202,59 @@ func (m *Model) headBackward(B, T int, train bool, seed uint64) error {
 		}
 		dp, other = other, dp
 	}
-	if !pooler {
+	if m.pooling != PoolingPooler {
 		if m.lowestLayer >= m.L {
 			return nil
 		}
-		// d hidden_b (T, C) = w_bᵀ (T, 1)·dpooled_b (1, C): overwrites every row.
-		return wrap(b.Gemm(m.grads.dh, h.poolW, dp, backend.MatMul{TransA: true, M: T, N: C, K: 1, Alpha: 1,
-			Batch: B, StrideA: T, StrideB: C, StrideC: T * C}), "%s pooling backward", m.pooling)
+		return m.poolBackward(dp, sh)
 	}
 	dpre := other
 	if err := b.TanhBackward(dpre, dp, h.pooled, B*C); err != nil {
 		return wrap(err, "pooler tanh backward")
 	}
-	hidden := m.acts[m.L-1].out
-	if m.pooler.dW != nil {
-		if err := b.Gemm(m.pooler.dW, dpre, hidden, backend.MatMul{TransA: true, M: C, N: C, K: B, Alpha: 1, Beta: 1, LdB: T * C}); err != nil {
+	// The pooler's input: the [CLS] rows, gathered (packed or cached) or
+	// strided (padded).
+	x, ld := m.acts[m.L-1].out, sh.T*C
+	if m.packed || m.step.fromCache {
+		x, ld = h.gath, C
+	}
+	if m.poolerW.dW != nil {
+		if err := b.Gemm(m.poolerW.dW, dpre, x, backend.MatMul{TransA: true, M: C, N: C, K: B, Alpha: 1, Beta: 1, LdB: ld}); err != nil {
 			return wrap(err, "pooler.dense weight gradient")
 		}
 	}
-	if m.pooler.dB != nil {
-		if err := b.BiasGrad(m.pooler.dB, dpre, B, C); err != nil {
+	if m.poolerW.dB != nil {
+		if err := b.BiasGrad(m.poolerW.dB, dpre, B, C); err != nil {
 			return wrap(err, "pooler.dense bias gradient")
 		}
 	}
 	if m.lowestLayer >= m.L {
 		return nil
 	}
+	if m.packed {
+		// d[CLS rows] = dpre·Wp into the free (B, C) buffer, then spread.
+		if err := b.Gemm(dp, dpre, m.poolerW.W, backend.MatMul{M: B, N: C, K: C, Alpha: 1}); err != nil {
+			return wrap(err, "pooler.dense input gradient")
+		}
+		return m.poolBackward(dp, sh)
+	}
 	// d hidden: zero, then the [CLS] rows (row stride T·C) = dpre·Wp.
 	if err := b.Zero(m.grads.dh); err != nil {
 		return wrap(err, "zeroing the hidden-state gradient")
 	}
-	return wrap(b.Gemm(m.grads.dh, dpre, m.pooler.W, backend.MatMul{M: B, N: C, K: C, Alpha: 1, LdC: T * C}), "pooler.dense input gradient")
+	return wrap(b.Gemm(m.grads.dh, dpre, m.poolerW.W, backend.MatMul{M: B, N: C, K: C, Alpha: 1, LdC: sh.T * C}), "pooler.dense input gradient")
+}
+
+// poolBackward sets grads.dh, every row of the hidden state's gradient, from
+// dpooled (B, C), the gradient of the pooling GEMM's output: Pᵀ·dpooled
+// (packed, (N, B)·(B, C)) or w_bᵀ·dpooled_b per sequence (padded).
+func (m *Model) poolBackward(dpooled backend.Tensor, sh shape) error {
+	h, C := &m.headAct, m.C
+	if m.packed {
+		return wrap(m.b.Gemm(m.grads.dh, h.poolW, dpooled, backend.MatMul{TransA: true, M: sh.N, N: C, K: sh.B, Alpha: 1}),
+			"%s pooling backward", m.pooling)
+	}
+	T := sh.T
+	return wrap(m.b.Gemm(m.grads.dh, h.poolW, dpooled, backend.MatMul{TransA: true, M: T, N: C, K: 1, Alpha: 1,
+		Batch: sh.B, StrideA: T, StrideB: C, StrideC: T * C}), "%s pooling backward", m.pooling)
 }

@@ -32,7 +32,8 @@ func (a *adapterParams) trainable() bool { return a.down.trainable() || a.up.tra
 // has its own set, the others share one. Shapes are for N = B·T rows.
 type layerActs struct {
 	qkv   backend.Tensor    // (N, 3C) projected Q|K|V: attention backward input
-	probs backend.Tensor    // (B, NH, T, T) softmax before dropout
+	probs backend.Tensor    // (B, NH, T, T) softmax before dropout (padded layout)
+	lse   backend.Tensor    // (NH, N) F32 log-sum-exp of the scores (packed layout)
 	ctx   backend.Tensor    // (N, C) attention output before the projection
 	ao    backend.Tensor    // (N, C) dropout(attention.output.dense(ctx)): adapter input
 	z     [2]backend.Tensor // (N, M) adapter pre-activations (nil without adapter)
@@ -87,9 +88,9 @@ func (m *Model) linearBackward(dx, dy, x backend.Tensor, d dense, N, out, in int
 // layerForward runs layer l on x (N, C) into a.out. x may alias a.out (the
 // shared set): x is last read by the first residual add, before a.out is
 // written.
-func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, B, T int, train bool, seed uint64) error {
+func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, train bool, seed uint64) error {
 	b, p := m.b, &m.layers[l]
-	N, C, F := B*T, m.C, m.F
+	N, C, F := sh.N, m.C, m.F
 	pa, ph := float32(0), float32(0)
 	if train {
 		pa, ph = m.pAttn, m.pHidden
@@ -98,7 +99,7 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, B, T int, tr
 	if err := m.linear(a.qkv, x, dense{W: p.qkvW, B: p.qkvB}, N, 3*C, C); err != nil {
 		return wrap(err, "layer %d query/key/value", l)
 	}
-	if err := backend.AttentionForward(b, a.ctx, a.probs, a.qkv, m.io.mask, B, T, m.NH, m.HS, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
+	if err := m.attentionForward(a, sh, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
 		return wrap(err, "layer %d attention", l)
 	}
 	// attention.output: dense, dropout, adapter, residual, LayerNorm.
@@ -127,6 +128,24 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, B, T int, tr
 	}
 	return wrap(b.LayerNormForward(a.out, a.mean2, a.rstd2, a.res2, p.ln2.W, p.ln2.B, N, C, m.eps),
 		"layer %d output.LayerNorm", l)
+}
+
+// attentionForward runs self-attention on a.qkv into a.ctx: packed with
+// backend.PackedAttention (saving a.lse), or padded over the mask (saving
+// a.probs).
+func (m *Model) attentionForward(a *layerActs, sh shape, p float32, seed uint64) error {
+	if m.packed {
+		return m.b.(backend.PackedAttention).PackedAttentionForward(a.ctx, a.lse, a.qkv, m.step.views.starts, sh.B, sh.T, m.NH, m.HS, p, seed)
+	}
+	return backend.AttentionForward(m.b, a.ctx, a.probs, a.qkv, m.io.mask, sh.B, sh.T, m.NH, m.HS, p, seed)
+}
+
+// attentionBackward sets grads.qkv from dctx, the gradient of a.ctx.
+func (m *Model) attentionBackward(dctx backend.Tensor, a *layerActs, sh shape, p float32, seed uint64) error {
+	if m.packed {
+		return m.b.(backend.PackedAttention).PackedAttentionBackward(m.grads.qkv, dctx, a.qkv, a.ctx, a.lse, m.step.views.starts, sh.B, sh.T, m.NH, m.HS, p, seed)
+	}
+	return backend.AttentionBackward(m.b, m.grads.qkv, dctx, a.qkv, a.probs, m.io.mask, sh.B, sh.T, m.NH, m.HS, p, seed)
 }
 
 // denseDropout sets y = dropout(x·Wᵀ + b) with probability pr; without
@@ -159,9 +178,9 @@ func (m *Model) adapterResidual(res, z, h, resid backend.Tensor, ad *adapterPara
 // of the layer input x is written into dx, unless the layer is the lowest one
 // backward visits (dx is then not computed). stop is the lowest stage whose
 // tensors need gradients (-1: everything, including dx). dout is clobbered.
-func (m *Model) layerBackward(l int, dx, dout, x backend.Tensor, a *layerActs, B, T, stop int, train bool, seed uint64) error {
+func (m *Model) layerBackward(l int, dx, dout, x backend.Tensor, a *layerActs, sh shape, stop int, train bool, seed uint64) error {
 	b, p, g := m.b, &m.layers[l], &m.grads
-	N, C, F := B*T, m.C, m.F
+	N, C, F := sh.N, m.C, m.F
 	pa, ph := float32(0), float32(0)
 	if train {
 		pa, ph = m.pAttn, m.pHidden
@@ -253,7 +272,7 @@ func (m *Model) layerBackward(l int, dx, dout, x backend.Tensor, a *layerActs, B
 	if stop >= stageAttnOut {
 		return nil
 	}
-	if err := backend.AttentionBackward(b, g.qkv, dctx, a.qkv, a.probs, m.io.mask, B, T, m.NH, m.HS, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
+	if err := m.attentionBackward(dctx, a, sh, pa, siteSeed(seed, siteAttnProbs(l))); err != nil {
 		return wrap(err, "layer %d attention backward", l)
 	}
 	if err := m.qkvBackward(l, dx, x, N, stop < stageQKV); err != nil {

@@ -77,17 +77,19 @@ func EpochOrder(seed uint64, epoch int, lengths []int, batchSize int) [][]int {
 	return batches
 }
 
-// EvalOrder cuts n examples into batches in file order (sorted by length
-// within each batch-sized window would change nothing for metrics, so plain
-// order keeps predictions aligned with the input).
-func EvalOrder(n, batchSize int) [][]int {
+// EvalOrder cuts the examples with token counts lengths into batches of
+// batchSize grouped by length (longest first, ties in file order), so a
+// batch pads little or, packed, runs sequences of similar cost together.
+// Every example appears once; callers place results by index.
+func EvalOrder(lengths []int, batchSize int) [][]int {
+	idx := make([]int, len(lengths))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return lengths[idx[a]] > lengths[idx[b]] })
 	var out [][]int
-	for lo := 0; lo < n; lo += batchSize {
-		b := make([]int, 0, batchSize)
-		for i := lo; i < min(lo+batchSize, n); i++ {
-			b = append(b, i)
-		}
-		out = append(out, b)
+	for lo := 0; lo < len(idx); lo += batchSize {
+		out = append(out, idx[lo:min(lo+batchSize, len(idx))])
 	}
 	return out
 }

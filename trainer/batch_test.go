@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRNGStateRoundTrip(t *testing.T) {
@@ -67,7 +70,11 @@ func TestEpochOrder(t *testing.T) {
 		t.Errorf("%d batches", len(a))
 	}
 	// Bucketing must cut padding well below a random order's.
-	for _, b := range EvalOrder(n, 8) {
+	for lo := 0; lo < n; lo += 8 { // file order, unbucketed
+		b := make([]int, 0, 8)
+		for i := lo; i < min(lo+8, n); i++ {
+			b = append(b, i)
+		}
 		mx := 0
 		for _, i := range b {
 			mx = max(mx, lengths[i])
@@ -92,5 +99,33 @@ func TestMakeBatch(t *testing.T) {
 	if !reflect.DeepEqual(b.IDs, want) || !reflect.DeepEqual(b.Mask, []int32{1, 1, 1, 1, 1, 1, 1, 0, 0, 0}) ||
 		!reflect.DeepEqual(b.TypeIDs, []int32{0, 0, 0, 1, 1, 0, 0, 0, 0, 0}) || !reflect.DeepEqual(b.Labels, []int32{1, 0}) || b.Targets[0] != 2.5 {
 		t.Errorf("%+v", b)
+	}
+}
+
+// EvalOrder groups by length: every example once, batches in descending
+// length, so a batch's padding is at most the gap to its next-longer
+// neighbour and the total padding is below the bucketed training order's.
+func TestEvalOrderGroupsByLength(t *testing.T) {
+	g := NewRNG(3)
+	lengths := make([]int, 203)
+	for i := range lengths {
+		lengths[i] = 3 + g.IntN(126)
+	}
+	seen := make([]bool, len(lengths))
+	prevMin := 1 << 30
+	for _, b := range EvalOrder(lengths, 16) {
+		require.NotEmpty(t, b)
+		require.LessOrEqual(t, len(b), 16)
+		mx, mn := 0, 1<<30
+		for _, i := range b {
+			require.False(t, seen[i], "example %d twice", i)
+			seen[i] = true
+			mx, mn = max(mx, lengths[i]), min(mn, lengths[i])
+		}
+		assert.LessOrEqual(t, mx, prevMin, "batches are not in descending length")
+		prevMin = mn
+	}
+	for i, ok := range seen {
+		assert.True(t, ok, "example %d missing", i)
 	}
 }

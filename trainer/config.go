@@ -140,6 +140,20 @@ type TrainConfig struct {
 	OnNonFinite string `toml:"on_nonfinite"`
 	// LogEvery prints progress every N steps.
 	LogEvery int `toml:"log_every"`
+	// FrozenDropout keeps dropout on in the embeddings and the layers below
+	// the lowest trainable tensor (default true, as BERT trains); false turns
+	// it off there, which CacheFrozen needs.
+	FrozenDropout bool `toml:"frozen_dropout"`
+	// CacheFrozen computes the frozen layers below the lowest trainable
+	// tensor once per example and reuses their output in later epochs and
+	// evaluations (needs frozen_dropout = false or dropout = false); results
+	// are identical to recomputing them.
+	CacheFrozen bool `toml:"cache_frozen"`
+	// CacheMemoryMB and CacheDiskMB bound the cache: examples beyond the
+	// memory budget go to a scratch file in output.dir within the disk
+	// budget (0: none), the rest are recomputed.
+	CacheMemoryMB int `toml:"cache_memory_mb"`
+	CacheDiskMB   int `toml:"cache_disk_mb"`
 }
 
 // OutputConfig is the [output] section.
@@ -167,6 +181,7 @@ func Default() Config {
 		Train: TrainConfig{
 			Epochs: 3, BatchSize: 32, WeightDecay: 0.01, WarmupRatio: 0.1, ClipNorm: 1.0,
 			Dropout: true, Seed: 42, OnNonFinite: "skip", LogEvery: 10,
+			FrozenDropout: true, CacheMemoryMB: 2048,
 		},
 		Output: OutputConfig{Dir: "runs/default"},
 		Device: DeviceConfig{Kind: "auto"},
@@ -465,6 +480,10 @@ func (c *Config) validateTrain() error {
 		return fmt.Errorf("train.early_stopping_patience = %d: must be >= 0", t.EarlyStoppingPatience)
 	case t.LogEvery < 1:
 		return fmt.Errorf("train.log_every = %d: must be positive", t.LogEvery)
+	case t.CacheMemoryMB < 0 || t.CacheDiskMB < 0:
+		return fmt.Errorf("train.cache_memory_mb = %d, train.cache_disk_mb = %d: must be >= 0", t.CacheMemoryMB, t.CacheDiskMB)
+	case t.CacheFrozen && t.Dropout && t.FrozenDropout:
+		return fmt.Errorf("train.cache_frozen = true needs train.frozen_dropout = false (or train.dropout = false): cached outputs must not depend on dropout")
 	}
 	switch t.OnNonFinite {
 	case "skip", "abort":

@@ -31,9 +31,15 @@ type Predictions struct {
 }
 
 // Evaluate runs m over enc (with ds's labels when labelled) in batches of
-// batchSize, without dropout. It returns the predictions, and the scores
+// batchSize grouped by length (EvalOrder), without dropout. It returns the predictions, and the scores
 // when every example has a label (loss is the mean per-example loss).
 func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Dataset, batchSize, pos int) (*Predictions, *Scores, error) {
+	return evaluate(m, tok, enc, ds, batchSize, pos, nil)
+}
+
+// evaluate is Evaluate, taking the frozen layers' outputs from cache (and
+// filling it) when cache is not nil.
+func evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Dataset, batchSize, pos int, cache *frozenCache) (*Predictions, *Scores, error) {
 	V := m.NumLabels()
 	regression := V == 1
 	labelled := true
@@ -43,24 +49,34 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 			break
 		}
 	}
-	p := &Predictions{}
+	n := len(enc)
+	p := &Predictions{Logits: make([][]float32, n)}
+	if regression {
+		p.Value = make([]float64, n)
+	} else {
+		p.Class = make([]int, n)
+	}
+	lengths := make([]int, n)
+	for i, e := range enc {
+		lengths[i] = len(e.IDs)
+	}
 	lossSum := 0.0
-	for _, idx := range EvalOrder(len(enc), batchSize) {
+	for _, idx := range EvalOrder(lengths, batchSize) {
 		b := MakeBatch(enc, ds, idx, tok.PadID())
 		mb := b.ForModel(regression)
 		if !labelled {
 			mb.Labels, mb.Targets = nil, nil
 		}
-		loss, logits, err := m.Forward(mb, false, 0)
+		loss, logits, err := forwardCached(m, mb, idx, cache)
 		if err != nil {
 			return nil, nil, err
 		}
 		lossSum += float64(loss) * float64(b.B)
-		for r := 0; r < b.B; r++ {
+		for r, i := range idx {
 			row := append([]float32(nil), logits[r*V:(r+1)*V]...)
-			p.Logits = append(p.Logits, row)
+			p.Logits[i] = row
 			if regression {
-				p.Value = append(p.Value, float64(row[0]))
+				p.Value[i] = float64(row[0])
 				continue
 			}
 			best := 0
@@ -69,7 +85,7 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 					best = k
 				}
 			}
-			p.Class = append(p.Class, best)
+			p.Class[i] = best
 		}
 	}
 	if !labelled {
@@ -91,6 +107,27 @@ func Evaluate(m *model.Model, tok *tokenizer.Tokenizer, enc []Encoded, ds *Datas
 		s = ClassificationScores(p.Class, gold, V, pos, loss)
 	}
 	return p, &s, nil
+}
+
+// forwardCached runs an evaluation forward pass of the examples idx, from
+// cache when it holds them all, and stores their frozen-layer outputs in it
+// otherwise.
+func forwardCached(m *model.Model, mb *model.Batch, idx []int, cache *frozenCache) (float32, []float32, error) {
+	if cache == nil {
+		return m.Forward(mb, false, 0)
+	}
+	cached, err := cache.batch(idx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cached != nil {
+		return m.ForwardFrom(mb, cached, false, 0)
+	}
+	loss, logits, err := m.Forward(mb, false, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	return loss, logits, cache.store(m, idx)
 }
 
 // PositiveIndex is the class binary F1 counts as positive: data.positive_label,

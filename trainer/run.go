@@ -11,6 +11,7 @@ import (
 
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/model"
 )
 
 // Output files in output.dir.
@@ -106,9 +107,12 @@ type run struct {
 
 	log     *progress
 	logFile *os.File
-	last    *Scores  // the latest validation scores
-	skipHF  string   // why the Hugging Face folder is not written ("": it is)
-	warns   []string // Result.Warnings
+	// trainCache and valCache hold the frozen layers' outputs
+	// (train.cache_frozen); nil when not caching.
+	trainCache, valCache *frozenCache
+	last                 *Scores  // the latest validation scores
+	skipHF               string   // why the Hugging Face folder is not written ("": it is)
+	warns                []string // Result.Warnings
 
 	start                       time.Time
 	stepsHere, examples, tokens int
@@ -143,7 +147,8 @@ func newRun(s *Session, be backend.Backend, o Options) (*run, error) {
 			r.skipHF = err.Error()
 		}
 	}
-	m, err := NewModel(be, s.Ckpt, r.af, c.Train.BatchSize, c.Model.MaxLength, c.Train.Seed)
+	m, err := NewModelOpts(be, s.Ckpt, r.af, model.Options{MaxBatch: c.Train.BatchSize, MaxSeq: c.Model.MaxLength, Seed: c.Train.Seed,
+		NoFrozenDropout: !c.Train.FrozenDropout})
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +163,26 @@ func newRun(s *Session, be backend.Backend, o Options) (*run, error) {
 	if r.skipHF != "" {
 		r.warn(fmt.Sprintf("%s/ will not be written (%s); the adapter file and the test evaluation are", HFModelDirName, r.skipHF))
 	}
+	r.openCaches()
 	return r, nil
+}
+
+// openCaches sets up the frozen-layer caches of train.cache_frozen, or
+// warns that there is nothing to cache.
+func (r *run) openCaches() {
+	t := r.c.Train
+	if !t.CacheFrozen {
+		return
+	}
+	k, ok := r.learner.Model.CachePoint()
+	if !ok {
+		r.warn(fmt.Sprintf("train.cache_frozen: nothing to cache, the embeddings train under strategy %s; every step runs the whole model", r.af.Strategy.Name))
+		return
+	}
+	dir := r.c.Output.Dir
+	r.trainCache = newFrozenCache(filepath.Join(dir, "frozen-train.cache"), t.CacheMemoryMB, t.CacheDiskMB)
+	r.valCache = newFrozenCache(filepath.Join(dir, "frozen-validation.cache"), t.CacheMemoryMB, t.CacheDiskMB)
+	r.log.record(map[string]any{"event": "cache", "layer": k, "memory_mb": t.CacheMemoryMB, "disk_mb": t.CacheDiskMB}, "")
 }
 
 // openFiles restores the checkpoint (Options.Resume), writes config.toml and
@@ -236,6 +260,11 @@ func (r *run) free() {
 	if r.logFile != nil {
 		r.logFile.Close()
 	}
+	for _, c := range []*frozenCache{r.trainCache, r.valCache} {
+		if c != nil {
+			c.close()
+		}
+	}
 }
 
 // warn records a skipped or failed optional output.
@@ -256,6 +285,7 @@ func (r *run) more() bool {
 func (r *run) loop() error {
 	r.start = time.Now()
 	stop := false
+	epochStart := time.Now()
 	for !stop && r.more() {
 		batches := EpochOrder(r.st.Seed, r.st.Epoch, r.lengths, r.c.Train.BatchSize)
 		for r.st.Batch < len(batches) && r.more() && !stop {
@@ -276,6 +306,9 @@ func (r *run) loop() error {
 					return err
 				}
 			}
+			// Wall time of the epoch (its evaluation included) in this process.
+			r.log.record(map[string]any{"event": "epoch", "epoch": r.st.Epoch - 1, "seconds": time.Since(epochStart).Seconds()}, "")
+			epochStart = time.Now()
 		}
 	}
 	return r.saveCheckpoint()
@@ -288,10 +321,21 @@ func (r *run) step(idx []int) (bool, error) {
 	c := r.c
 	b := MakeBatch(r.s.EncTrain, r.s.Splits.Train, idx, r.s.Tok.PadID())
 	lr := r.st.Schedule.LR(r.st.Step)
-	res, err := r.learner.Step(b.ForModel(r.s.Splits.Labels == nil),
-		StepOptions{LR: lr, ClipNorm: c.Train.ClipNorm, Dropout: c.Train.Dropout, Seed: r.rng.Uint64()})
+	o := StepOptions{LR: lr, ClipNorm: c.Train.ClipNorm, Dropout: c.Train.Dropout, Seed: r.rng.Uint64()}
+	var err error
+	if r.trainCache != nil {
+		if o.Cached, err = r.trainCache.batch(idx); err != nil {
+			return false, err
+		}
+	}
+	res, err := r.learner.Step(b.ForModel(r.s.Splits.Labels == nil), o)
 	if err != nil {
 		return false, err
+	}
+	if r.trainCache != nil && o.Cached == nil {
+		if err := r.trainCache.store(r.learner.Model, idx); err != nil {
+			return false, err
+		}
 	}
 	r.st.Batch++
 	if res.NonFinite {
@@ -347,7 +391,7 @@ func (r *run) evaluate() (bool, error) {
 	if r.s.Splits.Validation == nil {
 		return false, nil
 	}
-	_, sc, err := Evaluate(r.learner.Model, r.s.Tok, r.s.EncVal, r.s.Splits.Validation, r.c.Train.BatchSize, r.pos)
+	_, sc, err := evaluate(r.learner.Model, r.s.Tok, r.s.EncVal, r.s.Splits.Validation, r.c.Train.BatchSize, r.pos, r.valCache)
 	if err != nil {
 		return false, err
 	}
@@ -433,6 +477,10 @@ func (r *run) finish() (*Result, error) {
 		}
 	}
 	res.Warnings = r.warns
+	if c := r.trainCache; c != nil {
+		r.log.record(map[string]any{"event": "cache", "train_batches_cached": c.Hits, "train_batches_computed": c.Misses,
+			"validation_batches_cached": r.valCache.Hits, "validation_batches_computed": r.valCache.Misses}, "")
+	}
 	if r.log.tty {
 		fmt.Fprintln(r.log.out)
 	}

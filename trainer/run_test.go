@@ -409,3 +409,42 @@ func TestOptionalOutputsNeverFailARun(t *testing.T) {
 		})
 	}
 }
+
+// train.cache_frozen gives the very same adapter file as recomputing the
+// frozen layers (with their dropout off in both runs), for adapters in the
+// top layer and for the head alone, from memory and from the scratch file;
+// later epochs take their batches from the cache.
+func TestCacheFrozenIsExact(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"top-adapters", []string{"adapter.top_layers=1", "adapter.train_layernorm=false"}},
+		{"head", []string{"strategy.name=head"}},
+		{"top-adapters-disk", []string{"adapter.top_layers=1", "adapter.train_layernorm=false", "train.cache_memory_mb=0", "train.cache_disk_mb=1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			common := append([]string{"train.frozen_dropout=false", "train.epochs=3"}, tc.extra...)
+			a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+			_, err := train(t, tinyRun(t, a, common...), Options{})
+			require.NoError(t, err)
+			_, err = train(t, tinyRun(t, b, append(common, "train.cache_frozen=true")...), Options{})
+			require.NoError(t, err)
+			fa, err := os.ReadFile(filepath.Join(a, AdapterFileName))
+			require.NoError(t, err)
+			fb, err := os.ReadFile(filepath.Join(b, AdapterFileName))
+			require.NoError(t, err)
+			require.Equal(t, fa, fb, "cached and recomputed runs differ")
+			log, err := os.ReadFile(filepath.Join(b, LogFileName))
+			require.NoError(t, err)
+			// 96 examples in batches of 8 = 12 per epoch: epochs 2 and 3 from the cache.
+			assert.Contains(t, string(log), `"train_batches_cached":24`)
+			assert.Contains(t, string(log), `"train_batches_computed":12`)
+			assert.NoFileExists(t, filepath.Join(b, "frozen-train.cache"), "the scratch file is removed")
+		})
+	}
+	// Caching with dropout in the frozen layers is refused at once.
+	_, err := LoadConfig("", []string{"model.dir=x", "data.train=x", "train.cache_frozen=true"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "train.frozen_dropout")
+}

@@ -90,6 +90,13 @@ func (s *Session) AdapterFile() *adapter.File {
 // batches of maxB × maxT, initialised from seed (created tensors), with the
 // file's strategy deciding what trains. Tensors of f, if any, are uploaded.
 func NewModel(be backend.Backend, ck *model.Checkpoint, f *adapter.File, maxB, maxT int, seed uint64) (*model.Model, error) {
+	return NewModelOpts(be, ck, f, model.Options{MaxBatch: maxB, MaxSeq: maxT, Seed: seed})
+}
+
+// NewModelOpts is NewModel with the model options o (sizes, seed, layout,
+// NoFrozenDropout); what trains, the adapters and the head come from f.
+func NewModelOpts(be backend.Backend, ck *model.Checkpoint, f *adapter.File, o model.Options) (*model.Model, error) {
+	seed := o.Seed
 	if f.Base != adapter.BaseOf(ck.Config) || f.BaseHasPooler != ck.HasPooler {
 		return nil, fmt.Errorf("the adapter was made for a base model of another shape (%+v, pooler %v) than %s (%+v, pooler %v)",
 			f.Base, f.BaseHasPooler, ck.Dir, adapter.BaseOf(ck.Config), ck.HasPooler)
@@ -101,7 +108,8 @@ func NewModel(be backend.Backend, ck *model.Checkpoint, f *adapter.File, maxB, m
 	if p.Strategy.UsesAdapters() && f.Adapter == nil {
 		return nil, fmt.Errorf("strategy adapters without an adapter config")
 	}
-	opts := model.Options{MaxBatch: maxB, MaxSeq: maxT, Trainable: p.Strategy.Trainable, Seed: seed, Head: f.Head.Options()}
+	opts := o
+	opts.Trainable, opts.Head, opts.Adapter = p.Strategy.Trainable, f.Head.Options(), nil
 	if r != nil {
 		r.Seed = seed
 		opts.Adapter = r

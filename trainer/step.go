@@ -52,6 +52,10 @@ type StepOptions struct {
 	// Dropout turns the model's dropout on; Seed draws its masks.
 	Dropout bool
 	Seed    uint64
+	// Cached, when not nil, holds each sequence's values at the model's
+	// cache point (model.Model.ForwardFrom): the frozen layers below it are
+	// not run again.
+	Cached [][]float32
 }
 
 // StepResult is what one step measured.
@@ -71,7 +75,7 @@ type StepResult struct {
 // norm skips the update (StepResult.NonFinite); what to do then (count it or
 // abort) is the caller's policy.
 func (l *Learner) Step(b *model.Batch, o StepOptions) (StepResult, error) {
-	loss, err := l.Gradients(b, o.Dropout, o.Seed)
+	loss, err := l.gradients(b, o.Cached, o.Dropout, o.Seed)
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -100,10 +104,22 @@ func (l *Learner) Step(b *model.Batch, o StepOptions) (StepResult, error) {
 // the loss. Step calls it; tests that replace gradients before an update
 // (teacher forcing) call it and Opt.Update themselves.
 func (l *Learner) Gradients(b *model.Batch, dropout bool, seed uint64) (float32, error) {
+	return l.gradients(b, nil, dropout, seed)
+}
+
+// gradients is Gradients, from cached values at the cache point when
+// cached is not nil.
+func (l *Learner) gradients(b *model.Batch, cached [][]float32, dropout bool, seed uint64) (float32, error) {
 	if err := l.Model.ZeroGrads(); err != nil {
 		return 0, err
 	}
-	loss, _, err := l.Model.Forward(b, dropout, seed)
+	var loss float32
+	var err error
+	if cached != nil {
+		loss, _, err = l.Model.ForwardFrom(b, cached, dropout, seed)
+	} else {
+		loss, _, err = l.Model.Forward(b, dropout, seed)
+	}
 	if err != nil {
 		return 0, err
 	}
