@@ -106,10 +106,10 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, tr
 	if err := m.denseDropout(a.ao, a.ctx, p.attnOut, N, C, C, ph, siteSeed(seed, siteAttnOut(l))); err != nil {
 		return wrap(err, "layer %d attention.output.dense", l)
 	}
-	if err := m.adapterResidual(a.res1, a.z[0], a.ao, x, p.adapter[0], N); err != nil {
+	if err := m.adapterResidual(l, 0, a.res1, a.z[0], a.ao, x, p.adapter[0], N); err != nil {
 		return wrap(err, "layer %d attention adapter", l)
 	}
-	if err := b.LayerNormForward(a.h1, a.mean1, a.rstd1, a.res1, p.ln1.W, p.ln1.B, N, C, m.eps); err != nil {
+	if err := m.layerNormForward(l, 0, a.h1, a.mean1, a.rstd1, a.res1, p.ln1, N); err != nil {
 		return wrap(err, "layer %d attention.output.LayerNorm", l)
 	}
 	// Feed-forward: intermediate dense + GELU, output dense, dropout,
@@ -123,10 +123,10 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, tr
 	if err := m.denseDropout(a.fo, a.ffAct, p.out, N, C, F, ph, siteSeed(seed, siteFFNOut(l))); err != nil {
 		return wrap(err, "layer %d output.dense", l)
 	}
-	if err := m.adapterResidual(a.res2, a.z[1], a.fo, a.h1, p.adapter[1], N); err != nil {
+	if err := m.adapterResidual(l, 1, a.res2, a.z[1], a.fo, a.h1, p.adapter[1], N); err != nil {
 		return wrap(err, "layer %d output adapter", l)
 	}
-	return wrap(b.LayerNormForward(a.out, a.mean2, a.rstd2, a.res2, p.ln2.W, p.ln2.B, N, C, m.eps),
+	return wrap(m.layerNormForward(l, 1, a.out, a.mean2, a.rstd2, a.res2, p.ln2, N),
 		"layer %d output.LayerNorm", l)
 }
 
@@ -162,8 +162,16 @@ func (m *Model) denseDropout(y, x backend.Tensor, d dense, N, out, in int, pr fl
 
 // adapterResidual sets res = adapter(h) + resid (adapter(h) = h + up(act(down(h))))
 // or res = h + resid without an adapter: HF's LayerNorm(hidden + input_tensor)
-// with AdapterHub's adapter applied to hidden first.
-func (m *Model) adapterResidual(res, z, h, resid backend.Tensor, ad *adapterParams, N int) error {
+// with AdapterHub's adapter applied to hidden first. l and i (0 after
+// attention, 1 after the FFN) name the site for Multi's per-task adapters
+// (m.tasks).
+func (m *Model) adapterResidual(l, i int, res, z, h, resid backend.Tensor, ad *adapterParams, N int) error {
+	if m.tasks != nil {
+		if err := m.tasks.adapter(l, i, res, h, N); err != nil {
+			return err
+		}
+		return m.b.Add(res, res, resid, N*m.C)
+	}
 	if ad == nil {
 		return m.b.Add(res, h, resid, N*m.C)
 	}
