@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +41,16 @@ func softmax(logits []float32) []float64 {
 // through trainer.Evaluate (what `train-gpu predict` runs).
 func TestPredictMatchesAlone(t *testing.T) {
 	tb := newTiny(t)
-	p, err := serve.NewFromCheckpoint(cpu.New(), tb.ck, tb.tok, serve.Options{MaxLength: 16, MaxBatchRows: 8, MaxWait: 5 * time.Millisecond})
+	var mixed, instance atomic.Int32
+	p, err := serve.NewFromCheckpoint(cpu.New(), tb.ck, tb.tok, serve.Options{MaxLength: 16, MaxBatchRows: 8, MaxWait: 5 * time.Millisecond,
+		OnBatch: func(s serve.BatchStats) {
+			if s.Shared && s.Tasks > 1 {
+				mixed.Add(1)
+			}
+			if !s.Shared {
+				instance.Add(1)
+			}
+		}})
 	require.NoError(t, err)
 	defer p.Close(context.Background())
 	labels := map[string][]string{}
@@ -118,6 +128,14 @@ func TestPredictMatchesAlone(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	assert.Positive(t, mixed.Load(), "batches mixing tasks on the shared backbone")
+	assert.Positive(t, instance.Load(), "batches of tasks with their own model")
+	for _, info := range p.Tasks() {
+		want := info.Strategy != "bitfit" && info.Strategy != "full"
+		assert.Equal(t, want, info.SharesBackbone, info.Name)
+		assert.Positive(t, info.MemoryBytes, info.Name)
+	}
+	assert.Positive(t, p.BackboneBytes())
 }
 
 func TestPredictErrors(t *testing.T) {
