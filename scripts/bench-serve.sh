@@ -57,7 +57,7 @@ run() { # name port pid tasks
   local c0 l0 c1 l1
   c0=$(cpu_s "$pid"); l0=$(cut -d' ' -f1 /proc/loadavg)
   ./build/train-gpu loadgen --url "http://127.0.0.1:$port" --data "$DATA" --tasks "$tasks" --clients "$CLIENTS" \
-    --inputs "$INPUTS" --duration "${SECS}s" --json "$OUT/$name.json" >"$OUT/$name.txt"
+    --inputs "$INPUTS" --duration "${SECS}s" --json "$OUT/$name.json" >"$OUT/$name.txt" || true  # errors are in the table
   c1=$(cpu_s "$pid"); l1=$(cut -d' ' -f1 /proc/loadavg)
   echo "{\"cpu_s\": $(awk -v a="$c1" -v b="$c0" 'BEGIN{print a - b}'), \"load_start\": $l0, \"load_end\": $l1}" >"$OUT/$name.cpu.json"
   echo "bench-serve: $name: $(sed -n 3p "$OUT/$name.txt")"

@@ -252,8 +252,11 @@ def serve(args):
                 return self.reply(500, {"error": {"status": 500, "message": req.error}})
             self.reply(200, {"task": task, "predictions": req.preds})
 
-    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    srv.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256  # listen backlog (socketserver's default, 5, resets concurrent clients)
+
+    srv = Server(("127.0.0.1", args.port), Handler)
     print(f"serving {sorted(tasks)} on 127.0.0.1:{args.port} (torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads)", file=sys.stderr, flush=True)
     srv.serve_forever()
