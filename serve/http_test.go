@@ -286,4 +286,3 @@ func TestHTTPNotReady(t *testing.T) {
 	code, _, _ = a.do(t, "GET", "/healthz", "")
 	assert.Equal(t, 200, code)
 }
-

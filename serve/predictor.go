@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -402,9 +403,7 @@ func (p *Predictor) loop() {
 // run executes one batch on its engine and hands each row its prediction.
 func (p *Predictor) run(b *batch) {
 	start := time.Now()
-	p.engMu.Lock()
-	logits, err := b.eng.forward(b)
-	p.engMu.Unlock()
+	logits, err := p.forward(b)
 	if p.opts.OnBatch != nil {
 		p.opts.OnBatch(BatchStats{Rows: len(b.rows), Tokens: len(b.rows) * b.T, Tasks: b.tasks, Shared: b.eng == engine(p.shared),
 			Duration: time.Since(start), Err: err})
@@ -417,6 +416,21 @@ func (p *Predictor) run(b *batch) {
 		}
 		r.finish()
 	}
+}
+
+// forward runs b's pass under engMu. A panic there is a bug, but it fails
+// only this batch's requests (and is logged with its stack), instead of
+// taking every task of the process down.
+func (p *Predictor) forward(b *batch) (logits [][]float32, err error) {
+	p.engMu.Lock()
+	defer p.engMu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("forward pass panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			logits, err = nil, fmt.Errorf("serve: internal error in the forward pass")
+		}
+	}()
+	return b.eng.forward(b)
 }
 
 // predict turns one row's logits into a Prediction: a softmax in float64

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/internal/tinybert"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/safetensors"
@@ -224,4 +223,3 @@ func TestWatchNeverServesHalfWritten(t *testing.T) {
 	assert.Empty(t, a.w.Refused())
 }
 
-var _ = adapter.Save

@@ -253,7 +253,11 @@ func serveUntil(ctx context.Context, cfg serveConfig, hup <-chan os.Signal, stde
 	wctx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- w.Run(wctx) }()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Timeouts bound what a slow or stalled client can hold: the headers,
+	// the whole request (the body is at most --max-body-bytes), and the
+	// answer, which may take up to --timeout in the queue and the model.
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: cfg.Timeout.Duration + 30*time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 

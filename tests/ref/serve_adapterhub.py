@@ -33,7 +33,8 @@ a request arrives. Inference runs under torch.inference_mode() with
   .venv-ref/bin/python tests/ref/serve_adapterhub.py --model DIR --adapters DIR --port 8090
 
 --check TEXT... prints every task's probabilities for the texts and exits
-(the benchmark compares them with the Go server's).
+(the benchmark compares them with the Go server's); --bench-forward times
+bare forward passes (no server), the counterpart of Go's BenchmarkMulti.
 """
 
 import argparse
@@ -288,6 +289,39 @@ def check(args):
         print(json.dumps({"task": name, "predictions": req.preds}))
 
 
+def bench_forward(args):
+    """Times one forward pass of 32 sequences x 128 tokens (the ids of
+    model/encoder_bench_test.go) through BatchSplit over four tasks (8
+    sequences each) and over one task, as BenchmarkMulti does in Go: wall and
+    process CPU seconds per pass, medians of --reps."""
+    import statistics
+
+    import adapters as ah
+
+    model, _, tasks = setup(args)
+    names = list(tasks)
+    ids = torch.tensor([[1000 + (i * 7919) % 20000 for i in range(b * 128, (b + 1) * 128)] for b in range(32)])
+    mask = torch.ones_like(ids)
+
+    def step(k):
+        sizes = [32 // k] * k
+        model.active_adapters = ah.BatchSplit(*names[:k], batch_sizes=sizes)
+        model.active_head = ah.BatchSplit(*names[:k], batch_sizes=sizes)
+        with torch.inference_mode():
+            model(input_ids=ids, attention_mask=mask)
+
+    for k in (4, 1):
+        step(k)
+        wall, cpu = [], []
+        for _ in range(args.reps):
+            c0, w0 = time.process_time(), time.perf_counter()
+            step(k)
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+        print(f"BatchSplit tasks={k} B32xT128: wall s {' '.join(f'{w:.3f}' for w in wall)} median {statistics.median(wall):.3f}; "
+              f"CPU s {' '.join(f'{c:.3f}' for c in cpu)} median {statistics.median(cpu):.3f}", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
@@ -300,9 +334,13 @@ def main():
     p.add_argument("--max-wait", type=float, default=0.002, help="seconds")
     p.add_argument("--max-queue", type=int, default=2048)
     p.add_argument("--check", nargs="*")
+    p.add_argument("--bench-forward", action="store_true", help="time forward passes (see bench_forward) and exit")
+    p.add_argument("--reps", type=int, default=5)
     args = p.parse_args()
     if args.check:
         return check(args)
+    if args.bench_forward:
+        return bench_forward(args)
     serve(args)
 
 
