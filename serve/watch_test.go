@@ -222,4 +222,3 @@ func TestWatchNeverServesHalfWritten(t *testing.T) {
 	assert.Zero(t, bad.Load(), "answers from neither the old nor the complete new file")
 	assert.Empty(t, a.w.Refused())
 }
-
