@@ -213,3 +213,44 @@ func TestMultiRefusesBackboneChanges(t *testing.T) {
 	_, err = mt.AddTask(own)
 	require.NoError(t, err)
 }
+
+// TestMultiOwnPooler: on a checkpoint without a pooler, a task whose head
+// reads the pooler brings its own (created and trained with it), and a
+// cls-pooled task shares the pass: both as their own models compute.
+func TestMultiOwnPooler(t *testing.T) {
+	cfg := tinyConfig()
+	ck := randomCheckpoint(cfg, false, 41)
+	be := cpu.New()
+	mt, err := NewMulti(be, ck, MultiOptions{MaxBatch: 8, MaxSeq: 8})
+	require.NoError(t, err)
+	defer mt.Free()
+	cases := []multiTaskCase{
+		{"created pooler", &AdapterOptions{M: 3, Act: backend.Swish, Attention: true}, IsAdapter, classification(2)},
+		{"cls", nil, IsLayerNorm, HeadOptions{Kind: HeadClassification, NumLabels: 3, Pooling: PoolingCLS}},
+	}
+	var singles []*Model
+	var runs []TaskRun
+	for k, c := range cases {
+		m, spec := singleModel(t, be, ck, c, uint64(7+k))
+		if k == 0 {
+			require.Contains(t, spec.Tensors, NamePoolerWeight, "the created pooler trains")
+		}
+		id, err := mt.AddTask(spec)
+		require.NoError(t, err)
+		singles = append(singles, m)
+		runs = append(runs, TaskRun{Task: id, Seqs: 3})
+	}
+	bt := mixedBatch(rand.New(rand.NewPCG(5, 5)), 6, 8, cfg.VocabSize)
+	got, err := mt.Forward(bt, runs)
+	require.NoError(t, err)
+	for k, m := range singles {
+		_, want, err := m.Forward(sub(bt, 3*k, 3*k+3), false, 0)
+		require.NoError(t, err)
+		V := m.NumLabels()
+		for q := 0; q < 3; q++ {
+			for v := 0; v < V; v++ {
+				require.Equal(t, math.Float32bits(want[q*V+v]), math.Float32bits(got[3*k+q][v]), cases[k].name)
+			}
+		}
+	}
+}
