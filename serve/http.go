@@ -24,6 +24,11 @@ type ServerOptions struct {
 	MaxBodyBytes int64
 	// MaxInputs bounds the inputs of one request (default 256).
 	MaxInputs int
+	// MaxInflight bounds the predict requests being handled at once
+	// (default 1024): beyond it a request is answered 429 before its body
+	// is read, so memory stays below about MaxInflight × MaxBodyBytes
+	// whatever the number of connections.
+	MaxInflight int
 	// Timeout is the longest a predict request may take, queue included
 	// (default 30s; 504 after it). A client may ask for less with the
 	// header X-Timeout-Ms.
@@ -55,11 +60,12 @@ type ServerOptions struct {
 // Every error is a JSON object {"error": {"status", "message", "field"}},
 // with "field" naming the request field at fault where there is one.
 type Server struct {
-	p     *Predictor
-	m     *Metrics
-	opts  ServerOptions
-	ready atomic.Bool
-	mux   *http.ServeMux
+	p        *Predictor
+	m        *Metrics
+	opts     ServerOptions
+	ready    atomic.Bool
+	inflight atomic.Int64
+	mux      *http.ServeMux
 }
 
 // NewServer returns the API over p, recording into m (which must be the
@@ -70,6 +76,9 @@ func NewServer(p *Predictor, m *Metrics, opts ServerOptions) *Server {
 	}
 	if opts.MaxInputs == 0 {
 		opts.MaxInputs = 256
+	}
+	if opts.MaxInflight == 0 {
+		opts.MaxInflight = 1024
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 30 * time.Second
@@ -163,6 +172,13 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		code = status
 		writeError(w, status, field, msg)
 	}
+	if n := s.inflight.Add(1); n > int64(s.opts.MaxInflight) {
+		s.inflight.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusTooManyRequests, "", fmt.Sprintf("more than %d requests in flight; retry later", s.opts.MaxInflight))
+		return
+	}
+	defer s.inflight.Add(-1)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -286,3 +286,24 @@ func TestHTTPNotReady(t *testing.T) {
 	code, _, _ = a.do(t, "GET", "/healthz", "")
 	assert.Equal(t, 200, code)
 }
+
+// TestHTTPMaxInflight: beyond MaxInflight requests in flight, a request is
+// answered 429 before its body is read.
+func TestHTTPMaxInflight(t *testing.T) {
+	a := newAPI(t, serve.Options{MaxWait: time.Minute, MaxBatchRows: 64, MaxBatchTokens: 64 * 16}, serve.ServerOptions{MaxInflight: 1})
+	save(t, a.dir, "sent", a.tb.file(t, taskKinds["head"], []string{"neg", "pos"}, 1))
+	a.w.Sync()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", a.srv.URL+"/v1/predict", strings.NewReader(`{"task": "sent", "inputs": ["good"]}`))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	require.Eventually(t, func() bool { return a.p.QueueLen() == 1 }, 5*time.Second, 5*time.Millisecond)
+	code, body, resp := a.do(t, "POST", "/v1/predict", `{"task": "sent", "inputs": ["bad"]}`)
+	require.Equal(t, 429, code, string(body))
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Contains(t, string(body), "in flight")
+}

@@ -67,6 +67,7 @@ type serveConfig struct {
 	MaxQueue       int          `toml:"max_queue"`
 	MaxBodyBytes   int64        `toml:"max_body_bytes"`
 	MaxInputs      int          `toml:"max_inputs"`
+	MaxInflight    int          `toml:"max_inflight"`
 	Timeout        tomlDuration `toml:"timeout"`
 	TokenFile      string       `toml:"token_file"`
 	ShutdownDelay  tomlDuration `toml:"shutdown_delay"`
@@ -91,7 +92,7 @@ func (d *tomlDuration) UnmarshalText(b []byte) error {
 func defaultServeConfig() serveConfig {
 	return serveConfig{
 		Addr: "127.0.0.1:8080", Device: "auto", MaxLength: 128, MaxBatchRows: 32, MaxBatchTokens: 4096,
-		MaxWait: tomlDuration{2 * time.Millisecond}, MaxQueue: 2048, MaxBodyBytes: 1 << 20, MaxInputs: 256,
+		MaxWait: tomlDuration{2 * time.Millisecond}, MaxQueue: 2048, MaxBodyBytes: 1 << 20, MaxInputs: 256, MaxInflight: 1024,
 		Timeout: tomlDuration{30 * time.Second}, ShutdownWait: tomlDuration{30 * time.Second},
 		Settle: tomlDuration{250 * time.Millisecond},
 	}
@@ -127,6 +128,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	queue := fs.Int("max-queue", def.MaxQueue, "inputs waiting at most; beyond, 429")
 	body := fs.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body; beyond, 413")
 	inputs := fs.Int("max-inputs", def.MaxInputs, "inputs per request at most")
+	inflight := fs.Int("max-inflight", def.MaxInflight, "predict requests handled at once at most; beyond, 429 (bounds memory with --max-body-bytes)")
 	timeout := fs.Duration("timeout", def.Timeout.Duration, "longest a predict request may take; then 504 (X-Timeout-Ms asks for less)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token the /v1/ endpoints require")
 	delay := fs.Duration("shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener (load balancers notice)")
@@ -168,6 +170,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	set("max-queue", func() { cfg.MaxQueue = *queue })
 	set("max-body-bytes", func() { cfg.MaxBodyBytes = *body })
 	set("max-inputs", func() { cfg.MaxInputs = *inputs })
+	set("max-inflight", func() { cfg.MaxInflight = *inflight })
 	set("timeout", func() { cfg.Timeout.Duration = *timeout })
 	set("token-file", func() { cfg.TokenFile = *tokenFile })
 	set("shutdown-delay", func() { cfg.ShutdownDelay.Duration = *delay })
@@ -182,7 +185,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 		name string
 		v    int64
 	}{{"max-length", int64(cfg.MaxLength)}, {"max-batch-rows", int64(cfg.MaxBatchRows)}, {"max-batch-tokens", int64(cfg.MaxBatchTokens)},
-		{"max-queue", int64(cfg.MaxQueue)}, {"max-body-bytes", cfg.MaxBodyBytes}, {"max-inputs", int64(cfg.MaxInputs)},
+		{"max-queue", int64(cfg.MaxQueue)}, {"max-body-bytes", cfg.MaxBodyBytes}, {"max-inputs", int64(cfg.MaxInputs)}, {"max-inflight", int64(cfg.MaxInflight)},
 		{"max-wait", int64(cfg.MaxWait.Duration)}, {"timeout", int64(cfg.Timeout.Duration)}} {
 		if c.v <= 0 {
 			return cfg, fmt.Errorf("--%s: must be positive", c.name)
@@ -232,7 +235,7 @@ func serveUntil(ctx context.Context, cfg serveConfig, hup <-chan os.Signal, stde
 	w := serve.NewWatcher(p, cfg.Adapters, metrics, log)
 	w.Settle = cfg.Settle.Duration
 	srv := serve.NewServer(p, metrics, serve.ServerOptions{
-		MaxBodyBytes: cfg.MaxBodyBytes, MaxInputs: cfg.MaxInputs, Timeout: cfg.Timeout.Duration, Token: token,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxInputs: cfg.MaxInputs, MaxInflight: cfg.MaxInflight, Timeout: cfg.Timeout.Duration, Token: token,
 		Reload: w.Sync, Refused: w.Refused, Logger: log,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
