@@ -940,13 +940,13 @@ func (mt *Multi) heads(bt *Batch, runs []TaskRun, rows []int) ([][]float32, erro
 	} else {
 		w := mt.host.poolW[:B*T]
 		clear(w)
-		any := false
+		weighted := false
 		for s, t := range seqTask {
 			switch t.pooling {
 			case PoolingCLS:
-				w[s*T], any = 1, true
+				w[s*T], weighted = 1, true
 			case PoolingMean:
-				any = true
+				weighted = true
 				n := 0
 				for _, v := range bt.Mask[s*T : (s+1)*T] {
 					n += int(v)
@@ -956,7 +956,7 @@ func (mt *Multi) heads(bt *Batch, runs []TaskRun, rows []int) ([][]float32, erro
 				}
 			}
 		}
-		if any {
+		if weighted {
 			pw, err := b.View(mt.poolW, 0, B*T)
 			if err != nil {
 				return nil, err
