@@ -982,13 +982,13 @@ func (mt *Multi) heads(bt *Batch, runs []TaskRun, rows []int) ([][]float32, erro
 			if t.pooler != nil {
 				p = t.pooler
 			}
-			x, ld := mt.gath, C
-			if bb.packed {
-				x, err = rest(mt.gath, s0*C)
-			} else {
-				x, err = rest(hidden, s0*T*C)
-				ld = T * C
+			// Packed: the gathered [CLS] rows; padded: each sequence's
+			// first row in place (row stride T·C), as Model's pooler reads.
+			src, off, ld := mt.gath, s0*C, C
+			if !bb.packed {
+				src, off, ld = hidden, s0*T*C, T*C
 			}
+			x, err := rest(src, off)
 			if err != nil {
 				return nil, err
 			}
