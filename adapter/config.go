@@ -40,11 +40,19 @@ const (
 	// InitNearIdentity draws W_up from a truncated normal with std 1e-3 as
 	// the original Houlsby code does, so the adapter is close to identity.
 	InitNearIdentity = model.InitNearIdentity
+	// InitBERT draws W_down and W_up from N(0, 0.02²), biases 0: AdapterHub's
+	// default (init_weights = "bert").
+	InitBERT = model.InitBERT
 )
 
 // Config is the adapter configuration, the [adapter] section of a run's TOML
 // file. It is also stored (as JSON) in every adapter file.
 type Config struct {
+	// Preset names the setup this config was made from (see Presets):
+	// "paper" or "adapterhub-houlsby"; empty when the keys were set one by
+	// one. It is informational once the config is resolved: the preset's
+	// values are in the fields below.
+	Preset string `toml:"preset,omitempty" json:"preset,omitempty"`
 	// Bottleneck is m, the adapter's inner width. Exactly one of Bottleneck
 	// and ReductionFactor must be set.
 	Bottleneck int `toml:"bottleneck" json:"bottleneck,omitempty"`
@@ -52,7 +60,7 @@ type Config struct {
 	ReductionFactor int `toml:"reduction_factor" json:"reduction_factor,omitempty"`
 	// NonLinearity is f: relu (default), gelu or swish.
 	NonLinearity string `toml:"non_linearity" json:"non_linearity"`
-	// Init is zero (default) or near_identity.
+	// Init is zero (default), near_identity or bert.
 	Init string `toml:"init" json:"init"`
 	// Placement is houlsby (default), ffn or attention.
 	Placement string `toml:"placement" json:"placement"`
@@ -118,8 +126,10 @@ func (c Config) Resolve(d, numLayers int) (model.AdapterOptions, error) {
 		r.Init = model.InitZero
 	case InitNearIdentity:
 		r.Init = model.InitNearIdentity
+	case InitBERT:
+		r.Init = model.InitBERT
 	default:
-		return r, fmt.Errorf("adapter.init = %q: want %q or %q", c.Init, InitZero, InitNearIdentity)
+		return r, fmt.Errorf("adapter.init = %q: want %q, %q or %q", c.Init, InitZero, InitNearIdentity, InitBERT)
 	}
 	switch c.Placement {
 	case "", PlaceHoulsby:

@@ -3,6 +3,7 @@ package adapter
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 
@@ -253,6 +254,9 @@ func (f *File) Metadata() (map[string]string, error) {
 // other formats, and files whose tensors are not exactly those their
 // strategy trains are refused too; every error names the file.
 func Load(path, expectFingerprint string) (*File, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("adapter file %s is a folder: an AdapterHub folder loads with interop.LoadAdapter (train-gpu's --adapter takes both)", path)
+	}
 	sf, err := safetensors.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("adapter file: %w", err)

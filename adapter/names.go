@@ -53,7 +53,15 @@ const (
 	// HeadMean puts the classifier on the masked mean of the hidden states
 	// (the sentence-transformers pooling of all-MiniLM-L6-v2).
 	HeadMean = model.PoolingMean
+	// HeadCLSDense is AdapterHub's default classification head: a new dense
+	// layer ("head.dense.*") and tanh on the [CLS] hidden state, then the
+	// classifier, with dropout before each linear layer. It trains with the
+	// classifier whatever the strategy.
+	HeadCLSDense = model.PoolingCLSDense
 )
+
+// HeadKinds lists the head kinds in the order --help shows them.
+var HeadKinds = []string{HeadPooler, HeadCLS, HeadMean, HeadCLSDense}
 
 // Head describes the task head. NumLabels = 1 means regression (STS-B).
 type Head struct {
@@ -64,9 +72,9 @@ type Head struct {
 // Validate checks the kind and label count.
 func (h Head) Validate() error {
 	switch h.Kind {
-	case HeadPooler, HeadCLS, HeadMean:
+	case HeadPooler, HeadCLS, HeadMean, HeadCLSDense:
 	default:
-		return fmt.Errorf("head kind %q: want %s, %s or %s", h.Kind, HeadPooler, HeadCLS, HeadMean)
+		return fmt.Errorf("head kind %q: want %s, %s, %s or %s", h.Kind, HeadPooler, HeadCLS, HeadMean, HeadCLSDense)
 	}
 	if h.NumLabels < 1 {
 		return fmt.Errorf("head: %d labels, need at least 1 (1 = regression)", h.NumLabels)

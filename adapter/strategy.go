@@ -28,8 +28,9 @@ const (
 // Strategies lists the strategy names in the order --help shows them.
 var Strategies = []string{StratAdapters, StratFull, StratHead, StratLayerNorm, StratTopK, StratBitFit}
 
-// Strategy decides which tensors train. The head ("classifier.*", and a
-// "pooler.*" the checkpoint lacked, see CreatedPooler) always trains.
+// Strategy decides which tensors train. The head ("classifier.*", the
+// "head.dense.*" of HeadCLSDense, and a "pooler.*" the checkpoint lacked,
+// see CreatedPooler) always trains.
 type Strategy struct {
 	// Name is one of Strategies.
 	Name string `toml:"name" json:"name"`
@@ -68,7 +69,7 @@ func (s Strategy) UsesAdapters() bool { return s.Name == StratAdapters }
 // same predicate drives the encoder, the optimizer, accounting and the
 // adapter file.
 func (s Strategy) Trainable(name string) bool {
-	if model.IsClassifier(name) || (model.IsPooler(name) && s.CreatedPooler) {
+	if model.IsClassifier(name) || model.IsHeadDense(name) || (model.IsPooler(name) && s.CreatedPooler) {
 		return true
 	}
 	switch s.Name {

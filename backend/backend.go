@@ -300,7 +300,8 @@ type Backend interface {
 	TanhBackward(dinp, dout, out Tensor, n int) error
 
 	// Dropout: out = inp·keep/(1-p), keep drawn by DropoutKeep(seed, i, p).
-	// p = 0 copies. Backward recomputes the same mask from the seed.
+	// p = 0 copies. Backward recomputes the same mask from the seed. out
+	// may alias inp (dinp may alias dout).
 	DropoutForward(out, inp Tensor, n int, p float32, seed uint64) error
 	DropoutBackward(dinp, dout Tensor, n int, p float32, seed uint64) error
 

@@ -50,6 +50,7 @@ type Device struct {
 	name     string
 	cc       [2]int
 	totalMem int64
+	props    Props
 
 	// th runs every driver call; its mutex also guards the launch slot.
 	th *thread
@@ -115,6 +116,9 @@ func (d *Device) setup() error {
 	}
 	if d.totalMem, err = d.dev.TotalMem(); err != nil {
 		return fmt.Errorf("reading the memory size: %w", err)
+	}
+	if err := d.readProps(); err != nil {
+		return err
 	}
 	// cuCtxCreate makes the new context current on this (locked) thread.
 	if d.ctx, err = d.dev.MakeContext(cu.SchedAuto); err != nil {
@@ -194,6 +198,50 @@ func (d *Device) Close() error {
 // Name describes the device, e.g. "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)".
 func (d *Device) Name() string {
 	return fmt.Sprintf("cuda:%d %s (sm_%d%d, %.1f GiB)", d.ordinal, d.name, d.cc[0], d.cc[1], float64(d.totalMem)/(1<<30))
+}
+
+// Props are the device attributes the benchmarks' rooflines and the probe
+// report (cuDeviceGetAttribute, cuDriverGetVersion).
+type Props struct {
+	Name          string // e.g. "NVIDIA H200"
+	Major, Minor  int    // compute capability
+	SMs           int    // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+	ClockKHz      int    // CU_DEVICE_ATTRIBUTE_CLOCK_RATE: the peak SM clock
+	MemClockKHz   int    // CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE: the peak memory clock
+	BusWidthBits  int    // CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH
+	TotalMem      int64  // bytes
+	DriverVersion int    // cuDriverGetVersion: 1000·major + 10·minor, e.g. 13000
+	PTXFiles      int    // PTX files loaded
+}
+
+// Props returns the device's attributes, read once at Open.
+func (d *Device) Props() Props {
+	p := d.props
+	p.PTXFiles = len(d.files)
+	return p
+}
+
+// readProps reads the attributes of Props (on the locked thread, in setup).
+func (d *Device) readProps() error {
+	p := Props{Name: d.name, Major: d.cc[0], Minor: d.cc[1], TotalMem: d.totalMem, DriverVersion: cu.Version()}
+	for _, a := range []struct {
+		attr cu.DeviceAttribute
+		dst  *int
+		what string
+	}{
+		{cu.MultiprocessorCount, &p.SMs, "multiprocessor count"},
+		{cu.ClockRate, &p.ClockKHz, "clock rate"},
+		{cu.MemoryClockRate, &p.MemClockKHz, "memory clock rate"},
+		{cu.GlobalMemoryBusWidth, &p.BusWidthBits, "memory bus width"},
+	} {
+		v, err := d.dev.Attribute(a.attr)
+		if err != nil {
+			return fmt.Errorf("reading the %s: %w", a.what, err)
+		}
+		*a.dst = v
+	}
+	d.props = p
+	return nil
 }
 
 // ComputeCapability returns the major and minor compute capability.

@@ -25,12 +25,20 @@ type Options struct {
 	// GPU's default through Open); false keeps them in F32, which is slower
 	// but numerically closest to the CPU backend.
 	BF16 bool
+	// Graphs replays recurring sequences of kernels as CUDA Graphs
+	// (graph.go); the device must be a GraphDevice. Results are those of
+	// direct launches; launch errors surface at the next host copy or Sync.
+	Graphs bool
 }
 
 // Backend is the CUDA backend: backend.Backend over a Device (the real GPU,
 // package cuda, or the kernel emulator, package gpu/emu).
 type Backend struct {
+	// dev is what the launchers use: base itself, or in graph mode the
+	// recorder (rec) over it.
 	dev  Device
+	base Device
+	rec  *graphRecorder
 	opts Options
 	pool pool
 	// closeDev is set when the Backend owns dev (Open made it) and Close
@@ -41,12 +49,16 @@ type Backend struct {
 	host []byte
 	// hostF is the float32 staging buffer of Copy between dtypes.
 	hostF []float32
+	// hostI holds indices read back by checkIndices.
+	hostI []int32
 	// decayChecked holds the AdamWStep decay tables already read back and
 	// found well-formed, with their largest range end (see checkDecay).
 	decayChecked map[decayKey]int
 	// segChecked holds the grouped ops' segment tables already read back
 	// (see segTable), as host copies.
 	segChecked map[decayKey][]int32
+	// known records the I32 memory UploadInt32 wrote (known.go).
+	known []knownInts
 }
 
 // New returns a Backend over dev. The caller keeps ownership of dev: Close
@@ -55,9 +67,25 @@ func New(dev Device, opts Options) (*Backend, error) {
 	if dev == nil {
 		return nil, fmt.Errorf("gpu.New: nil Device")
 	}
-	b := &Backend{dev: dev, opts: opts}
+	b := &Backend{dev: dev, base: dev, opts: opts}
+	if opts.Graphs {
+		gd, ok := dev.(GraphDevice)
+		if !ok {
+			return nil, fmt.Errorf("gpu.New: Options.Graphs needs a GraphDevice (cuda's, or gpu.ReplayGraphs); %s is a %T", dev.Name(), dev)
+		}
+		b.rec = newGraphRecorder(gd)
+		b.dev = b.rec
+	}
 	b.pool.init()
 	return b, nil
+}
+
+// GraphStats reports what graph mode did (zero without Options.Graphs).
+func (b *Backend) GraphStats() GraphStats {
+	if b.rec == nil {
+		return GraphStats{}
+	}
+	return b.rec.stats
 }
 
 // Name identifies the backend by its device, e.g. "cuda:0 NVIDIA H100 80GB HBM3".
@@ -71,8 +99,9 @@ func (b *Backend) FrozenDType() backend.DType {
 	return backend.F32
 }
 
-// Device returns the device the backend runs on (for benchmarks and tools
-// that need the device's extra abilities, such as event timing).
+// Device returns the device the backend issues its work to (for benchmarks
+// and tools that need the device's extra abilities, such as event timing);
+// in graph mode that is the recorder, which has none of them.
 func (b *Backend) Device() Device { return b.dev }
 
 // Close waits for queued work, then frees every device allocation of the
@@ -83,7 +112,12 @@ func (b *Backend) Close() error {
 	if ferr := b.pool.releaseAll(b.dev); ferr != nil && err == nil {
 		err = ferr
 	}
-	if c, ok := b.dev.(io.Closer); ok && b.closeDev {
+	if b.rec != nil {
+		if gerr := b.rec.close(); gerr != nil && err == nil {
+			err = gerr
+		}
+	}
+	if c, ok := b.base.(io.Closer); ok && b.closeDev {
 		if cerr := c.Close(); cerr != nil && err == nil {
 			err = cerr
 		}

@@ -112,6 +112,27 @@ func gemmOp(name string, out, in func(benchShape) int, dx bool) benchOp {
 	}
 }
 
+// linearOp is backend.LinearForward: Y = dropout(X·Wᵀ + b) with p = 0.1,
+// one launch on the GPU (bias and dropout in the GEMM's epilogue) where
+// the core ops take three (gemm_*, add_bias, dropout_fwd).
+func linearOp(name string, out, in func(benchShape) int) benchOp {
+	op := gemmOp(name, out, in, false)
+	op.bytes = func(s benchShape, ew float64) float64 {
+		n, o, i := float64(s.B*s.T), float64(out(s)), float64(in(s))
+		return ew * (n*i + o*i + n*o + o)
+	}
+	op.setup = func(b testing.TB, be backend.Backend, s benchShape) func() error {
+		x := &bench{b: b, be: be, rng: rand.New(rand.NewSource(2))}
+		b.Cleanup(x.free)
+		N, O, I := s.B*s.T, out(s), in(s)
+		w, bias := x.t(be.FrozenDType(), 0.02, O, I), x.t(be.FrozenDType(), 0.1, O)
+		in, y := x.t(be.FrozenDType(), 1, N, I), x.t(be.FrozenDType(), 0, N, O)
+		seed := uint64(0)
+		return func() error { seed++; return backend.LinearForward(be, y, in, w, bias, N, O, I, 0.1, seed) }
+	}
+	return op
+}
+
 func cOf(s benchShape) int  { return s.C }
 func c3Of(s benchShape) int { return 3 * s.C }
 func ffOf(s benchShape) int { return s.FF }
@@ -143,6 +164,8 @@ var benchOps = []benchOp{
 	gemmOp("gemm_ffn_down_fwd", cOf, ffOf, false),
 	gemmOp("gemm_qkv_dx", c3Of, cOf, true),
 	gemmOp("gemm_ffn_up_dx", ffOf, cOf, true),
+	linearOp("linear_attnout_fused", cOf, cOf),
+	linearOp("linear_ffn_down_fused", cOf, ffOf),
 	gemmOp("gemm_ffn_down_dx", cOf, ffOf, true),
 	{
 		name: "attention_fwd",
@@ -253,6 +276,16 @@ var benchOps = []benchOp{
 			x.b.Fatal(err)
 		}
 		return func() error { return x.be.LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd, N, s.C) }
+	}),
+	elementwise("add_layernorm_fwd", nc, 4, func(x *bench, s benchShape) func() error {
+		dt := x.be.FrozenDType() // activations
+		N := s.B * s.T
+		a, c, res, out := x.t(dt, 1, N, s.C), x.t(dt, 1, N, s.C), x.t(dt, 0, N, s.C), x.t(dt, 0, N, s.C)
+		mean, rstd := x.t(backend.F32, 0, N), x.t(backend.F32, 0, N)
+		w, bias := x.t(backend.F32, 1, s.C), x.t(backend.F32, 0.1, s.C)
+		return func() error {
+			return backend.AddLayerNormForward(x.be, out, res, mean, rstd, a, c, w, bias, N, s.C, 1e-12)
+		}
 	}),
 	elementwise("gelu_fwd", nff, 2, func(x *bench, s benchShape) func() error {
 		dt := x.be.FrozenDType() // activations

@@ -73,6 +73,7 @@ func (b *Backend) UploadInt32(t backend.Tensor, src []int32) error {
 	if err := b.dev.HtoD(g.Ptr, buf); err != nil {
 		return fmt.Errorf("gpu.UploadInt32 %v: %w", g.shape, err)
 	}
+	b.rememberInts(g.Ptr, src)
 	return nil
 }
 

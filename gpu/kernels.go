@@ -67,6 +67,7 @@ var (
 	// elementwise.cu
 	kBiasAdd    = family("bias_add", "elementwise", sfxXW)
 	kBiasGrad   = family("bias_grad", "elementwise", sfxX)
+	kBiasGrad2  = family("bias_grad2", "elementwise", sfxX)
 	kAdd        = family("add", "elementwise", sfxX)
 	kScale      = family("scale", "elementwise", sfxX)
 	kActFwd     = family("act_fwd", "elementwise", sfxXW)
@@ -85,6 +86,8 @@ var (
 	kLNFwd    = family("layernorm_fwd", "layernorm", sfxXW)
 	kLNBwdDx  = family("layernorm_bwd_dx", "layernorm", sfxXW)
 	kLNBwdDwb = family("layernorm_bwd_dwdb", "layernorm", sfxX)
+	kAddLNFwd = family("add_layernorm_fwd", "layernorm", sfxXW)
+	kLNBwd    = family("layernorm_bwd_fused", "layernorm", sfxXW)
 	kLNSegFwd = family("layernorm_seg_fwd", "layernorm", sfxXW)
 	// attention.cu
 	kAttnFwd    = family("attn_fwd", "attention", sfxX)
@@ -111,9 +114,9 @@ var (
 // kernelFamilies is every family, in the order of KernelNames.
 var kernelFamilies = []*kernelFamily{
 	kGemmF32, kGemmWMMA, kGemmF32FF,
-	kBiasAdd, kBiasGrad, kAdd, kScale, kActFwd, kActBwd, kTanhFwd, kTanhBwd, kDropoutFwd, kDropoutBwd, kToBF16, kToF32,
+	kBiasAdd, kBiasGrad, kBiasGrad2, kAdd, kScale, kActFwd, kActBwd, kTanhFwd, kTanhBwd, kDropoutFwd, kDropoutBwd, kToBF16, kToF32,
 	kSumSq, kSumSqPartial, kSumF32,
-	kLNFwd, kLNBwdDx, kLNBwdDwb, kLNSegFwd,
+	kLNFwd, kLNBwdDx, kLNBwdDwb, kAddLNFwd, kLNBwd, kLNSegFwd,
 	kAttnFwd, kAttnBwdD, kAttnBwdDKV, kAttnBwdDQ,
 	kSoftmaxFwd, kSoftmaxBwd,
 	kEmbFwd, kEmbBwd,

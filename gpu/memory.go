@@ -88,6 +88,19 @@ func (b *Backend) Alloc(dt backend.DType, shape ...int) (backend.Tensor, error) 
 	return t, nil
 }
 
+// scratch is Alloc without the zeroing, for the launchers' internal
+// buffers that a kernel overwrites completely before anything reads them
+// (a zeroing is one more operation on the stream per buffer and step).
+func (b *Backend) scratch(op, name string, dt backend.DType, n int) (*Tensor, error) {
+	bytes := max(n, 1) * dt.Size()
+	p, err := b.pool.get(b.dev, bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: scratch %s (%d bytes): %w", op, name, bytes, err)
+	}
+	b.wrote(p, bytes)
+	return &Tensor{Ptr: p, shape: []int{max(n, 1)}, dt: dt, n: max(n, 1)}, nil
+}
+
 // View returns a tensor aliasing t's elements [offset, offset+prod(shape)).
 func (b *Backend) View(t backend.Tensor, offset int, shape ...int) (backend.Tensor, error) {
 	g, err := devTensor("gpu.View", "t", t)

@@ -29,6 +29,13 @@ func TestModelMatchesCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	modelMatchesCPU(t, ck, func(t *testing.T) gpu.Device { return emuDevice(t) })
+}
+
+// modelMatchesCPU runs the comparison of TestModelMatchesCPU for checkpoint
+// ck on the devices newDev returns (the emulator here, the GPU in
+// model_cuda_test.go).
+func modelMatchesCPU(t *testing.T, ck *model.Checkpoint, newDev func(t *testing.T) gpu.Device) {
 	opts := model.Options{
 		MaxBatch: 2, MaxSeq: 12,
 		Adapter: &model.AdapterOptions{M: 32, Act: backend.GELU, Attention: true, FFN: true, Init: "near_identity", Seed: 5},
@@ -40,7 +47,7 @@ func TestModelMatchesCPU(t *testing.T) {
 	bt := &model.Batch{B: B, T: T, IDs: make([]int32, B*T), Mask: make([]int32, B*T), Labels: []int32{0, 1}}
 	for i := range bt.IDs {
 		if i%T < 9 || i < T { // the second sequence has 3 padding tokens
-			bt.IDs[i] = int32(1000 + r.Intn(20000))
+			bt.IDs[i] = int32(1000 + r.Intn(min(20000, ck.Config.VocabSize-1000)))
 			bt.Mask[i] = 1
 		}
 	}
@@ -98,7 +105,7 @@ func TestModelMatchesCPU(t *testing.T) {
 		{"bf16", true, 0.05, 0, 0.1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g, err := gpu.New(emuDevice(t), gpu.Options{BF16: tc.bf16})
+			g, err := gpu.New(newDev(t), gpu.Options{BF16: tc.bf16})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -113,9 +113,11 @@ func (b *Backend) checkDecay(op string, t *Tensor, n int) error {
 	return nil
 }
 
-// wrote forgets the checked decay and segment tables overlapping device
-// bytes [p, p+bytes): the backend is about to write them.
+// wrote forgets the checked decay and segment tables and the recorded I32
+// values (known.go) overlapping device bytes [p, p+bytes): the backend is
+// about to write them.
 func (b *Backend) wrote(p DevicePtr, bytes int) {
+	b.forgetInts(p, bytes)
 	for k := range b.decayChecked {
 		if k.ptr < p+DevicePtr(bytes) && p < k.ptr+DevicePtr(4*k.n) {
 			delete(b.decayChecked, k)

@@ -161,30 +161,22 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 	if M > adMaxM {
 		return fmt.Errorf("%s: M = %d > %d: %w", op, M, adMaxM, backend.ErrNotFused)
 	}
-	if dbut != nil {
-		if err := b.biasGrad(op, dbut, gt, N, C); err != nil {
-			return err
-		}
-	}
 	if dit == nil && dwdt == nil && dbdt == nil && dwut == nil {
+		if dbut != nil {
+			return b.biasGrad(op, dbut, gt, N, C)
+		}
 		return nil
 	}
-	// Scratch: dz (N, M) always, a (N, M) for dWUp.
-	scratch := func(name string) (*Tensor, error) {
-		t, err := b.Alloc(backend.F32, max(nm, 1))
-		if err != nil {
-			return nil, fmt.Errorf("%s: scratch %s: %w", op, name, err)
-		}
-		return t.(*Tensor), nil
-	}
-	dz, err := scratch("dz")
+	// Scratch: dz (N, M) always, a (N, M) for dWUp; the kernel writes
+	// both completely, so they are not zeroed.
+	dz, err := b.scratch(op, "dz", backend.F32, nm)
 	if err != nil {
 		return err
 	}
 	defer b.Free(dz)
 	var a *Tensor
 	if dwut != nil {
-		if a, err = scratch("a"); err != nil {
+		if a, err = b.scratch(op, "a", backend.F32, nm); err != nil {
 			return err
 		}
 		defer b.Free(a)
@@ -201,19 +193,31 @@ func (b *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, z
 	}
 	if M > 0 {
 		if dwut != nil { // dWUp (C, M) += doutᵀ (C, N) · a (N, M)
-			if err := b.gemm(op, dwut, gt, a, true, false, C, M, N, C, M, M, 1, 0, 0, 0, 1, 1); err != nil {
+			if err := b.gemm(op, dwut, gt, a, true, false, C, M, N, C, M, M, 1, 0, 0, 0, 1, 1, gemmEpilogue{}); err != nil {
 				return err
 			}
 		}
 		if dwdt != nil { // dWDown (M, C) += dzᵀ (M, N) · inp (N, C)
-			if err := b.gemm(op, dwdt, dz, it, true, false, M, C, N, M, C, C, 1, 0, 0, 0, 1, 1); err != nil {
+			if err := b.gemm(op, dwdt, dz, it, true, false, M, C, N, M, C, C, 1, 0, 0, 0, 1, 1, gemmEpilogue{}); err != nil {
 				return err
 			}
 		}
-		if dbdt != nil {
-			if err := b.biasGrad(op, dbdt, dz, N, M); err != nil {
-				return err
-			}
+	}
+	// The bias gradients, dBUp += Σ dout and dBDown += Σ dz, in one launch
+	// when both train (dout is intact: an aliased dinp is written last).
+	switch {
+	case dbut != nil && dbdt != nil && M > 0:
+		if err := b.launch(op, kBiasGrad2.of(gt), Dim3{X: uint32((C+31)/32 + (M+31)/32), Y: 1, Z: 1}, Dim3{X: 32, Y: 8, Z: 1}, 0,
+			ptr(dbut), ptr(gt), Int(C), ptr(dbdt), ptr(dz), Int(M), Int(N)); err != nil {
+			return err
+		}
+	case dbut != nil:
+		if err := b.biasGrad(op, dbut, gt, N, C); err != nil {
+			return err
+		}
+	case dbdt != nil && M > 0:
+		if err := b.biasGrad(op, dbdt, dz, N, M); err != nil {
+			return err
 		}
 	}
 	if dit == nil || first != nil {

@@ -32,18 +32,21 @@ import (
 	"github.com/houlsby/adapters/backend"
 )
 
-// The GPU backend implements the core contract, both fused capabilities
-// and both grouped (serving) capabilities; they answer backend.ErrNotFused
-// beyond their kernels' limits (adapter and grouped adapter M > 256, more
-// than 65535 segments; attention T > 512, HS > 128, a grid dimension above
-// 65535, and the bf16 backward with HS < 2), and backend's generic
-// composition of core ops runs instead.
+// The GPU backend implements the core contract, every fused capability
+// (adapter, attention, linear, residual + LayerNorm) and both grouped
+// (serving) capabilities; the adapter, grouped adapter and attention answer
+// backend.ErrNotFused beyond their kernels' limits (adapter and grouped
+// adapter M > 256, more than 65535 segments; attention T > 512, HS > 128, a
+// grid dimension above 65535, and the bf16 backward with HS < 2), and
+// backend's generic composition of core ops runs instead.
 var (
-	_ backend.Backend          = (*Backend)(nil)
-	_ backend.FusedAdapter     = (*Backend)(nil)
-	_ backend.FusedAttention   = (*Backend)(nil)
-	_ backend.GroupedAdapter   = (*Backend)(nil)
-	_ backend.GroupedLayerNorm = (*Backend)(nil)
+	_ backend.Backend           = (*Backend)(nil)
+	_ backend.FusedAdapter      = (*Backend)(nil)
+	_ backend.FusedAttention    = (*Backend)(nil)
+	_ backend.FusedLinear       = (*Backend)(nil)
+	_ backend.FusedAddLayerNorm = (*Backend)(nil)
+	_ backend.GroupedAdapter    = (*Backend)(nil)
+	_ backend.GroupedLayerNorm  = (*Backend)(nil)
 )
 
 // block1D is the block size of the 1-D grid-stride kernels.
@@ -212,21 +215,31 @@ func checkP(op string, p float32) error {
 	return nil
 }
 
-// checkIndices reads the first n ints of the I32 tensor t back to the host
-// and returns an error naming the first one >= hi, or < 0 when negOK is
-// false. The kernels cannot report a bad index, and the contract wants an
-// error, so this costs one small device-to-host copy (which waits for the
-// queued work); ids and labels are tiny next to a training step.
+// checkIndices returns an error naming the first of the first n ints of
+// the I32 tensor t that is >= hi, or < 0 when negOK is false. The kernels
+// cannot report a bad index, and the contract wants an error. When the
+// backend uploaded t's values itself (known.go) it checks them on the host;
+// otherwise it reads them back, one small device-to-host copy that waits
+// for the queued work.
 func (b *Backend) checkIndices(op, name string, t *Tensor, n, hi int, negOK bool) error {
 	if n == 0 {
 		return nil
 	}
-	buf := b.stage(4 * n)
-	if err := b.dev.DtoH(buf, t.Ptr); err != nil {
-		return fmt.Errorf("%s: reading %s back to check them: %w", op, name, err)
+	vals, ok := b.knownIntsAt(t.Ptr, n)
+	if !ok {
+		buf := b.stage(4 * n)
+		if err := b.dev.DtoH(buf, t.Ptr); err != nil {
+			return fmt.Errorf("%s: reading %s back to check them: %w", op, name, err)
+		}
+		if cap(b.hostI) < n {
+			b.hostI = make([]int32, n)
+		}
+		vals = b.hostI[:n]
+		for i := range vals {
+			vals[i] = int32(binary.LittleEndian.Uint32(buf[4*i:]))
+		}
 	}
-	for i := 0; i < n; i++ {
-		v := int32(binary.LittleEndian.Uint32(buf[4*i:]))
+	for i, v := range vals {
 		if int(v) >= hi || (v < 0 && !negOK) {
 			return fmt.Errorf("%s: %s[%d] = %d is outside [%d, %d)", op, name, i, v, map[bool]int{true: math.MinInt32, false: 0}[negOK], hi)
 		}

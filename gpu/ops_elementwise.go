@@ -130,11 +130,10 @@ func (b *Backend) SumSquares(out, x backend.Tensor, n int) error {
 		return b.launch(op, kSumSq.of(xt), Dim3{X: 1, Y: 1, Z: 1}, b1(256), 0, ptr(ot), ptr(xt), Int(n))
 	}
 	chunk := (n + blocks - 1) / blocks
-	pt, err := b.Alloc(backend.F32, blocks)
+	part, err := b.scratch(op, "partial sums", backend.F32, blocks) // sumsq_partial writes every block's sum
 	if err != nil {
-		return fmt.Errorf("%s: scratch: %w", op, err)
+		return err
 	}
-	part := pt.(*Tensor)
 	defer b.Free(part)
 	if err := b.launch(op, kSumSqPartial.of(xt), Dim3{X: uint32(blocks), Y: 1, Z: 1}, b1(256), 0,
 		ptr(part), ptr(xt), Int(n), Int(chunk)); err != nil {

@@ -100,7 +100,7 @@ func TestGemmKernels(t *testing.T) {
 					launch(t, d, "gemm_"+kind+"_"+ops+"f", gpu.Dim3{X: cdiv(N, 64), Y: cdiv(M, 64), Z: batch}, block, 0,
 						gpu.Ptr(pc), gpu.Ptr(pa), gpu.Ptr(pb), gpu.Int(M), gpu.Int(N), gpu.Int(K),
 						gpu.Int(b2i(tr[0])), gpu.Int(b2i(tr[1])), gpu.Int(lda), gpu.Int(ldb), gpu.Int(ldc),
-						gpu.Int(sA), gpu.Int(sB), gpu.Int(sC), gpu.F(alpha), gpu.F(beta))
+						gpu.Int(sA), gpu.Int(sB), gpu.Int(sC), gpu.F(alpha), gpu.F(beta), 0, 0, 0, 0) // no epilogue
 					got := download(t, d, pc, len(c))
 					// Operands are exact (pre-rounded) in the reference, so
 					// only fp32 accumulation error remains: K=37 terms of
@@ -126,7 +126,7 @@ func TestGemmBetaZeroIgnoresNaN(t *testing.T) {
 			block = gpu.Dim3{X: 128, Y: 1, Z: 1}
 		}
 		launch(t, d, k, gpu.Dim3{X: 1, Y: 1, Z: 1}, block, 0, gpu.Ptr(pc), gpu.Ptr(pa), gpu.Ptr(pb),
-			gpu.Int(1), gpu.Int(1), gpu.Int(2), 0, 0, gpu.Int(2), gpu.Int(1), gpu.Int(1), 0, 0, 0, gpu.F(1), gpu.F(0))
+			gpu.Int(1), gpu.Int(1), gpu.Int(2), 0, 0, gpu.Int(2), gpu.Int(1), gpu.Int(1), 0, 0, 0, gpu.F(1), gpu.F(0), 0, 0, 0, 0)
 		if got := download(t, d, pc, 1)[0]; got != 11 {
 			t.Errorf("%s: C = %v, want 11", k, got)
 		}

@@ -12,12 +12,13 @@ import (
 // backend.GroupedLayerNorm), forward only.
 //
 // The kernels cannot report a malformed segment table, and the adapter's
-// grid needs the longest segment, so the launchers read the table back the
-// first time they see it (a small device-to-host copy that waits for the
-// queued work) and keep the host copy by the table's device address and
-// length until the backend next writes that memory, as AdamWStep does with
-// its decay table: a model that uploads one table per batch and passes it
-// to every layer reads it back once per batch.
+// grid needs the longest segment, so the launchers check the table on the
+// host: from the backend's record of what UploadInt32 wrote (known.go), so
+// a model that uploads its tables per batch costs no read-back at all;
+// otherwise they read it back the first time they see it (a small
+// device-to-host copy that waits for the queued work) and keep the host copy
+// by the table's device address and length until the backend next writes
+// that memory, as AdamWStep does with its decay table.
 
 // segTable returns the checked host copy of the segment table t (S rows of
 // start, end, slot) and the longest segment's row count.
@@ -27,7 +28,10 @@ func (b *Backend) segTable(op string, t backend.Tensor, N, G, S int, allowNone b
 		return nil, 0, err
 	}
 	key := decayKey{st.Ptr, 3 * S}
-	table, ok := b.segChecked[key]
+	table, ok := b.knownIntsAt(st.Ptr, 3*S)
+	if !ok {
+		table, ok = b.segChecked[key]
+	}
 	if !ok {
 		buf := b.stage(4 * 3 * S)
 		if len(buf) > 0 {

@@ -4,17 +4,41 @@ package gpu
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/houlsby/adapters/backend"
 	"github.com/houlsby/adapters/cuda"
 )
 
+// CUDABuild is true in binaries built with the cuda tag.
+const CUDABuild = true
+
+// Probe opens GPU ordinal (context, stream, every PTX module loaded), reads
+// its attributes and closes it again: the cheap check `train-gpu probe`
+// runs before a CUDA build is trusted with a job.
+func Probe(ordinal int) (DeviceInfo, error) {
+	d, err := cuda.Open(ordinal)
+	if err != nil {
+		return DeviceInfo{}, fmt.Errorf("gpu.Probe: %w", err)
+	}
+	info := CUDADevice(d).Info(ordinal)
+	if err := d.Close(); err != nil {
+		return info, fmt.Errorf("gpu.Probe: %w", err)
+	}
+	return info, nil
+}
+
 // Open returns the CUDA backend on GPU ordinal (0-based) with bf16 frozen
-// weights and activations. Close it (it implements io.Closer) to release the
-// GPU's context.
+// weights and activations, or the options the environment sets
+// (OptionsFromEnv). Close it (it implements io.Closer) to release the GPU's
+// context.
 func Open(ordinal int) (backend.Backend, error) {
-	b, err := OpenBackend(ordinal, Options{BF16: true})
+	opts, err := OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("gpu.Open: %w", err)
+	}
+	b, err := OpenBackend(ordinal, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -23,6 +47,11 @@ func Open(ordinal int) (backend.Backend, error) {
 
 // OpenBackend is Open returning the concrete *Backend with chosen options.
 func OpenBackend(ordinal int, opts Options) (*Backend, error) {
+	if opts.Graphs {
+		if err := cuda.GraphAPI(); err != nil {
+			return nil, fmt.Errorf("gpu.Open with %s=1: %w", EnvGraphs, err)
+		}
+	}
 	d, err := cuda.Open(ordinal)
 	if err != nil {
 		return nil, fmt.Errorf("gpu.Open: %w", err)
@@ -81,10 +110,43 @@ func (c *CUDA) Sync() error { return c.D.Sync() }
 // Close closes the device (its context and all its memory).
 func (c *CUDA) Close() error { return c.D.Close() }
 
+// Info returns the device's attributes as a DeviceInfo.
+func (c *CUDA) Info(ordinal int) DeviceInfo {
+	p := c.D.Props()
+	return DeviceInfo{Ordinal: ordinal, Name: p.Name, Description: c.D.Name(), Major: p.Major, Minor: p.Minor,
+		SMs: p.SMs, ClockKHz: p.ClockKHz, MemClockKHz: p.MemClockKHz, BusWidthBits: p.BusWidthBits,
+		TotalMem: p.TotalMem, DriverVersion: p.DriverVersion, PTXFiles: p.PTXFiles}
+}
+
 // StartTimer records the start event on the device's stream.
 func (c *CUDA) StartTimer() error { return c.D.StartTimer() }
 
 // StopTimer returns the GPU time since StartTimer.
 func (c *CUDA) StopTimer() (time.Duration, error) { return c.D.StopTimer() }
 
-var _ Device = (*CUDA)(nil)
+// NewGraph implements GraphDevice: CUDA Graphs through stream capture
+// (package cuda).
+func (c *CUDA) NewGraph(ops []GraphOp) (Graph, error) {
+	cops := make([]cuda.GraphOp, len(ops))
+	for i, op := range ops {
+		cops[i] = cuda.GraphOp{Kind: int(op.Kind), Kernel: op.Kernel, Grid: cuda.Dim3(op.Grid), Block: cuda.Dim3(op.Block),
+			Shared: op.Shared, Args: op.Args, Dst: uint64(op.Dst), Src: uint64(op.Src), Bytes: op.Bytes}
+	}
+	g, err := c.D.NewGraph(cops)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+var (
+	_ Device      = (*CUDA)(nil)
+	_ GraphDevice = (*CUDA)(nil)
+)
+
+// The kinds of cuda.GraphOp are those of OpKind (a mismatch does not compile).
+var (
+	_ = [1]int{}[OpLaunch-cuda.OpLaunch]
+	_ = [1]int{}[OpMemset0-cuda.OpMemset0]
+	_ = [1]int{}[OpDtoD-cuda.OpDtoD]
+)

@@ -14,20 +14,40 @@ __device__ void bias_add_body(X* x, const W* bias, long long N, long long C) {
 // bias_grad: dbias[c] += Σ_n dout[n, c]. Block (32, 8) owns 32 columns:
 // threadIdx.y walks rows y, y+8, ... in order, then the 8 partial sums are
 // added in a fixed order, so the result is deterministic. grid ceil(C/32).
+// (cb: the block's column block; tx, ty: the thread as in block (32, 8).)
 template <class X>
-__device__ void bias_grad_body(float* dbias, const X* dout, long long N, long long C) {
+__device__ void bias_grad_cols(float* dbias, const X* dout, long long N, long long C, long long cb, int tx, int ty) {
     __shared__ float part[8][33];
-    long long c = (long long)blockIdx.x * 32 + threadIdx.x;
+    long long c = cb * 32 + tx;
     float s = 0.0f;
     if (c < C)
-        for (long long n = threadIdx.y; n < N; n += 8) s += ld(dout + n * C + c);
-    part[threadIdx.y][threadIdx.x] = s;
+        for (long long n = ty; n < N; n += 8) s += ld(dout + n * C + c);
+    part[ty][tx] = s;
     __syncthreads();
-    if (threadIdx.y == 0 && c < C) {
+    if (ty == 0 && c < C) {
         float t = 0.0f;
-        for (int k = 0; k < 8; k++) t += part[k][threadIdx.x];
+        for (int k = 0; k < 8; k++) t += part[k][tx];
         dbias[c] += t;
     }
+}
+
+template <class X>
+__device__ void bias_grad_body(float* dbias, const X* dout, long long N, long long C) {
+    bias_grad_cols(dbias, dout, N, C, blockIdx.x, threadIdx.x, threadIdx.y);
+}
+
+// bias_grad2: two bias gradients over the same N rows in one launch, the
+// adapter backward's dBUp += Σ dout (N, C1) (storage X) and dBDown += Σ dz
+// (N, C2) (float): block (32, 8), grid ceil(C1/32) + ceil(C2/32); each
+// column block sums exactly as bias_grad does.
+template <class X>
+__device__ void bias_grad2_body(float* db1, const X* d1, long long C1, float* db2, const float* d2, long long C2,
+                                long long N) {
+    long long b1 = (C1 + 31) / 32;
+    if ((long long)blockIdx.x < b1)
+        bias_grad_cols(db1, d1, N, C1, blockIdx.x, threadIdx.x, threadIdx.y);
+    else
+        bias_grad_cols(db2, d2, N, C2, (long long)blockIdx.x - b1, threadIdx.x, threadIdx.y);
 }
 
 template <class X>
@@ -82,6 +102,10 @@ __device__ void dropout_body(X* out, const X* inp, long long n, double p, unsign
 #define EW_KERNELS(X, sfx)                                                                                          \
     extern "C" __global__ void bias_grad_##sfx(float* dbias, const X* dout, long long N, long long C) {            \
         bias_grad_body(dbias, dout, N, C);                                                                          \
+    }                                                                                                               \
+    extern "C" __global__ void bias_grad2_##sfx(float* db1, const X* d1, long long C1, float* db2, const float* d2, \
+                                                long long C2, long long N) {                                        \
+        bias_grad2_body(db1, d1, C1, db2, d2, C2, N);                                                               \
     }                                                                                                               \
     extern "C" __global__ void add_##sfx(X* out, const X* a, const X* b, long long n) { add_body(out, a, b, n); } \
     extern "C" __global__ void scale_##sfx(X* x, double alpha, long long n) { scale_body(x, alpha, n); }          \

@@ -1,6 +1,8 @@
 // gemm.cu: C = alpha·op(A)·op(B) + beta·C, row-major, strided batch over
 // blockIdx.z (see kernels/README.md). op(A) is M×K, op(B) is K×N, C is M×N
 // float. beta == 0 ignores C's old contents, so NaN garbage cannot leak in.
+// An optional epilogue (a dense layer's bias add and dropout, see
+// GemmEpi) is applied to each element before it is stored.
 //
 // Two kernels:
 //   gemm_f32_*  fp32 arithmetic (float32 mode and fp32 operands);
@@ -15,10 +17,41 @@ __device__ __forceinline__ float gemm_op_at(const T* X, long long r, long long c
     return trans ? ld(X + c * ldx + r) : ld(X + r * ldx + c);
 }
 
+// GemmEpi is the epilogue of a dense layer y = dropout(x·Wᵀ + bias): after
+// alpha and beta, add bias[col] (float or bf16 storage; null: none), then
+// keep the element with backend.DropoutKeep(seed, row·ldc + col, p) scaled
+// by 1/(1-p), or zero it (drop false: no dropout). It is what bias_add and
+// dropout_fwd of elementwise.cu do to a stored C, in the same fp32
+// operations, without rounding a bf16 C in between; with ldc = N the
+// dropout index is the flat index dropout_fwd would use (the launcher
+// passes no dropout otherwise).
+struct GemmEpi {
+    const void* bias;
+    bool biasBF16, drop;
+    unsigned int thresh;
+    float scale;
+    unsigned long long seed;
+};
+
+__device__ __forceinline__ GemmEpi gemm_epi(const void* bias, long long biasBF16, double p, unsigned long long seed) {
+    GemmEpi e;
+    e.bias = bias;
+    e.biasBF16 = biasBF16 != 0;
+    e.drop = p > 0.0;
+    e.thresh = e.drop ? dropout_thresh(p) : 0u;
+    e.scale = e.drop ? 1.0f / (1.0f - (float)p) : 1.0f;
+    e.seed = seed;
+    return e;
+}
+
 template <class TC>
-__device__ __forceinline__ void gemm_store(TC* C, long long ldc, long long r, long long c, float acc, float alpha, float beta) {
+__device__ __forceinline__ void gemm_store(TC* C, long long ldc, long long r, long long c, float acc, float alpha, float beta,
+                                           const GemmEpi& e) {
     TC* p = C + r * ldc + c;
-    st(p, beta == 0.0f ? alpha * acc : alpha * acc + beta * ld(p));
+    float v = beta == 0.0f ? alpha * acc : alpha * acc + beta * ld(p);
+    if (e.bias) v = v + (e.biasBF16 ? ld(static_cast<const bf16*>(e.bias) + c) : ld(static_cast<const float*>(e.bias) + c));
+    if (e.drop) v = dropout_keep(e.seed, r * ldc + c, e.thresh) ? v * e.scale : 0.0f;
+    st(p, v);
 }
 
 // ------------------------------------------------------------- fp32 tiled
@@ -33,7 +66,7 @@ __device__ __forceinline__ void gemm_store(TC* C, long long ldc, long long r, lo
 template <class TC, class TA, class TB>
 __device__ void gemm_f32_body(TC* C, const TA* A, const TB* B, long long M, long long N, long long K, long long transA,
                               long long transB, long long lda, long long ldb, long long ldc, long long strideA,
-                              long long strideB, long long strideC, double alpha_d, double beta_d) {
+                              long long strideB, long long strideC, double alpha_d, double beta_d, GemmEpi epi) {
     __shared__ float As[GF_BK][GF_BM + 4];
     __shared__ float Bs[GF_BK][GF_BN + 4];
     const float alpha = (float)alpha_d, beta = (float)beta_d;
@@ -89,7 +122,7 @@ __device__ void gemm_f32_body(TC* C, const TA* A, const TB* B, long long M, long
         if (r >= M) continue;
         for (int j = 0; j < 4; j++) {
             long long c = n0 + tx + 16 * j;
-            if (c < N) gemm_store(C, ldc, r, c, acc[i][j], alpha, beta);
+            if (c < N) gemm_store(C, ldc, r, c, acc[i][j], alpha, beta, epi);
         }
     }
 }
@@ -98,6 +131,9 @@ __device__ void gemm_f32_body(TC* C, const TA* A, const TB* B, long long M, long
     long long M, long long N, long long K, long long transA, long long transB, long long lda, long long ldb, \
         long long ldc, long long strideA, long long strideB, long long strideC, double alpha, double beta
 #define GEMM_PASS M, N, K, transA, transB, lda, ldb, ldc, strideA, strideB, strideC, alpha, beta
+// The epilogue's arguments (GemmEpi): bias (null: none), whether it is
+// bf16, the dropout probability (0: none) and seed.
+#define GEMM_EPI_ARGS const void *bias, long long biasBF16, double p, unsigned long long seed
 
 // ------------------------------------------------------------- WMMA bf16
 //
@@ -115,7 +151,7 @@ __device__ void gemm_f32_body(TC* C, const TA* A, const TB* B, long long M, long
 template <class TC, class TA, class TB>
 __device__ void gemm_wmma_body(TC* C, const TA* A, const TB* B, long long M, long long N, long long K, long long transA,
                                long long transB, long long lda, long long ldb, long long ldc, long long strideA,
-                               long long strideB, long long strideC, double alpha_d, double beta_d) {
+                               long long strideB, long long strideC, double alpha_d, double beta_d, GemmEpi epi) {
     using namespace nvcuda;
     __shared__ __align__(32) bf16 As[GW_BM * GW_LDA];  // op(A) tile, row-major (m, k)
     __shared__ __align__(32) bf16 Bs[GW_BK * GW_LDB];  // op(B) tile, row-major (k, n)
@@ -178,17 +214,17 @@ __device__ void gemm_wmma_body(TC* C, const TA* A, const TB* B, long long M, lon
     for (int idx = tid; idx < GW_BM * GW_BN; idx += 128) {
         int m = idx / GW_BN, n = idx % GW_BN;
         long long r = m0 + m, c = n0 + n;
-        if (r < M && c < N) gemm_store(C, ldc, r, c, Cs[m * GW_LDC + n], alpha, beta);
+        if (r < M && c < N) gemm_store(C, ldc, r, c, Cs[m * GW_LDC + n], alpha, beta, epi);
     }
 }
 
 // Suffix letters: storage of A, B, C (f float, b bf16).
-#define GEMM_KERNELS(TA, TB, TC, sfx)                                                 \
-    extern "C" __global__ void gemm_f32_##sfx(TC* C, const TA* A, const TB* B, GEMM_ARGS) { \
-        gemm_f32_body(C, A, B, GEMM_PASS);                                                 \
-    }                                                                                       \
-    extern "C" __global__ void gemm_wmma_##sfx(TC* C, const TA* A, const TB* B, GEMM_ARGS) { \
-        gemm_wmma_body(C, A, B, GEMM_PASS);                                                 \
+#define GEMM_KERNELS(TA, TB, TC, sfx)                                                                   \
+    extern "C" __global__ void gemm_f32_##sfx(TC* C, const TA* A, const TB* B, GEMM_ARGS, GEMM_EPI_ARGS) {  \
+        gemm_f32_body(C, A, B, GEMM_PASS, gemm_epi(bias, biasBF16, p, seed));                               \
+    }                                                                                                         \
+    extern "C" __global__ void gemm_wmma_##sfx(TC* C, const TA* A, const TB* B, GEMM_ARGS, GEMM_EPI_ARGS) { \
+        gemm_wmma_body(C, A, B, GEMM_PASS, gemm_epi(bias, biasBF16, p, seed));                              \
     }
 GEMM_KERNELS(float, float, float, fff)
 GEMM_KERNELS(float, float, bf16, ffb)
@@ -200,7 +236,8 @@ GEMM_KERNELS(bf16, bf16, float, bbf)
 GEMM_KERNELS(bf16, bf16, bf16, bbb)
 
 // gemm_f32_ff: the first published name of gemm_f32_fff (float A, B, C),
-// kept because cuda/device_test.go launches it.
+// without the epilogue's arguments, kept because cuda/device_test.go
+// launches it.
 extern "C" __global__ void gemm_f32_ff(float* C, const float* A, const float* B, GEMM_ARGS) {
-    gemm_f32_body(C, A, B, GEMM_PASS);
+    gemm_f32_body(C, A, B, GEMM_PASS, gemm_epi(nullptr, 0, 0.0, 0));
 }

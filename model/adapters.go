@@ -64,9 +64,15 @@ type AdapterOptions struct {
 // as in the paper's released code (google-research/adapter-bert,
 // adapter_init_scale=1e-3 with a truncated-normal initializer); outputs are
 // close to, not exactly, the pretrained ones.
+//
+// InitBERT: W_down, W_up ~ N(0, 0.02²) (not truncated), biases 0: AdapterHub's
+// default for bottleneck adapters (init_weights="bert", Adapter.init_bert_weights
+// in adapters 1.3.0's methods/modeling.py); outputs start away from the
+// pretrained ones by the adapters' random output.
 const (
 	InitZero         = "zero"
 	InitNearIdentity = "near_identity"
+	InitBERT         = "bert"
 )
 
 // adapterInitStd is BERT's initializer_range, also used for pooler and head.
@@ -84,9 +90,9 @@ func (o *AdapterOptions) validate(numLayers int) error {
 		return fmt.Errorf("model: adapter options select neither the attention nor the FFN position")
 	}
 	switch o.Init {
-	case "", InitZero, InitNearIdentity:
+	case "", InitZero, InitNearIdentity, InitBERT:
 	default:
-		return fmt.Errorf("model: unknown adapter init %q (want %q or %q)", o.Init, InitZero, InitNearIdentity)
+		return fmt.Errorf("model: unknown adapter init %q (want %q, %q or %q)", o.Init, InitZero, InitNearIdentity, InitBERT)
 	}
 	switch o.Act {
 	case backend.ReLU, backend.GELU, backend.Swish:
@@ -142,6 +148,8 @@ func adapterInit(o *AdapterOptions, t TensorSpec) []float32 {
 	v := make([]float32, t.NumElements())
 	seed := streamSeed(o.Seed, t.Name)
 	switch {
+	case (strings.HasSuffix(t.Name, AdapterDownWeight) || strings.HasSuffix(t.Name, AdapterUpWeight)) && o.Init == InitBERT:
+		normal(v, adapterInitStd, seed)
 	case strings.HasSuffix(t.Name, AdapterDownWeight) && o.Init == InitNearIdentity:
 		truncNormal(v, nearIdentityStd, seed)
 	case strings.HasSuffix(t.Name, AdapterDownWeight):

@@ -38,18 +38,28 @@ type HeadOptions struct {
 	// 0 is read as 1).
 	NumLabels int
 	// Pooling picks the vector the classifier reads: PoolingPooler (default,
-	// BERT's tanh dense on [CLS]), PoolingCLS ([CLS] hidden state) or
-	// PoolingMean (masked mean, sentence-transformers style). Without the
-	// pooler, no pooler tensors are in the registry (the checkpoint's, if
-	// any, are not uploaded), as in adapter.Tensors.
+	// BERT's tanh dense on [CLS]), PoolingCLS ([CLS] hidden state),
+	// PoolingMean (masked mean, sentence-transformers style) or
+	// PoolingCLSDense (a new dense + tanh on [CLS], AdapterHub's default
+	// classification head). Without the pooler, no pooler tensors are in
+	// the registry (the checkpoint's, if any, are not uploaded), as in
+	// adapter.Tensors.
 	Pooling string
 }
 
-// Poolings (the strings of adapter.HeadPooler, HeadCLS, HeadMean).
+// Poolings (the strings of adapter.HeadPooler, HeadCLS, HeadMean,
+// HeadCLSDense).
 const (
 	PoolingPooler = "pooler"
 	PoolingCLS    = "cls"
 	PoolingMean   = "mean"
+	// PoolingCLSDense is AdapterHub's default classification head
+	// (ClassificationHead with layers=2, activation tanh, use_pooler=False):
+	// dropout, dense "head.dense" (C, C, created like the classifier),
+	// tanh, dropout, classifier, on the [CLS] hidden state. It has the
+	// pooler's shape but its own, always-trained tensors, and a dropout
+	// before the dense that BERT's pooler head does not have.
+	PoolingCLSDense = "cls_dense"
 )
 
 // Head kinds.
@@ -126,7 +136,7 @@ type Model struct {
 
 	emb     embeddingParams
 	layers  []layerParams
-	poolerW dense // pooler.dense (C, C)
+	poolerW dense // pooler.dense (C, C), or head.dense with PoolingCLSDense
 	head    dense // classifier (V, C)
 
 	// The lowest trainable tensor: backward runs down to it and no further.
@@ -235,9 +245,9 @@ func New(b backend.Backend, ck *Checkpoint, opts Options) (*Model, error) {
 	switch m.pooling = opts.Head.Pooling; m.pooling {
 	case "":
 		m.pooling = PoolingPooler
-	case PoolingPooler, PoolingCLS, PoolingMean:
+	case PoolingPooler, PoolingCLS, PoolingMean, PoolingCLSDense:
 	default:
-		return nil, fmt.Errorf("model: unknown pooling %q (want %q, %q or %q)", opts.Head.Pooling, PoolingPooler, PoolingCLS, PoolingMean)
+		return nil, fmt.Errorf("model: unknown pooling %q (want %q, %q, %q or %q)", opts.Head.Pooling, PoolingPooler, PoolingCLS, PoolingMean, PoolingCLSDense)
 	}
 	if opts.Adapter != nil {
 		if err := opts.Adapter.validate(m.L); err != nil {
@@ -394,8 +404,13 @@ func (m *Model) bind(groups []*paramGroup) {
 			}
 		}
 	}
-	if m.pooling == PoolingPooler {
+	switch m.pooling {
+	case PoolingPooler:
 		m.poolerW = denseOf(get(NamePoolerWeight), get(NamePoolerBias))
+	case PoolingCLSDense:
+		// The head's dense layer computes like the pooler (tanh(W·x + b)),
+		// so it takes the pooler's slot; its tensors are its own.
+		m.poolerW = denseOf(get(NameHeadDenseWeight), get(NameHeadDenseBias))
 	}
 	m.head = denseOf(get(NameClassifierWeight), get(NameClassifierBias))
 

@@ -13,8 +13,8 @@ import (
 // once (CacheValues after a Forward), keep it, and in later epochs start the
 // model at layer k (ForwardFrom), with results identical to recomputation.
 // When no encoder layer trains (k = L), what is cached is the head's input
-// per sequence: the [CLS] row for the pooler, the pooled vector for the cls
-// and mean heads.
+// per sequence: the [CLS] row for the pooler and the cls_dense head, the
+// pooled vector for the cls and mean heads.
 
 // CachePoint returns the layer k whose input ForwardFrom takes: the lowest
 // layer with a trainable tensor (k = L: only the pooler or the head train,
@@ -46,14 +46,11 @@ func (m *Model) CacheValues(dst [][]float32) error {
 	}
 	sh, C := m.step.sh, m.C
 	if k == m.L {
-		src := m.headAct.pooled
-		if m.pooling == PoolingPooler {
-			src = m.headAct.gath
-			if !m.packed {
-				// The padded pooler reads [CLS] rows in place: gather them.
-				if err := m.gatherCLS(sh); err != nil {
-					return err
-				}
+		src := m.poolDst()
+		if m.pooling == PoolingPooler && !m.packed {
+			// The padded pooler reads [CLS] rows in place: gather them.
+			if err := m.gatherCLS(sh); err != nil {
+				return err
 			}
 		}
 		host := make([]float32, sh.B*C)
@@ -105,11 +102,7 @@ func (m *Model) placeCached(bt *Batch, sh shape, cached [][]float32) (int, error
 			}
 			copy(host[s*C:], v)
 		}
-		dst := m.headAct.pooled
-		if m.pooling == PoolingPooler {
-			dst = m.headAct.gath
-		}
-		return k, wrap(m.b.Upload(m.prefix(dst, sh.B*C), host), "uploading the cached head input")
+		return k, wrap(m.b.Upload(m.prefix(m.poolDst(), sh.B*C), host), "uploading the cached head input")
 	}
 	host := make([]float32, sh.N*C) // padding rows stay 0: no real row reads them
 	for s, v := range cached {

@@ -19,7 +19,7 @@ func TestForwardFromCacheIsExact(t *testing.T) {
 	cfg := tinyConfig()
 	ck := randomCheckpoint(cfg, true, 23)
 	top := &AdapterOptions{M: 4, Act: backend.ReLU, Attention: true, FFN: true, Layers: []int{1}, Seed: 3}
-	for _, pooling := range []string{PoolingPooler, PoolingCLS, PoolingMean} {
+	for _, pooling := range []string{PoolingPooler, PoolingCLS, PoolingMean, PoolingCLSDense} {
 		for _, tc := range []struct {
 			name      string
 			adapter   *AdapterOptions

@@ -176,11 +176,19 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 		labels: i32.take(B), targets: f32.take(B)}
 	g := &m.grads
 	g.pre = act.take(N, C)
+	if m.pooling == PoolingCLSDense {
+		// Taken after every buffer of the other heads, so their layout is
+		// unchanged.
+		m.headAct.cls, m.headAct.clsDrop = act.take(B, C), act.take(B, C)
+	}
 	if !m.anyTrainable {
 		return
 	}
 	g.dh = act.take(N, C)
 	m.headAct.dpooled, m.headAct.dpre = act.take(B, C), act.take(B, C)
+	if m.pooling == PoolingCLSDense {
+		m.headAct.dcls, m.headAct.dclsDrop = act.take(B, C), act.take(B, C)
+	}
 	if m.lowestLayer >= m.L {
 		return // only pooler/head train
 	}

@@ -88,6 +88,14 @@ func gradCases() []gradCase {
 		{name: "mean-pooling/regression/top-LayerNorm", pooling: PoolingMean, regression: true,
 			trainable: func(n string) bool { return strings.Contains(n, "layer.1.output.LayerNorm") }},
 		{name: "created-pooler+head"},
+		// AdapterHub's head: dropout before head.dense and before the
+		// classifier (two masks), the gradient into the [CLS] rows.
+		{name: "cls-dense/adapters/dropout", pooling: PoolingCLSDense, pooler: true, train: true,
+			adapter: &AdapterOptions{M: 4, Act: backend.Swish, Attention: true, FFN: true, Init: InitBERT, Seed: 3}, trainable: isAd,
+			wantTrain: []string{"head.dense.weight", "head.dense.bias", "classifier.weight"}, wantFrozen: []string{"encoder.layer.1.output.LayerNorm.weight"}},
+		{name: "cls-dense/head-only", pooling: PoolingCLSDense, pooler: true, train: true,
+			wantTrain: []string{"head.dense.weight", "classifier.bias"}},
+		{name: "cls-dense/regression/all", pooling: PoolingCLSDense, regression: true, stride: 5, trainable: allTrainable},
 	}
 }
 

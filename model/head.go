@@ -16,6 +16,10 @@ type headActs struct {
 	loss    backend.Tensor // (B) F32 per-row loss
 	dpooled backend.Tensor // (B, C) (training only)
 	dpre    backend.Tensor // (B, C) (training only)
+
+	// PoolingCLSDense only (nil otherwise): the [CLS] rows, their dropout
+	// (training only), and the gradients of both.
+	cls, clsDrop, dcls, dclsDrop backend.Tensor // (B, C)
 }
 
 // siteHead is the dropout site of the pooled output (HF
@@ -23,10 +27,18 @@ type headActs struct {
 // hidden_dropout_prob, there).
 func (m *Model) siteHead() uint64 { return uint64(1 + 3*m.L) }
 
+// siteHeadIn is the dropout site of the [CLS] vector before the dense layer
+// of PoolingCLSDense (AdapterHub's head applies its dropout before each of
+// its two linear layers).
+func (m *Model) siteHeadIn() uint64 { return uint64(2 + 3*m.L) }
+
 // headForward computes the pooled vector per sequence, then
 // logits = dropout(pooled)·Whᵀ + bh. Pooling "pooler": pooled =
 // tanh(hidden_[CLS]·Wpᵀ + bp) on each sequence's [CLS] row; "cls": pooled =
-// hidden_[CLS]; "mean": the mean of hidden over the sequence's real tokens.
+// hidden_[CLS]; "mean": the mean of hidden over the sequence's real tokens;
+// "cls_dense": pooled = tanh(dropout(hidden_[CLS])·Wdᵀ + bd). Pooling reads
+// hidden through a GEMM with per-step weights (one-hot at [CLS], or
+// mask/count): a one-hot row copies [CLS] exactly (1·h + 0·h' = h).
 func (m *Model) headForward(bt *Batch, v *stepViews, sh shape, train bool, seed uint64, cachedPool bool) error {
 	b, h, C := m.b, &m.headAct, m.C
 	B := sh.B
@@ -35,11 +47,15 @@ func (m *Model) headForward(bt *Batch, v *stepViews, sh shape, train bool, seed 
 	case cachedPool && m.pooling == PoolingPooler:
 		err = m.pooler(h.gath, B, C) // gath holds the cached [CLS] rows
 	case cachedPool:
-		// pooled holds the cached cls/mean vectors.
+		// pooled holds the cached cls/mean vectors, cls the cls_dense head's
+		// [CLS] rows.
 	case m.packed:
 		err = m.poolPacked(v, sh)
 	default:
 		err = m.poolPadded(bt, v, sh)
+	}
+	if err == nil && m.pooling == PoolingCLSDense {
+		err = m.clsDenseForward(B, train, seed)
 	}
 	if err != nil {
 		return err
@@ -80,7 +96,7 @@ func (m *Model) poolPadded(bt *Batch, v *stepViews, sh shape) error {
 	w := m.host.poolW[:B*T]
 	clear(w)
 	for r := 0; r < B; r++ {
-		if m.pooling == PoolingCLS {
+		if m.pooling != PoolingMean {
 			w[r*T] = 1
 			continue
 		}
@@ -95,14 +111,26 @@ func (m *Model) poolPadded(bt *Batch, v *stepViews, sh shape) error {
 	if err := b.Upload(v.poolW, w); err != nil {
 		return wrap(err, "uploading pooling weights")
 	}
-	return wrap(b.Gemm(h.pooled, h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
+	return wrap(b.Gemm(m.poolDst(), h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
 		Batch: B, StrideA: T, StrideB: T * C, StrideC: C}), "%s pooling", m.pooling)
+}
+
+// poolDst is where the pooling GEMM writes: the gathered [CLS] rows for the
+// pooler (packed) and the cls_dense head, else the pooled vector itself.
+func (m *Model) poolDst() backend.Tensor {
+	switch m.pooling {
+	case PoolingPooler:
+		return m.headAct.gath
+	case PoolingCLSDense:
+		return m.headAct.cls
+	}
+	return m.headAct.pooled
 }
 
 // poolPacked pools the packed hidden state (N, C) with one GEMM,
 // P (B, N)·hidden: P is one-hot at each sequence's first row ([CLS]) for
-// "pooler" and "cls", 1/len over its rows for "mean". The pooler then reads
-// the gathered [CLS] rows.
+// "pooler", "cls" and "cls_dense", 1/len over its rows for "mean". The
+// pooler then reads the gathered [CLS] rows.
 func (m *Model) poolPacked(v *stepViews, sh shape) error {
 	b, h, C := m.b, &m.headAct, m.C
 	B, N := sh.B, sh.N
@@ -121,17 +149,30 @@ func (m *Model) poolPacked(v *stepViews, sh shape) error {
 	if err := b.Upload(v.poolW, w); err != nil {
 		return wrap(err, "uploading pooling weights")
 	}
-	dst := h.pooled
-	if m.pooling == PoolingPooler {
-		dst = h.gath
-	}
-	if err := b.Gemm(dst, h.poolW, m.acts[m.L-1].out, backend.MatMul{M: B, N: C, K: N, Alpha: 1}); err != nil {
+	if err := b.Gemm(m.poolDst(), h.poolW, m.acts[m.L-1].out, backend.MatMul{M: B, N: C, K: N, Alpha: 1}); err != nil {
 		return wrap(err, "%s pooling", m.pooling)
 	}
 	if m.pooling == PoolingPooler {
 		return m.pooler(h.gath, B, C)
 	}
 	return nil
+}
+
+// clsDenseForward computes pooled = tanh(dropout(cls)·Wdᵀ + bd) from the
+// [CLS] rows in h.cls (PoolingCLSDense).
+func (m *Model) clsDenseForward(B int, train bool, seed uint64) error {
+	b, h, C := m.b, &m.headAct, m.C
+	in := h.cls
+	if train && m.pHead != 0 {
+		if err := b.DropoutForward(h.clsDrop, h.cls, B*C, m.pHead, siteSeed(seed, m.siteHeadIn())); err != nil {
+			return wrap(err, "head dropout before head.dense")
+		}
+		in = h.clsDrop
+	}
+	if err := m.linear(h.pre, in, m.poolerW, B, C, C); err != nil {
+		return wrap(err, "head.dense")
+	}
+	return wrap(b.TanhForward(h.pooled, h.pre, B*C), "head tanh")
 }
 
 // lossForward computes the per-row loss (and, when anything trains, the
@@ -202,6 +243,9 @@ func (m *Model) headBackward(sh shape, train bool, seed uint64) error {
 		}
 		dp, other = other, dp
 	}
+	if m.pooling == PoolingCLSDense {
+		return m.clsDenseBackward(dp, other, sh, train, seed)
+	}
 	if m.pooling != PoolingPooler {
 		if m.lowestLayer >= m.L {
 			return nil
@@ -243,6 +287,42 @@ func (m *Model) headBackward(sh shape, train bool, seed uint64) error {
 		return wrap(err, "zeroing the hidden-state gradient")
 	}
 	return wrap(b.Gemm(m.grads.dh, dpre, m.poolerW.W, backend.MatMul{M: B, N: C, K: C, Alpha: 1, LdC: sh.T * C}), "pooler.dense input gradient")
+}
+
+// clsDenseBackward continues headBackward for PoolingCLSDense from dp, the
+// gradient of pooled (scratch is the other (B, C) buffer): through tanh and
+// head.dense (whose gradients always accumulate: the head trains), then,
+// when a layer below trains, through the dropout before the dense into the
+// [CLS] rows of grads.dh (every other row zero), as "cls" pooling does.
+func (m *Model) clsDenseBackward(dp, scratch backend.Tensor, sh shape, train bool, seed uint64) error {
+	b, h, C := m.b, &m.headAct, m.C
+	B := sh.B
+	dpre := scratch
+	if err := b.TanhBackward(dpre, dp, h.pooled, B*C); err != nil {
+		return wrap(err, "head tanh backward")
+	}
+	in := h.cls
+	dropped := train && m.pHead != 0
+	if dropped {
+		in = h.clsDrop
+	}
+	var dIn backend.Tensor
+	if m.lowestLayer < m.L {
+		dIn = h.dcls
+	}
+	if err := m.linearBackward(dIn, dpre, in, m.poolerW, B, C, C); err != nil {
+		return wrap(err, "head.dense backward")
+	}
+	if dIn == nil {
+		return nil
+	}
+	if dropped {
+		if err := b.DropoutBackward(h.dclsDrop, dIn, B*C, m.pHead, siteSeed(seed, m.siteHeadIn())); err != nil {
+			return wrap(err, "head dropout backward")
+		}
+		dIn = h.dclsDrop
+	}
+	return m.poolBackward(dIn, sh)
 }
 
 // poolBackward sets grads.dh, every row of the hidden state's gradient, from

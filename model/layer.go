@@ -58,12 +58,10 @@ func siteFFNOut(l int) uint64    { return uint64(3 + 3*l) }
 // siteSeed derives the dropout seed of one site from the step's seed.
 func siteSeed(seed, site uint64) uint64 { return mix64(seed ^ mix64(site+0x5eed)) }
 
-// linear computes y (N, out) = x (N, in)·Wᵀ + b.
+// linear computes y (N, out) = x (N, in)·Wᵀ + b (one op: a backend may
+// fuse the bias add into its GEMM, backend.LinearForward).
 func (m *Model) linear(y, x backend.Tensor, d dense, N, out, in int) error {
-	if err := m.b.Gemm(y, x, d.W, backend.MatMul{TransB: true, M: N, N: out, K: in, Alpha: 1}); err != nil {
-		return err
-	}
-	return m.b.AddBias(y, d.B, N, out)
+	return backend.LinearForward(m.b, y, x, d.W, d.B, N, out, in, 0, 0)
 }
 
 // linearBackward accumulates dW += dyᵀ·x and dB += Σ dy when trainable, and
@@ -106,11 +104,8 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, tr
 	if err := m.denseDropout(a.ao, a.ctx, p.attnOut, N, C, C, ph, siteSeed(seed, siteAttnOut(l))); err != nil {
 		return wrap(err, "layer %d attention.output.dense", l)
 	}
-	if err := m.adapterResidual(l, 0, a.res1, a.z[0], a.ao, x, p.adapter[0], N); err != nil {
-		return wrap(err, "layer %d attention adapter", l)
-	}
-	if err := m.layerNormForward(l, 0, a.h1, a.mean1, a.rstd1, a.res1, p.ln1, N); err != nil {
-		return wrap(err, "layer %d attention.output.LayerNorm", l)
+	if err := m.residualLayerNorm(l, 0, a.h1, a.res1, a.mean1, a.rstd1, a.z[0], a.ao, x, p.adapter[0], p.ln1, N); err != nil {
+		return wrap(err, "layer %d attention adapter, residual and LayerNorm", l)
 	}
 	// Feed-forward: intermediate dense + GELU, output dense, dropout,
 	// adapter, residual, LayerNorm.
@@ -123,11 +118,8 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, tr
 	if err := m.denseDropout(a.fo, a.ffAct, p.out, N, C, F, ph, siteSeed(seed, siteFFNOut(l))); err != nil {
 		return wrap(err, "layer %d output.dense", l)
 	}
-	if err := m.adapterResidual(l, 1, a.res2, a.z[1], a.fo, a.h1, p.adapter[1], N); err != nil {
-		return wrap(err, "layer %d output adapter", l)
-	}
-	return wrap(m.layerNormForward(l, 1, a.out, a.mean2, a.rstd2, a.res2, p.ln2, N),
-		"layer %d output.LayerNorm", l)
+	return wrap(m.residualLayerNorm(l, 1, a.out, a.res2, a.mean2, a.rstd2, a.z[1], a.fo, a.h1, p.adapter[1], p.ln2, N),
+		"layer %d output adapter, residual and LayerNorm", l)
 }
 
 // attentionForward runs self-attention on a.qkv into a.ctx: packed with
@@ -148,37 +140,37 @@ func (m *Model) attentionBackward(dctx backend.Tensor, a *layerActs, sh shape, p
 	return backend.AttentionBackward(m.b, m.grads.qkv, dctx, a.qkv, a.probs, m.io.mask, sh.B, sh.T, m.NH, m.HS, p, seed)
 }
 
-// denseDropout sets y = dropout(x·Wᵀ + b) with probability pr; without
-// dropout the dense layer writes y directly.
+// denseDropout sets y = dropout(x·Wᵀ + b) with probability pr, one
+// backend.LinearForward (dropout over y's flat index, as DropoutForward).
 func (m *Model) denseDropout(y, x backend.Tensor, d dense, N, out, in int, pr float32, seed uint64) error {
-	if pr == 0 {
-		return m.linear(y, x, d, N, out, in)
-	}
-	if err := m.linear(m.grads.pre, x, d, N, out, in); err != nil {
-		return err
-	}
-	return m.b.DropoutForward(y, m.grads.pre, N*out, pr, seed)
+	return backend.LinearForward(m.b, y, x, d.W, d.B, N, out, in, pr, seed)
 }
 
-// adapterResidual sets res = adapter(h) + resid (adapter(h) = h + up(act(down(h))))
-// or res = h + resid without an adapter: HF's LayerNorm(hidden + input_tensor)
-// with AdapterHub's adapter applied to hidden first. l and i (0 after
-// attention, 1 after the FFN) name the site for Multi's per-task adapters
-// (m.tasks).
-func (m *Model) adapterResidual(l, i int, res, z, h, resid backend.Tensor, ad *adapterParams, N int) error {
+// residualLayerNorm sets res = adapter(h) + resid (adapter(h) = h +
+// up(act(down(h)))), or h + resid without an adapter, and out =
+// LayerNorm(res): HF's LayerNorm(hidden + input_tensor) with AdapterHub's
+// adapter applied to hidden first. The add and the LayerNorm are one op
+// (backend.AddLayerNormForward). l and i (0 after attention, 1 after the
+// FFN) name the site for Multi's per-task adapters and LayerNorms
+// (m.tasks), which replace the model's own there.
+func (m *Model) residualLayerNorm(l, i int, out, res, mean, rstd, z, h, resid backend.Tensor, ad *adapterParams, ln layerNorm, N int) error {
 	if m.tasks != nil {
 		if err := m.tasks.adapter(l, i, res, h, N); err != nil {
 			return err
 		}
-		return m.b.Add(res, res, resid, N*m.C)
+		if err := m.b.Add(res, res, resid, N*m.C); err != nil {
+			return err
+		}
+		return m.tasks.layerNorm(l, i, out, mean, rstd, res, N)
 	}
-	if ad == nil {
-		return m.b.Add(res, h, resid, N*m.C)
+	sum := h
+	if ad != nil {
+		if err := backend.AdapterForward(m.b, res, z, h, ad.down.W, ad.down.B, ad.up.W, ad.up.B, N, m.C, m.opts.Adapter.M, m.opts.Adapter.Act); err != nil {
+			return err
+		}
+		sum = res
 	}
-	if err := backend.AdapterForward(m.b, res, z, h, ad.down.W, ad.down.B, ad.up.W, ad.up.B, N, m.C, m.opts.Adapter.M, m.opts.Adapter.Act); err != nil {
-		return err
-	}
-	return m.b.Add(res, res, resid, N*m.C)
+	return backend.AddLayerNormForward(m.b, out, res, mean, rstd, sum, resid, ln.W, ln.B, N, m.C, m.eps)
 }
 
 // layerBackward propagates dout (N, C), the gradient of a.out, through layer

@@ -30,6 +30,11 @@ const (
 	NamePoolerBias          = "pooler.dense.bias"                       // (C)
 	NameClassifierWeight    = "classifier.weight"                       // (K, C)
 	NameClassifierBias      = "classifier.bias"                         // (K)
+	// The dense layer of the PoolingCLSDense head (AdapterHub's default
+	// two-layer classification head: dense + tanh on [CLS], then the
+	// classifier). It is new, like the classifier, and always trains.
+	NameHeadDenseWeight = "head.dense.weight" // (C, C)
+	NameHeadDenseBias   = "head.dense.bias"   // (C)
 )
 
 // Per-layer tensor name suffixes; LayerTensorName joins one to a layer.
@@ -129,7 +134,7 @@ func (s TensorSpec) Group() string {
 		return "embeddings"
 	case IsPooler(name):
 		return "pooler"
-	case IsClassifier(name):
+	case IsClassifier(name), IsHeadDense(name):
 		return "head"
 	case IsAdapter(name):
 		return "adapter"
@@ -151,7 +156,9 @@ func (s TensorSpec) Group() string {
 // hasPooler tells whether the checkpoint ships "pooler.dense.*". adapter
 // (nil: none) places adapters. head (nil: none) adds the task head: the
 // pooler when head.Pooling is PoolingPooler (category Backbone when the
-// checkpoint has one, else HeadTensor: it is created), and the classifier.
+// checkpoint has one, else HeadTensor: it is created), the head's own dense
+// layer when head.Pooling is PoolingCLSDense (HeadTensor), and the
+// classifier.
 // Without a head the pooler is listed when the checkpoint has one: the list
 // is then exactly the checkpoint's tensors.
 func Tensors(cfg Config, hasPooler bool, adapter *AdapterOptions, head *HeadOptions) []TensorSpec {
@@ -215,6 +222,10 @@ func Tensors(cfg Config, hasPooler bool, adapter *AdapterOptions, head *HeadOpti
 		add(cat, L, stagePooler, NamePoolerWeight, C, C)
 		add(cat, L, stagePooler, NamePoolerBias, C)
 	}
+	if head.Pooling == PoolingCLSDense {
+		add(HeadTensor, L, stagePooler, NameHeadDenseWeight, C, C)
+		add(HeadTensor, L, stagePooler, NameHeadDenseBias, C)
+	}
 	K := head.NumLabels
 	if head.Kind == HeadRegression || K < 1 {
 		K = 1
@@ -241,6 +252,10 @@ func IsPooler(name string) bool { return strings.HasPrefix(name, "pooler.") }
 
 // IsClassifier reports whether name belongs to the classifier.
 func IsClassifier(name string) bool { return strings.HasPrefix(name, "classifier.") }
+
+// IsHeadDense reports whether name belongs to the dense layer of the
+// PoolingCLSDense head.
+func IsHeadDense(name string) bool { return strings.HasPrefix(name, "head.dense.") }
 
 // IsBias reports whether name is a bias (including LayerNorm biases).
 func IsBias(name string) bool { return strings.HasSuffix(name, ".bias") }

@@ -144,7 +144,7 @@ func raggedBatch() *Batch {
 func TestPackedMatchesPadded(t *testing.T) {
 	cfg := tinyConfig()
 	ck := randomCheckpoint(cfg, true, 21)
-	for _, pooling := range []string{PoolingPooler, PoolingCLS, PoolingMean} {
+	for _, pooling := range []string{PoolingPooler, PoolingCLS, PoolingMean, PoolingCLSDense} {
 		for _, tc := range []struct {
 			name      string
 			trainable func(string) bool

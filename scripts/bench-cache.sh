@@ -14,6 +14,7 @@ bin=build/train-gpu
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(examples/cache/*.toml)
 echo "bench-cache: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+mkdir -p runs/bench-cache
 for f in "${files[@]}"; do
 	name=$(basename "$f" .toml)
 	for cache in true false; do

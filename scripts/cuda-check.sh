@@ -11,9 +11,10 @@
 #  (the emulated kernel tests, package gpu/emu, run in `make test`: they need
 #  g++, not the toolkit)
 #
-# Nothing here runs a cuda-tagged binary: gorgonia.org/cu calls cuInit when
-# the program starts and exits without a GPU. See docs/gpu-status.md for how
-# to run the binaries on a GPU machine.
+# Nothing here runs a cuda-tagged binary's GPU code: gorgonia.org/cu calls
+# cuInit when the program starts and exits without a GPU (the hand-off tests
+# of cmd/train-gpu run build/train-gpu-cuda's probe to see exactly that).
+# `make gpu-bundle` packs the binaries for a GPU machine; docs/gpu-status.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -22,31 +23,12 @@ step() { echo; echo "--- cuda-check: $* ($(( $(date +%s) - t0 ))s)"; }
 
 step "CUDA toolkit"
 bash scripts/install-cuda.sh
-if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/lib/nvidia-cuda-toolkit/bin/nvcc ]; then
-	export PATH=/usr/lib/nvidia-cuda-toolkit/bin:$PATH
-fi
 
-# Link against the driver API stub (libcuda.so with SONAME libcuda.so.1): the
-# binaries then load the real driver's libcuda.so.1 on the GPU machine.
-# Debian's nvidia-cuda-dev puts the stub in the multiarch stubs folder and
-# cuda.h in /usr/include; NVIDIA's own toolkit uses /usr/local/cuda.
-stub=""
-for d in /usr/lib/x86_64-linux-gnu/stubs /usr/local/cuda/lib64/stubs /usr/local/cuda/targets/x86_64-linux/lib/stubs; do
-	if [ -e "$d/libcuda.so" ]; then stub=$d; break; fi
-done
-if [ -z "$stub" ]; then
-	echo "cuda-check: no stub libcuda.so found (looked in the Debian and /usr/local/cuda stub folders)" >&2
+# The cgo flags of the cuda-tagged builds (scripts/cuda-env.sh).
+if ! source scripts/cuda-env.sh; then
+	echo "cuda-check: $cuda_env_missing" >&2
 	exit 1
 fi
-inc=/usr/include
-[ -e "$inc/cuda.h" ] || inc=/usr/local/cuda/include
-if [ ! -e "$inc/cuda.h" ]; then
-	echo "cuda-check: cuda.h not found in /usr/include or /usr/local/cuda/include" >&2
-	exit 1
-fi
-export CGO_ENABLED=1
-export CGO_CFLAGS="${CGO_CFLAGS:-} -I$inc"
-export CGO_LDFLAGS="${CGO_LDFLAGS:-} -L$stub"
 echo "cuda-check: CGO_CFLAGS=$CGO_CFLAGS CGO_LDFLAGS=$CGO_LDFLAGS"
 
 step "make ptx"
@@ -67,6 +49,28 @@ if [ "$($GO list -tags cuda -f '{{.Name}}' ./cmd/train-gpu 2>/dev/null || true)"
 	echo "cuda-check: built build/train-gpu-cuda"
 else
 	echo "cuda-check: cmd/train-gpu has no main package yet: skipping the binary"
+fi
+
+step "CUDA Graph entry points (cuda/graph.go) in the installed driver library"
+# cuda/graph.go resolves them with dlsym at run time; a name the driver
+# does not export would only show on a GPU. Check the names against the
+# libcuda.so.1 installed here (a driver library without a GPU suffices).
+lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
+if [ -n "$lib" ] && command -v nm >/dev/null 2>&1; then
+	missing=0
+	# The symbol list once, in a variable: with pipefail, `nm | grep -q`
+	# fails when grep stops reading early.
+	exported=$(nm -D --defined-only "$lib" | awk '{print $3}')
+	for sym in $(grep -o 'GRAPH_SYM([a-z_]*, "[A-Za-z_0-9]*")' cuda/graph.go | sed 's/.*"\(.*\)")/\1/'); do
+		if ! grep -qx "$sym" <<<"$exported"; then
+			echo "cuda-check: $lib does not export $sym (cuda/graph.go)" >&2
+			missing=1
+		fi
+	done
+	[ "$missing" = 0 ] || exit 1
+	echo "cuda-check: $lib exports all $(grep -c 'GRAPH_SYM([a-z_]*, "' cuda/graph.go) graph entry points"
+else
+	echo "cuda-check: no libcuda.so.1 (or nm) here: graph entry points not checked"
 fi
 
 step "go test -tags cuda -c (test binaries for the GPU machine)"

@@ -30,6 +30,11 @@ type Config struct {
 	Train    TrainConfig    `toml:"train"`
 	Output   OutputConfig   `toml:"output"`
 	Device   DeviceConfig   `toml:"device"`
+
+	// defined records the keys ("section.key") the run file and the
+	// overrides set explicitly, so a preset can tell a key it must not
+	// contradict from one left at its default.
+	defined map[string]bool
 }
 
 // ModelConfig is the [model] section.
@@ -55,7 +60,8 @@ type DataConfig struct {
 	// Dir, with a preset, is the task's GLUE folder; train and validation
 	// default to the preset's file names inside it.
 	Dir string `toml:"dir"`
-	// Format is tsv, csv or jsonl.
+	// Format is tsv, csv or jsonl; empty means each file's extension decides
+	// (.jsonl, .tsv, .csv; see FormatOf).
 	Format string `toml:"format"`
 	// Train, Validation and Test are the data files (validation and test
 	// are optional).
@@ -86,9 +92,14 @@ type DataConfig struct {
 	// SkipBadRows skips and counts malformed rows instead of failing.
 	SkipBadRows bool `toml:"skip_bad_rows"`
 	// MaxTrainExamples and MaxEvalExamples cap how many examples are used
-	// (0 = all): a random sample fixed by train.seed, kept in file order.
+	// (0 = all): a random sample fixed by data.sample_seed (default
+	// train.seed), kept in file order.
 	MaxTrainExamples int `toml:"max_train_examples"`
 	MaxEvalExamples  int `toml:"max_eval_examples"`
+	// SampleSeed, when set, draws those samples instead of train.seed, so
+	// runs that differ only in train.seed (a sweep's seeds) train and
+	// evaluate on the same examples.
+	SampleSeed *uint64 `toml:"sample_seed"`
 }
 
 // StrategyConfig is the [strategy] section.
@@ -175,7 +186,7 @@ type DeviceConfig struct {
 func Default() Config {
 	return Config{
 		Model:    ModelConfig{MaxLength: 128, Head: adapter.HeadPooler},
-		Data:     DataConfig{Format: "jsonl", TextField: "text", LabelField: "label", Task: TaskClassification},
+		Data:     DataConfig{TextField: "text", LabelField: "label", Task: TaskClassification},
 		Adapter:  adapter.Default(),
 		Strategy: StrategyConfig{Name: adapter.StratAdapters},
 		Train: TrainConfig{
@@ -220,6 +231,12 @@ func LoadConfig(path string, overrides []string) (*Config, error) {
 	if err := c.applyPreset(); err != nil {
 		return nil, err
 	}
+	if err := c.applyAdapterPreset(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if err := c.Validate(); err != nil {
 		if path != "" {
 			return nil, fmt.Errorf("config %s: %w", path, err)
@@ -242,6 +259,65 @@ func decodeStrict(where, text string, c *Config) error {
 		sort.Strings(keys)
 		return fmt.Errorf("config %s: unknown key %s (see docs/cli.md for the keys)", where, strings.Join(keys, ", "))
 	}
+	if c.defined == nil {
+		c.defined = map[string]bool{}
+	}
+	for _, k := range md.Keys() {
+		c.defined[k.String()] = true
+	}
+	return nil
+}
+
+// applyAdapterPreset sets the keys adapter.preset fixes (the adapter's
+// shape, nonlinearity, initialisation, placement, LayerNorm training and
+// model.head). A key the run file or an override sets explicitly to another
+// value is an error naming both: a preset is taken whole or not at all,
+// never silently mixed with a file's own choices (examples/spam.toml, for
+// one, spells out the paper's values).
+func (c *Config) applyAdapterPreset() error {
+	if c.Adapter.Preset == "" {
+		return nil
+	}
+	p, err := adapter.LookupPreset(c.Adapter.Preset)
+	if err != nil {
+		return err
+	}
+	if c.Strategy.Name != adapter.StratAdapters {
+		return fmt.Errorf("adapter.preset = %q needs strategy.name = %q, not %q", p.Name, adapter.StratAdapters, c.Strategy.Name)
+	}
+	a := &c.Adapter
+	fixed := []struct {
+		key       string
+		have, set any
+	}{
+		{"adapter.bottleneck", a.Bottleneck, p.Adapter.Bottleneck},
+		{"adapter.reduction_factor", a.ReductionFactor, p.Adapter.ReductionFactor},
+		{"adapter.non_linearity", a.NonLinearity, p.Adapter.NonLinearity},
+		{"adapter.init", a.Init, p.Adapter.Init},
+		{"adapter.placement", a.Placement, p.Adapter.Placement},
+		{"adapter.train_layernorm", a.TrainLayerNorm, p.Adapter.TrainLayerNorm},
+		{"model.head", c.Model.Head, p.Head},
+	}
+	if c.Strategy.TrainLayerNorm != nil {
+		fixed = append(fixed, struct {
+			key       string
+			have, set any
+		}{"strategy.train_layernorm", *c.Strategy.TrainLayerNorm, p.Adapter.TrainLayerNorm})
+	}
+	var conflicts []string
+	for _, f := range fixed {
+		if c.defined[f.key] && f.have != f.set {
+			conflicts = append(conflicts, fmt.Sprintf("%s = %v (the preset has %v)", f.key, f.have, f.set))
+		}
+	}
+	if len(conflicts) > 0 {
+		return fmt.Errorf("adapter.preset = %q fixes keys the file or the overrides set otherwise: %s; remove them or the preset",
+			p.Name, strings.Join(conflicts, "; "))
+	}
+	layers, top := a.Layers, a.TopLayers
+	*a = p.Adapter
+	a.Layers, a.TopLayers = layers, top
+	c.Model.Head = p.Head
 	return nil
 }
 
@@ -360,6 +436,28 @@ func (c *Config) MetricForBest() string {
 	return "accuracy"
 }
 
+// FileFormat is the format of the data file at path: data.format when set,
+// else the one its extension names (FormatOf).
+func (c *Config) FileFormat(path string) (string, error) {
+	if c.Data.Format != "" {
+		return c.Data.Format, nil
+	}
+	f, ok := FormatOf(path)
+	if !ok {
+		return "", fmt.Errorf("%q: data.format is not set and the extension is none of .jsonl, .tsv, .csv", path)
+	}
+	return f, nil
+}
+
+// SampleSeed is the seed of the max_train_examples/max_eval_examples
+// samples: data.sample_seed, else train.seed.
+func (c *Config) SampleSeed() uint64 {
+	if c.Data.SampleSeed != nil {
+		return *c.Data.SampleSeed
+	}
+	return c.Train.Seed
+}
+
 // HeaderRow is data.header with its default (true).
 func (c *Config) HeaderRow() bool { return c.Data.Header == nil || *c.Data.Header }
 
@@ -392,17 +490,28 @@ func (c *Config) validateModel() error {
 func (c *Config) validateData() error {
 	d := c.Data
 	switch d.Format {
-	case "tsv", "csv", "jsonl":
+	case "", "tsv", "csv", "jsonl":
 	default:
-		return fmt.Errorf("data.format = %q: want tsv, csv or jsonl", d.Format)
+		return fmt.Errorf("data.format = %q: want tsv, csv or jsonl (or leave it empty to go by the file extensions)", d.Format)
 	}
 	if d.Train == "" {
 		return fmt.Errorf("data.train: not set")
 	}
-	if d.Format == "jsonl" && (d.TextColumn != nil || d.TextPairColumn != nil || d.LabelColumn != nil) {
+	formats := map[string]bool{}
+	for _, f := range []struct{ key, path string }{{"data.train", d.Train}, {"data.validation", d.Validation}, {"data.test", d.Test}} {
+		if f.path == "" {
+			continue
+		}
+		format, err := c.FileFormat(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
+		formats[format] = true
+	}
+	if formats["jsonl"] && (d.TextColumn != nil || d.TextPairColumn != nil || d.LabelColumn != nil) {
 		return fmt.Errorf("data.text_column/label_column: only for tsv and csv")
 	}
-	if !c.HeaderRow() && (d.TextColumn == nil || d.LabelColumn == nil) && d.Format != "jsonl" {
+	if !c.HeaderRow() && (d.TextColumn == nil || d.LabelColumn == nil) && (formats["tsv"] || formats["csv"]) {
 		return fmt.Errorf("data.header = false needs data.text_column and data.label_column")
 	}
 	for _, col := range []struct {

@@ -7,6 +7,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/houlsby/adapters/adapter"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -146,9 +151,12 @@ func TestEveryKeyDocumented(t *testing.T) {
 	sections := reflect.TypeOf(Config{})
 	for i := 0; i < sections.NumField(); i++ {
 		sec := sections.Field(i)
+		if !sec.IsExported() {
+			continue
+		}
 		name := sec.Tag.Get("toml")
 		for j := 0; j < sec.Type.NumField(); j++ {
-			key := sec.Type.Field(j).Tag.Get("toml")
+			key, _, _ := strings.Cut(sec.Type.Field(j).Tag.Get("toml"), ",")
 			if key == "" || key == "-" {
 				continue
 			}
@@ -160,4 +168,59 @@ func TestEveryKeyDocumented(t *testing.T) {
 			}
 		}
 	}
+}
+
+// adapter.preset sets every key it fixes; keys the file or an override set
+// to the same value are fine, to another value an error naming each; the
+// layers keys stay the file's; the effective config re-loads unchanged.
+func TestAdapterPreset(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "run.toml")
+		require.NoError(t, os.WriteFile(p, []byte("[model]\ndir = \"m\"\n[data]\ntrain = \"t.jsonl\"\n"+body), 0o644))
+		return p
+	}
+	c, err := LoadConfig(write("[adapter]\npreset = \"adapterhub-houlsby\"\nlayers = [4, 5]\n"), nil)
+	require.NoError(t, err)
+	want := adapter.Config{Preset: "adapterhub-houlsby", ReductionFactor: 16, NonLinearity: "swish", Init: adapter.InitBERT,
+		Placement: adapter.PlaceHoulsby, Layers: []int{4, 5}}
+	assert.Equal(t, want, c.Adapter)
+	assert.Equal(t, adapter.HeadCLSDense, c.Model.Head)
+	assert.False(t, c.TrainLayerNorm())
+
+	// The effective config (config.toml of a run) loads to the same.
+	text, err := c.Encode()
+	require.NoError(t, err)
+	p2 := filepath.Join(dir, "effective.toml")
+	require.NoError(t, os.WriteFile(p2, text, 0o644))
+	c2, err := LoadConfig(p2, nil)
+	require.NoError(t, err)
+	text2, err := c2.Encode()
+	require.NoError(t, err)
+	assert.Equal(t, string(text), string(text2))
+
+	// As an override, on a file that spells out the paper's keys: refused,
+	// naming each conflicting key.
+	_, err = LoadConfig(filepath.Join("..", "examples", "spam.toml"), []string{"adapter.preset=adapterhub-houlsby"})
+	require.Error(t, err)
+	for _, k := range []string{"adapter.bottleneck = 64", "adapter.non_linearity = relu", "adapter.init = zero", "adapter.train_layernorm = true", "model.head = pooler"} {
+		assert.Contains(t, err.Error(), k)
+	}
+	// Same values as the preset: accepted.
+	_, err = LoadConfig(write("[adapter]\npreset = \"adapterhub-houlsby\"\nnon_linearity = \"swish\"\n[strategy]\ntrain_layernorm = false\n"), nil)
+	assert.NoError(t, err)
+	_, err = LoadConfig(write("[adapter]\npreset = \"adapterhub-houlsby\"\n[strategy]\ntrain_layernorm = true\n"), nil)
+	assert.ErrorContains(t, err, "strategy.train_layernorm = true")
+	_, err = LoadConfig(write("[adapter]\npreset = \"adapterhub-houlsby\"\n[strategy]\nname = \"full\"\n"), nil)
+	assert.ErrorContains(t, err, `needs strategy.name = "adapters"`)
+	_, err = LoadConfig(write("[adapter]\npreset = \"lora\"\n"), nil)
+	assert.ErrorContains(t, err, `adapter.preset = "lora": want one of paper, adapterhub-houlsby`)
+
+	// "paper" is the default made explicit.
+	c, err = LoadConfig(write("[adapter]\npreset = \"paper\"\n"), nil)
+	require.NoError(t, err)
+	d := adapter.Default()
+	d.Preset = adapter.PresetPaper
+	assert.Equal(t, d, c.Adapter)
+	assert.Equal(t, adapter.HeadPooler, c.Model.Head)
 }

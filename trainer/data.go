@@ -11,6 +11,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,7 +70,22 @@ type Layout struct {
 	Max int
 }
 
-// LayoutFor builds the Layout of c's data files.
+// FormatOf returns the dataset format an extension names: .jsonl (and
+// .ndjson) for JSON Lines, .tsv and .csv; ok is false for anything else.
+func FormatOf(path string) (format string, ok bool) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".jsonl", ".ndjson":
+		return "jsonl", true
+	case ".tsv":
+		return "tsv", true
+	case ".csv":
+		return "csv", true
+	}
+	return "", false
+}
+
+// LayoutFor builds the Layout of c's data files; Format is data.format,
+// which may be empty (each file's extension decides: see LayoutForFile).
 func LayoutFor(c *Config) Layout {
 	col := func(p *int) int {
 		if p == nil {
@@ -84,6 +100,17 @@ func LayoutFor(c *Config) Layout {
 		TextColumn: col(d.TextColumn), TextPairColumn: col(d.TextPairColumn), LabelColumn: col(d.LabelColumn),
 		RequireLabel: true, SkipBadRows: d.SkipBadRows,
 	}
+}
+
+// LayoutForFile is LayoutFor with Format resolved for the file at path.
+func LayoutForFile(c *Config, path string) (Layout, error) {
+	l := LayoutFor(c)
+	f, err := c.FileFormat(path)
+	if err != nil {
+		return l, err
+	}
+	l.Format = f
+	return l, nil
 }
 
 // badRow is a malformed row: file, line and what is wrong.
@@ -137,6 +164,13 @@ func Read(path string, r io.Reader, l Layout) (*Dataset, error) {
 		err = readTSV(path, r, l, add, full)
 	case "csv":
 		err = readCSV(path, r, l, add, full)
+	case "":
+		f, ok := FormatOf(path)
+		if !ok {
+			return nil, fmt.Errorf("dataset %s: no format given and the extension is none of .jsonl, .tsv, .csv", path)
+		}
+		l.Format = f
+		return Read(path, r, l)
 	default:
 		err = fmt.Errorf("dataset %s: unknown format %q (want tsv, csv or jsonl)", path, l.Format)
 	}
@@ -509,26 +543,31 @@ type Splits struct {
 // or the sorted distinct labels of the training file) and encodes every
 // split. Test rows may lack labels.
 func LoadSplits(c *Config) (*Splits, error) {
-	l := LayoutFor(c)
 	var s Splits
+	read := func(path string, requireLabel bool) (*Dataset, error) {
+		l, err := LayoutForFile(c, path)
+		if err != nil {
+			return nil, fmt.Errorf("dataset: %w", err)
+		}
+		l.RequireLabel = requireLabel
+		return ReadFile(path, l)
+	}
 	var err error
-	if s.Train, err = ReadFile(c.Data.Train, l); err != nil {
+	if s.Train, err = read(c.Data.Train, true); err != nil {
 		return nil, err
 	}
-	s.Train.Subsample(c.Data.MaxTrainExamples, c.Train.Seed)
+	s.Train.Subsample(c.Data.MaxTrainExamples, c.SampleSeed())
 	if c.Data.Validation != "" {
-		if s.Validation, err = ReadFile(c.Data.Validation, l); err != nil {
+		if s.Validation, err = read(c.Data.Validation, true); err != nil {
 			return nil, err
 		}
-		s.Validation.Subsample(c.Data.MaxEvalExamples, c.Train.Seed+1)
+		s.Validation.Subsample(c.Data.MaxEvalExamples, c.SampleSeed()+1)
 	}
 	if c.Data.Test != "" {
-		lx := l
-		lx.RequireLabel = false
-		if s.Test, err = ReadFile(c.Data.Test, lx); err != nil {
+		if s.Test, err = read(c.Data.Test, false); err != nil {
 			return nil, err
 		}
-		s.Test.Subsample(c.Data.MaxEvalExamples, c.Train.Seed+2)
+		s.Test.Subsample(c.Data.MaxEvalExamples, c.SampleSeed()+2)
 	}
 	if c.Data.Task == TaskClassification {
 		if len(c.Data.Labels) > 0 {

@@ -130,10 +130,11 @@ func forwardCached(m *model.Model, mb *model.Batch, idx []int, cache *frozenCach
 	return loss, logits, cache.store(m, idx)
 }
 
-// PositiveIndex is the class binary F1 counts as positive: data.positive_label,
-// else class 1 of a two-class task, else -1.
+// PositiveIndex is the class binary F1 counts as positive in a two-class
+// task: data.positive_label, else class 1; -1 for regression and for tasks
+// with more than two classes, where binary F1 is not defined.
 func PositiveIndex(c *Config, labels *Labels) int {
-	if labels == nil {
+	if labels == nil || labels.Len() != 2 {
 		return -1
 	}
 	if c.Data.PositiveLabel != "" {
@@ -142,10 +143,34 @@ func PositiveIndex(c *Config, labels *Labels) int {
 		}
 		return -1
 	}
-	if labels.Len() == 2 {
-		return 1
+	return 1
+}
+
+// CheckMetrics checks the keys that only make sense for a two-class task
+// against the run's labels: binary F1 (train.metric_for_best = "f1") and
+// data.positive_label need exactly two classes.
+func CheckMetrics(c *Config, labels *Labels) error {
+	n := 0
+	if labels != nil {
+		n = labels.Len()
 	}
-	return -1
+	if n == 2 {
+		return nil
+	}
+	if c.MetricForBest() == "f1" {
+		return fmt.Errorf("train.metric_for_best = \"f1\": binary F1 needs a two-class task, this one has %s (use macro_f1)", classCount(n))
+	}
+	if c.Data.PositiveLabel != "" {
+		return fmt.Errorf("data.positive_label = %q: binary F1 needs a two-class task, this one has %s", c.Data.PositiveLabel, classCount(n))
+	}
+	return nil
+}
+
+func classCount(n int) string {
+	if n == 0 {
+		return "a regression target"
+	}
+	return fmt.Sprintf("%d classes", n)
 }
 
 // writePredictions writes one JSON object per test example (its line in the

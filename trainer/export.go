@@ -163,60 +163,25 @@ func hfTensors(ck *model.Checkpoint, f *adapter.File) ([]safetensors.NamedTensor
 // files of the base folder baseDir into a temporary sibling of dir, then
 // renames it into place.
 func writeHFFolder(dir, baseDir string, cfgOut []byte, ts []safetensors.NamedTensor) error {
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
+	err := atomicfile.WriteDir(dir, func(tmp string) error {
+		if err := writeFileSync(filepath.Join(tmp, model.ConfigFile), append(cfgOut, '\n')); err != nil {
+			return err
 		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
-		return fmt.Errorf("export: %w", err)
-	}
-	if err := writeFileSync(filepath.Join(tmp, model.ConfigFile), append(cfgOut, '\n')); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	// transformers refuses safetensors whose metadata format is not pt/tf/flax/mlx.
-	if err := safetensors.Write(filepath.Join(tmp, model.WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	for _, name := range hfCopiedFiles {
-		if err := copyFileSync(filepath.Join(tmp, name), filepath.Join(baseDir, name)); err != nil {
-			if os.IsNotExist(err) {
-				continue
+		// transformers refuses safetensors whose metadata format is not pt/tf/flax/mlx.
+		if err := safetensors.Write(filepath.Join(tmp, model.WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
+			return err
+		}
+		for _, name := range hfCopiedFiles {
+			if err := copyFileSync(filepath.Join(tmp, name), filepath.Join(baseDir, name)); err != nil {
+				if os.IsNotExist(err) {
+					continue
+				}
+				return fmt.Errorf("copying %s: %w", name, err)
 			}
-			return fmt.Errorf("export: copying %s: %w", name, err)
 		}
-	}
-	if err := atomicfile.SyncDir(tmp); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	// rename cannot replace a non-empty folder: move the old one aside first.
-	var old string
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
-		return fmt.Errorf("export: %w", err)
-	}
-	done = true
-	if old != "" {
-		os.RemoveAll(old)
-	}
-	if err := atomicfile.SyncDir(parent); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -148,12 +149,37 @@ func Ranks(x []float64) []float64 {
 // Spearman is the Spearman rank correlation: Pearson over average ranks.
 func Spearman(x, y []float64) float64 { return Pearson(Ranks(x), Ranks(y)) }
 
-// Scores are the evaluation metrics of one pass over a dataset.
+// Scores are the evaluation metrics of one pass over a dataset. The JSON
+// form is what metrics.json and the sweep's result lines hold.
 type Scores struct {
-	Loss                       float64
-	Accuracy, F1, MacroF1, MCC float64
-	Pearson, Spearman          float64
-	N                          int
+	Loss     float64 `json:"loss"`
+	Accuracy float64 `json:"accuracy"`
+	// F1 is the binary F1 of the positive class; it is defined only for a
+	// two-class task (Binary), and 0 otherwise.
+	F1      float64 `json:"f1"`
+	MacroF1 float64 `json:"macro_f1"`
+	MCC     float64 `json:"mcc"`
+	// Binary: the task has two classes and F1 is the F1 of the positive one.
+	Binary   bool    `json:"binary"`
+	Pearson  float64 `json:"pearson"`
+	Spearman float64 `json:"spearman"`
+	N        int     `json:"n"`
+	// PerClass holds precision, recall and F1 of every class, in label
+	// order (classification only).
+	PerClass []ClassScore `json:"per_class,omitempty"`
+	// Confusion[g][p] counts the examples of gold class g predicted as p.
+	Confusion [][]int `json:"confusion,omitempty"`
+}
+
+// ClassScore is one class's one-vs-rest precision, recall and F1 (0 where
+// undefined, as scikit-learn's zero_division=0), with its gold count
+// (Support) and how often it was predicted.
+type ClassScore struct {
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	F1        float64 `json:"f1"`
+	Support   int     `json:"support"`
+	Predicted int     `json:"predicted"`
 }
 
 // Get returns the named metric (see Metrics) and whether higher is better.
@@ -177,12 +203,50 @@ func (s Scores) Get(name string) (v float64, higherBetter bool) {
 	panic(fmt.Sprintf("trainer: unknown metric %q", name))
 }
 
+// Confusion counts gold class g predicted as p in m[g][p].
+func Confusion(pred, gold []int, numClasses int) [][]int {
+	checkLen(len(pred), len(gold))
+	m := make([][]int, numClasses)
+	for i := range m {
+		m[i] = make([]int, numClasses)
+	}
+	for i := range gold {
+		m[gold[i]][pred[i]]++
+	}
+	return m
+}
+
+// PerClass computes every class's precision, recall and F1 from a
+// confusion matrix.
+func PerClass(conf [][]int) []ClassScore {
+	out := make([]ClassScore, len(conf))
+	for c := range conf {
+		tp, gold, predicted := conf[c][c], 0, 0
+		for k := range conf {
+			gold += conf[c][k]
+			predicted += conf[k][c]
+		}
+		cs := ClassScore{Support: gold, Predicted: predicted, F1: f1(tp, predicted-tp, gold-tp)}
+		if predicted > 0 {
+			cs.Precision = float64(tp) / float64(predicted)
+		}
+		if gold > 0 {
+			cs.Recall = float64(tp) / float64(gold)
+		}
+		out[c] = cs
+	}
+	return out
+}
+
 // ClassificationScores computes every classification metric; pos is the
-// positive class of binary F1 (-1: F1 is left 0).
+// positive class of binary F1, used only when numClasses is 2 (-1: F1 is
+// left 0). Multi-class tasks get macro F1 and the per-class scores instead.
 func ClassificationScores(pred, gold []int, numClasses, pos int, loss float64) Scores {
-	s := Scores{Loss: loss, N: len(gold), Accuracy: Accuracy(pred, gold), MacroF1: MacroF1(pred, gold, numClasses), MCC: MCC(pred, gold, numClasses)}
-	if pos >= 0 {
-		s.F1 = F1(pred, gold, pos)
+	conf := Confusion(pred, gold, numClasses)
+	s := Scores{Loss: loss, N: len(gold), Accuracy: Accuracy(pred, gold), MacroF1: MacroF1(pred, gold, numClasses), MCC: MCC(pred, gold, numClasses),
+		PerClass: PerClass(conf), Confusion: conf}
+	if numClasses == 2 && pos >= 0 {
+		s.F1, s.Binary = F1(pred, gold, pos), true
 	}
 	return s
 }
@@ -190,4 +254,47 @@ func ClassificationScores(pred, gold []int, numClasses, pos int, loss float64) S
 // RegressionScores computes Pearson and Spearman correlations.
 func RegressionScores(pred, gold []float64, loss float64) Scores {
 	return Scores{Loss: loss, N: len(gold), Pearson: Pearson(pred, gold), Spearman: Spearman(pred, gold)}
+}
+
+// Summary is the scores as a flat map of the metrics that fit the task
+// (f1 only for a two-class task), as the log's eval and test records and
+// the sweep's result lines carry them.
+func (s Scores) Summary(regression bool) map[string]float64 {
+	if regression {
+		return map[string]float64{"loss": s.Loss, "pearson": s.Pearson, "spearman": s.Spearman}
+	}
+	m := map[string]float64{"loss": s.Loss, "accuracy": s.Accuracy, "macro_f1": s.MacroF1, "mcc": s.MCC}
+	if s.Binary {
+		m["f1"] = s.F1
+	}
+	return m
+}
+
+// MarshalJSON writes the scores with non-finite values (a diverged run's
+// loss) as null, which encoding/json would otherwise refuse.
+func (s Scores) MarshalJSON() ([]byte, error) {
+	type plain Scores
+	p := plain(s)
+	var nulls []string
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{{"loss", &p.Loss}, {"accuracy", &p.Accuracy}, {"f1", &p.F1}, {"macro_f1", &p.MacroF1}, {"mcc", &p.MCC}, {"pearson", &p.Pearson}, {"spearman", &p.Spearman}} {
+		if math.IsNaN(*f.v) || math.IsInf(*f.v, 0) {
+			*f.v = 0
+			nulls = append(nulls, f.name)
+		}
+	}
+	b, err := json.Marshal(p)
+	if err != nil || len(nulls) == 0 {
+		return b, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for _, n := range nulls {
+		m[n] = nil
+	}
+	return json.Marshal(m)
 }

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/internal/atomicfile"
 	"github.com/houlsby/adapters/model"
 )
 
@@ -22,6 +24,9 @@ const (
 	ConfigFileName     = "config.toml"
 	LogFileName        = "log.jsonl"
 	PredictionsName    = "test_predictions.jsonl"
+	// MetricsFileName holds the final validation and test scores with the
+	// per-class scores and confusion matrices of classification tasks.
+	MetricsFileName = "metrics.json"
 )
 
 // Options are the loop's knobs that are not part of the run config.
@@ -63,6 +68,13 @@ type Result struct {
 	// Warnings lists optional outputs that were skipped or failed: they
 	// never fail a run whose training is done.
 	Warnings []string
+	// TrainSeconds, Examples and Tokens measure this process's training
+	// loop (after a resume, only the steps run here): wall seconds from the
+	// first step to the last, evaluations included, and the training
+	// examples and non-padding tokens of its optimizer steps. EvalSeconds
+	// is the part of TrainSeconds spent in validation.
+	TrainSeconds, EvalSeconds float64
+	Examples, Tokens          int
 }
 
 // Train runs the training loop of cfg on be: AdamW on the trainable tensors,
@@ -116,12 +128,17 @@ type run struct {
 
 	start                       time.Time
 	stepsHere, examples, tokens int
+	trainSeconds                float64 // the loop's wall time, set when it ends
+	evalSeconds                 float64 // of which in evaluate
 }
 
 // newRun checks what the run will need, builds the model and optimizer,
 // restores a checkpoint with Options.Resume, and opens the run's files.
 func newRun(s *Session, be backend.Backend, o Options) (*run, error) {
 	c := s.Cfg
+	if err := CheckMetrics(c, s.Splits.Labels); err != nil {
+		return nil, err
+	}
 	r := &run{s: s, c: c, be: be, o: o, af: s.AdapterFile(), rng: NewRNG(c.Train.Seed), pos: PositiveIndex(c, s.Splits.Labels)}
 	if err := os.MkdirAll(c.Output.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output.dir: %w", err)
@@ -311,6 +328,7 @@ func (r *run) loop() error {
 			epochStart = time.Now()
 		}
 	}
+	r.trainSeconds = time.Since(r.start).Seconds()
 	return r.saveCheckpoint()
 }
 
@@ -391,6 +409,8 @@ func (r *run) evaluate() (bool, error) {
 	if r.s.Splits.Validation == nil {
 		return false, nil
 	}
+	t0 := time.Now()
+	defer func() { r.evalSeconds += time.Since(t0).Seconds() }()
 	_, sc, err := evaluate(r.learner.Model, r.s.Tok, r.s.EncVal, r.s.Splits.Validation, r.c.Train.BatchSize, r.pos, r.valCache)
 	if err != nil {
 		return false, err
@@ -406,8 +426,11 @@ func (r *run) evaluate() (bool, error) {
 	} else {
 		st.BadEvals++
 	}
-	r.log.record(map[string]any{"event": "eval", "step": st.Step, "epoch": st.Epoch, "loss": sc.Loss, "accuracy": sc.Accuracy,
-		"f1": sc.F1, "macro_f1": sc.MacroF1, "mcc": sc.MCC, "pearson": sc.Pearson, "spearman": sc.Spearman, r.metric + "_best": st.Best}, "")
+	rec := map[string]any{"event": "eval", "step": st.Step, "epoch": st.Epoch, r.metric + "_best": st.Best}
+	for k, v := range sc.Summary(r.s.Splits.Labels == nil) {
+		rec[k] = v
+	}
+	r.log.record(rec, "")
 	p := r.c.Train.EarlyStoppingPatience
 	return p > 0 && st.BadEvals >= p, nil
 }
@@ -469,6 +492,10 @@ func (r *run) finish() (*Result, error) {
 	if err := r.test(res); err != nil {
 		return nil, err
 	}
+	res.TrainSeconds, res.EvalSeconds, res.Examples, res.Tokens = r.trainSeconds, r.evalSeconds, r.examples, r.tokens
+	if err := r.writeMetrics(res); err != nil {
+		return nil, err
+	}
 	if r.af.Strategy.Name == adapter.StratFull && r.skipHF == "" {
 		if err := r.exportHF(); err != nil {
 			r.warn(fmt.Sprintf("%s/ was not written: %v", HFModelDirName, err))
@@ -503,8 +530,11 @@ func (r *run) test(res *Result) error {
 	}
 	res.Test = sc
 	if sc != nil {
-		r.log.record(map[string]any{"event": "test", "loss": sc.Loss, "accuracy": sc.Accuracy, "f1": sc.F1, "mcc": sc.MCC,
-			"pearson": sc.Pearson, "spearman": sc.Spearman}, "")
+		rec := map[string]any{"event": "test"}
+		for k, v := range sc.Summary(r.s.Splits.Labels == nil) {
+			rec[k] = v
+		}
+		r.log.record(rec, "")
 	}
 	return nil
 }
@@ -517,4 +547,33 @@ func (r *run) exportHF() error {
 		return err
 	}
 	return ExportHF(filepath.Join(r.c.Output.Dir, HFModelDirName), r.s.Ckpt, f)
+}
+
+// writeMetrics writes output.dir/metrics.json: the label names, the metric
+// that picked the best adapter, and the final validation and test scores
+// (per-class scores and confusion matrices included).
+func (r *run) writeMetrics(res *Result) error {
+	rec := struct {
+		Labels        []string `json:"labels"`
+		MetricForBest string   `json:"metric_for_best"`
+		Best          *float64 `json:"best"`
+		BestStep      int      `json:"best_step"`
+		Steps         int      `json:"steps"`
+		Validation    *Scores  `json:"validation"`
+		Test          *Scores  `json:"test"`
+	}{MetricForBest: res.BestMetric, BestStep: res.BestStep, Steps: res.Steps, Validation: res.Final, Test: res.Test}
+	if r.s.Splits.Labels != nil {
+		rec.Labels = r.s.Splits.Labels.Names
+	}
+	if finite(res.Best) {
+		rec.Best = &res.Best
+	}
+	js, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("%s: %w", MetricsFileName, err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(r.c.Output.Dir, MetricsFileName), append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("%s: %w", MetricsFileName, err)
+	}
+	return nil
 }

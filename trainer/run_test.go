@@ -444,7 +444,7 @@ func TestCacheFrozenIsExact(t *testing.T) {
 		})
 	}
 	// Caching with dropout in the frozen layers is refused at once.
-	_, err := LoadConfig("", []string{"model.dir=x", "data.train=x", "train.cache_frozen=true"})
+	_, err := LoadConfig("", []string{"model.dir=x", "data.train=x.jsonl", "train.cache_frozen=true"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "train.frozen_dropout")
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/houlsby/adapters/adapter"
 	"github.com/houlsby/adapters/backend"
+	"github.com/houlsby/adapters/interop"
 	"github.com/houlsby/adapters/model"
 	"github.com/houlsby/adapters/model/tokenizer"
 	"github.com/houlsby/adapters/trainer"
@@ -18,7 +20,35 @@ func formatScores(s *trainer.Scores, regression bool) string {
 	if regression {
 		return fmt.Sprintf("loss %.4f  pearson %.4f  spearman %.4f  (n=%d)", s.Loss, s.Pearson, s.Spearman, s.N)
 	}
-	return fmt.Sprintf("loss %.4f  accuracy %.4f  f1 %.4f  macro_f1 %.4f  mcc %.4f  (n=%d)", s.Loss, s.Accuracy, s.F1, s.MacroF1, s.MCC, s.N)
+	f1 := ""
+	if s.Binary {
+		f1 = fmt.Sprintf("  f1 %.4f", s.F1)
+	}
+	return fmt.Sprintf("loss %.4f  accuracy %.4f%s  macro_f1 %.4f  mcc %.4f  (n=%d)", s.Loss, s.Accuracy, f1, s.MacroF1, s.MCC, s.N)
+}
+
+// writePerClass prints every class's precision, recall, F1 and support,
+// then the confusion matrix (rows gold, columns predicted).
+func writePerClass(w io.Writer, s *trainer.Scores, labels []string) {
+	if len(s.PerClass) != len(labels) {
+		return
+	}
+	width := 5
+	for _, l := range labels {
+		width = max(width, len(l))
+	}
+	fmt.Fprintf(w, "%-*s  precision  recall      f1  support\n", width, "class")
+	for i, c := range s.PerClass {
+		fmt.Fprintf(w, "%-*s  %9.4f  %6.4f  %6.4f  %7d\n", width, labels[i], c.Precision, c.Recall, c.F1, c.Support)
+	}
+	fmt.Fprintf(w, "confusion matrix (rows: gold, columns: predicted, in the order above):\n")
+	for i, row := range s.Confusion {
+		fmt.Fprintf(w, "%-*s", width, labels[i])
+		for _, n := range row {
+			fmt.Fprintf(w, " %6d", n)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // dataFlags are the dataset layout flags shared by eval and predict.
@@ -30,7 +60,7 @@ func addDataFlags(fs interface {
 	String(name, value, usage string) *string
 }) dataFlags {
 	return dataFlags{
-		format:     fs.String("format", "jsonl", "data format: jsonl, tsv or csv (with a header row)"),
+		format:     fs.String("format", "", "data format: jsonl, tsv or csv (with a header row); empty: from the file's extension (.jsonl, .tsv, .csv)"),
 		textField:  fs.String("text-field", "text", "field holding the text"),
 		pairField:  fs.String("text-pair-field", "", "field holding the second text of pair tasks"),
 		labelField: fs.String("label-field", "label", "field holding the label"),
@@ -42,7 +72,8 @@ func (d dataFlags) layout(requireLabel bool) trainer.Layout {
 		TextColumn: -1, TextPairColumn: -1, LabelColumn: -1, RequireLabel: requireLabel}
 }
 
-// loadAdapter loads the base checkpoint and an adapter file made for it.
+// loadAdapter loads the base checkpoint and an adapter made for it: an
+// adapter file or an AdapterHub folder (interop.LoadAdapter).
 func loadAdapter(modelDir, path string) (*model.Checkpoint, *adapter.File, error) {
 	if modelDir == "" || path == "" {
 		return nil, nil, fmt.Errorf("--model and --adapter are required")
@@ -51,7 +82,7 @@ func loadAdapter(modelDir, path string) (*model.Checkpoint, *adapter.File, error
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := adapter.Load(path, ck.Fingerprint)
+	f, err := interop.LoadAdapter(path, ck)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -152,3 +152,26 @@ func TestTrainFullMeanHeadExitsZero(t *testing.T) {
 	}
 	assert.NoDirExists(t, filepath.Join(out, "hf-model"))
 }
+
+// `eval --data x.tsv` reads TSV by the extension (it used to read any file
+// as JSON Lines unless --format said otherwise), and a two-class task prints
+// its binary F1 and the per-class table.
+func TestEvalFormatFromExtension(t *testing.T) {
+	dir := t.TempDir()
+	writeTinyModel(t, dir)
+	out := filepath.Join(dir, "run")
+	code, stdout, stderr := runCLI("train", "-c", writeRunFile(t, dir, out), "--max-steps", "2")
+	require.Equal(t, 0, code, "train: %s\n%s", stdout, stderr)
+	tsv := filepath.Join(dir, "val.tsv")
+	require.NoError(t, os.WriteFile(tsv, []byte("text\tlabel\nthe movie was very good\tpos\nthe movie was very bad\tneg\n"), 0o644))
+	code, stdout, stderr = runCLI("eval", "--adapter", filepath.Join(out, "adapter.safetensors"), "--model", dir, "--data", tsv, "--device", "cpu", "--max-length", "16")
+	require.Equal(t, 0, code, "eval: %s\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "(n=2)")
+	assert.Contains(t, stdout, "  f1 ")
+	assert.Contains(t, stdout, "confusion matrix")
+	txt := filepath.Join(dir, "val.txt")
+	require.NoError(t, os.WriteFile(txt, []byte("the movie was very good\n"), 0o644))
+	code, _, stderr = runCLI("eval", "--adapter", filepath.Join(out, "adapter.safetensors"), "--model", dir, "--data", txt, "--device", "cpu")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "extension")
+}

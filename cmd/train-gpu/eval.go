@@ -13,7 +13,10 @@ Usage: train-gpu eval --adapter FILE --model DIR --data FILE [flags]
        train-gpu eval -c run.toml [--adapter FILE] [--split validation|test]
 
 Evaluates an adapter file on a labelled dataset and prints the metrics
-(accuracy, F1, macro F1, MCC; Pearson and Spearman for regression). The base
+(accuracy, macro F1, MCC, and the binary F1 of the second label for a
+two-class task; Pearson and Spearman for regression), then, for
+classification, every class's precision, recall and F1 and the confusion
+matrix. The data format is --format, or else the file's extension. The base
 model must be the one the adapter was trained on (checked by fingerprint).
 With -c the model folder, data layout and files come from the run file and
 the adapter defaults to output.dir/adapter.safetensors.
@@ -23,7 +26,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", evalHelp, stdout)
 	cfgPath := fs.String("c", "", "a TOML run file to take the model, data layout and files from")
 	split := fs.String("split", "validation", "with -c: the split to evaluate, validation or test")
-	adapterPath := fs.String("adapter", "", "the adapter file")
+	adapterPath := fs.String("adapter", "", "the adapter file, or an AdapterHub folder")
 	modelDir := fs.String("model", "", "the base model folder")
 	dataPath := fs.String("data", "", "the labelled dataset")
 	df := addDataFlags(fs)
@@ -93,5 +96,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", formatScores(scores, labels == nil))
+	if labels != nil {
+		writePerClass(stdout, scores, labels.Names)
+	}
 	return nil
 }

@@ -33,8 +33,13 @@ func init() {
 		{"serve", "--model DIR --adapters DIR [flags]", "serve many adapter files over one frozen backbone as a JSON HTTP API", runServe},
 		{"loadgen", "--url URL --data FILE.jsonl [flags]", "send predict load to a train-gpu serve on loopback and report throughput, latency and errors", runLoadgen},
 		{"bench", "[flags]", "time forward/backward steps of the adapted model", runBench},
-		{"data", "spamassassin --in DIR --out DIR", "prepare datasets (the SpamAssassin corpus into JSON Lines)", runData},
-		{"export", "--adapter FILE --model DIR --out DIR", "write a Hugging Face model folder (BertForSequenceClassification) from a run without adapters", runExport},
+		{"data", "NAME [--in DIR] [--out DIR]", "prepare a real dataset: spamassassin, fortunes, afinn or wordnet", runData},
+		{"export", "--adapter FILE|DIR --model DIR --out PATH [--format hf|adapterhub|onnx]", "write an adapter as a Hugging Face folder, an AdapterHub folder or an ONNX model", runExport},
+		{"sweep", "-c sweep.toml [--quick] [flags]", "run a grid of tasks x strategies x settings x seeds (resumable; one job per process; job lists for schedulers)", runSweep},
+		{"report", "-c sweep.toml [--quick] [--doc FILE]", "merge a sweep's results into results.jsonl, report.md and PNG plots", runReport},
+		{"ablate", "--adapter FILE --data FILE [flags]", "evaluate an adapter with the adapters of every span of layers removed; table and heat map", runAblate},
+		{"plot", "RUN_DIR [--out FILE.png]", "plot a run's loss, learning rate and validation metrics against steps from its log.jsonl", runPlot},
+		{"probe", "[--gpu N] [--json]", "say which device --device auto uses and why (the GPU through the CUDA build, or the CPU)", runProbe},
 	}
 }
 
@@ -70,6 +75,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		usage(stdout)
 		return 0
+	}
+	// A command that wants a GPU may continue in the CUDA build (device.go).
+	if code, done := newHandoff().dispatch(args, stderr); done {
+		return code
 	}
 	for _, c := range commands {
 		if c.name == args[0] {

@@ -101,7 +101,7 @@ func runParams(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("params", paramsHelp, stdout)
 	strategy := fs.String("strategy", "adapters", "training strategy: "+strings.Join(adapter.Strategies, ", "))
 	labels := fs.Int("labels", 2, "number of labels of the classification head (1 = regression)")
-	head := fs.String("head", adapter.HeadPooler, "head kind: pooler, cls or mean")
+	head := fs.String("head", adapter.HeadPooler, "head kind: pooler, cls, mean or cls_dense")
 	topK := fs.Int("top-k", 1, "layers trained by --strategy top_k")
 	trainLN := fs.Bool("train-layernorm", true, "adapters strategy: also train every LayerNorm")
 	placement := fs.String("placement", adapter.PlaceHoulsby, "adapter placement: houlsby, ffn or attention")

@@ -23,13 +23,14 @@ TSV/CSV with a header row, see --format; fields by --text-field and
 --text-pair-field; a label field is not needed) or, without --input, one
 text per line on stdin. Output is one JSON object per input on stdout (or
 --output): "text" (and "text_pair"), "line" (the input line, with --input),
-"prediction" (the label; the value for regression) and "probabilities"
-(label -> probability).
+"prediction" (the label; the value for regression), "probabilities"
+(label -> probability) and "logits" (the head's outputs, in label order:
+what an exported model gives, see docs/interop.md).
 `
 
 func runPredict(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("predict", predictHelp, stdout)
-	adapterPath := fs.String("adapter", "", "the adapter file (required)")
+	adapterPath := fs.String("adapter", "", "the adapter file, or an AdapterHub folder (required)")
 	modelDir := fs.String("model", "", "the base model folder (required)")
 	input := fs.String("input", "", "input file (--format); empty: one text per line on stdin")
 	output := fs.String("output", "", "output file; empty: stdout")
@@ -112,8 +113,8 @@ func readPredictInput(path string, l trainer.Layout) (*trainer.Dataset, error) {
 }
 
 // writePredictions writes one JSON object per input: the text (and pair),
-// its line in the input file (withLine), the prediction and, for
-// classification, the probabilities.
+// its line in the input file (withLine), the prediction, the logits and,
+// for classification, the probabilities.
 func writePredictions(w io.Writer, ds *trainer.Dataset, preds *trainer.Predictions, labels []string, withLine bool) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -125,6 +126,7 @@ func writePredictions(w io.Writer, ds *trainer.Dataset, preds *trainer.Predictio
 		if withLine {
 			rec["line"] = ex.Line
 		}
+		rec["logits"] = preds.Logits[i]
 		if len(labels) == 0 {
 			rec["prediction"] = preds.Value[i]
 		} else {

@@ -23,7 +23,9 @@ strings; repeatable), and the shortcut flags below set the common ones
 Writes into output.dir: adapter.safetensors (the trained tensors and their
 description), best.safetensors (the best evaluation), checkpoint.safetensors
 (everything needed by --resume), config.toml (the effective configuration),
-log.jsonl, and test_predictions.jsonl when data.test is set. With strategy
+log.jsonl, metrics.json (the final validation and test scores; for
+classification also every class's precision, recall and F1 and the
+confusion matrices), and test_predictions.jsonl when data.test is set. With strategy
 full also hf-model/, a Hugging Face BertForSequenceClassification folder
 (see train-gpu export).
 `
@@ -160,6 +162,7 @@ func printResult(stdout io.Writer, cfg *trainer.Config, res *trainer.Result, reg
 		fmt.Fprintf(stdout, "test:       %s\n", formatScores(res.Test, regression))
 	}
 	fmt.Fprintf(stdout, "adapter: %s\n", res.AdapterPath)
+	fmt.Fprintf(stdout, "metrics: %s (per-class scores and confusion matrices for classification)\n", filepath.Join(cfg.Output.Dir, trainer.MetricsFileName))
 	if res.HFModelPath != "" {
 		fmt.Fprintf(stdout, "hf-model: %s\n", res.HFModelPath)
 	}

@@ -78,3 +78,54 @@ func SyncDir(dir string) error {
 	}
 	return cerr
 }
+
+// WriteDir creates or replaces the folder dir with what fill writes into the
+// temporary folder it is given (a sibling of dir, so the final rename stays
+// on one file system). The files fill writes need not be atomic themselves:
+// dir is either the old folder or the complete new one. On any error the
+// temporary folder is removed and dir is left as it was.
+func WriteDir(dir string, fill func(tmp string) error) (err error) {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err = os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		return err
+	}
+	if err = fill(tmp); err != nil {
+		return err
+	}
+	if err = SyncDir(tmp); err != nil {
+		return fmt.Errorf("fsync directory: %w", err)
+	}
+	// rename cannot replace a non-empty folder: move the old one aside first.
+	var old string
+	if _, statErr := os.Stat(dir); statErr == nil {
+		old = tmp + ".old"
+		if err = os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err = os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		return err
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	if err = SyncDir(parent); err != nil {
+		return fmt.Errorf("fsync directory: %w", err)
+	}
+	return nil
+}

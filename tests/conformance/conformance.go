@@ -4,9 +4,9 @@
 // the gradient rule (parameter gradients +=, input gradients =, nil
 // parameter gradients = frozen) and argument validation.
 //
-// The adapter and attention are reached through backend.AdapterForward etc.,
-// which use a backend's fused capability when it has one. Run checks them
-// twice: as the backend offers them, and (subtests named ...Generic) through
+// The adapter, attention, dense layer and residual LayerNorm are reached
+// through backend.AdapterForward, LinearForward etc., which use a backend's
+// fused capability when it has one. Run checks them twice: as the backend offers them, and (subtests named ...Generic) through
 // CoreOnly, which hides the capabilities so that the generic compositions of
 // the backend's core ops are checked against the same references.
 //
@@ -173,6 +173,8 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 		{"AddScale", testAddScale, false},
 		{"SumSquares", testSumSquares, false},
 		{"LayerNorm", testLayerNorm, false},
+		{"AddLayerNorm", testAddLayerNorm, true},
+		{"Linear", testLinear, true},
 		{"Act", testAct, false},
 		{"Tanh", testTanh, false},
 		{"Dropout", testDropout, false},
@@ -202,8 +204,8 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 
 // CoreOnly returns be seen through the core contract alone: the wrapper
 // embeds only the backend.Backend interface, so be's optional capabilities
-// (backend.FusedAdapter, backend.FusedAttention, backend.GroupedAdapter,
-// backend.GroupedLayerNorm) are hidden and the package functions
+// (backend.FusedAdapter, FusedAttention, FusedLinear, FusedAddLayerNorm,
+// GroupedAdapter, GroupedLayerNorm) are hidden and the package functions
 // backend.AdapterForward etc. run their generic compositions of be's core
 // ops.
 func CoreOnly(be backend.Backend) backend.Backend { return coreOnly{be} }

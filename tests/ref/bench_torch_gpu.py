@@ -14,6 +14,7 @@ autograd skips their weight gradients, as the Go backend does.
 
   python tests/ref/bench_torch_gpu.py --shape bert-base --steps 50
   python tests/ref/bench_torch_gpu.py --shape bert-large --sdpa   # fused attention
+  python tests/ref/bench_torch_gpu.py --shape bert-base --compile # torch.compile (inductor)
   python tests/ref/bench_torch_gpu.py --smoke                     # tiny, CPU, a few steps
 
 Prints one JSON line per configuration: ms/step, sequences/s, tokens/s.
@@ -133,11 +134,18 @@ def run(args, shape, device):
     mask = mask.to(device)
     labels = torch.randint(0, 2, (B,), generator=g).to(device)
     model.train()
+    fwd = model
+    t_compile = None
+    if args.compile:
+        # torch.compile's default mode (inductor, no CUDA graphs); the first
+        # calls (the warmup) compile forward and backward, and their time is
+        # reported apart from the timed steps.
+        fwd = torch.compile(model)
     amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def step():
         with amp:
-            loss = F.cross_entropy(model(ids, mask).float(), labels)
+            loss = F.cross_entropy(fwd(ids, mask).float(), labels)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -147,9 +155,12 @@ def run(args, shape, device):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    t_warm = time.perf_counter()
     for _ in range(args.warmup):
         step()
     sync()
+    if args.compile:
+        t_compile = round(time.perf_counter() - t_warm, 2)
     t0 = time.perf_counter()
     for _ in range(args.steps):
         loss = step()
@@ -163,6 +174,8 @@ def run(args, shape, device):
         "seq": T,
         "adapter_m": args.m,
         "attention": "sdpa" if args.sdpa else "eager",
+        "mode": "compile" if args.compile else "eager",
+        "warmup_s_with_compile": t_compile,
         "trainable_params": n_train,
         "ms_per_step": round(dt * 1e3, 3),
         "sequences_per_s": round(B / dt, 1),
@@ -186,6 +199,7 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--sdpa", action="store_true", help="fused F.scaled_dot_product_attention instead of eager")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (default inductor mode)")
     ap.add_argument("--smoke", action="store_true", help="tiny shape on the CPU, to check the script runs")
     args = ap.parse_args()
     if args.smoke:
