@@ -4,12 +4,15 @@
 # on PyTorch, BatchSplit), both serving the same four adapter files on this
 # machine's CPU with 2 threads, driven by the same train-gpu loadgen runs:
 #
-#   scripts/bench-serve.sh [SECONDS] [CLIENTS] [INPUTS] [REPS]   (default 60 16 2 1)
+#   scripts/bench-serve.sh [SECONDS] [CLIENTS] [INPUTS] [REPS]   (default 40 16 2 3)
 #
 # For each repetition it runs, one after the other, mixed traffic over the
-# four tasks and single-task traffic (bench-1), first against Go, then
-# against Python, each for SECONDS with CLIENTS concurrent clients sending
-# INPUTS texts of the SpamAssassin test split per request (max length 128).
+# four tasks and single-task traffic (bench-1), against Go, then against
+# Python, each for SECONDS with CLIENTS concurrent clients sending INPUTS
+# texts of the SpamAssassin test split per request (max length 128); odd
+# repetitions run mixed first, even ones single first, so that a drift in
+# the machine's load does not favour one traffic. The summary gives every
+# run and the medians over the repetitions.
 # Both servers run throughout (an idle one uses no CPU). Besides loadgen's
 # throughput and latency it records each server's CPU time during the run
 # (/proc/PID/stat), a measure that other processes on the machine disturb
@@ -19,7 +22,7 @@
 # Results: build/bench-serve/ (JSON per run, summary.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS="${1:-60}"; CLIENTS="${2:-16}"; INPUTS="${3:-2}"; REPS="${4:-1}"
+SECS="${1:-40}"; CLIENTS="${2:-16}"; INPUTS="${3:-2}"; REPS="${4:-3}"
 GO=${GO:-go}
 PY="${VENV:-.venv-ref}/bin/python"
 MODEL=build/assets/all-MiniLM-L6-v2
@@ -67,10 +70,17 @@ echo "bench-serve: warm-up"
 ./build/train-gpu loadgen --url http://127.0.0.1:$GOPORT --data "$DATA" --clients "$CLIENTS" --inputs "$INPUTS" --duration 10s >/dev/null
 ./build/train-gpu loadgen --url http://127.0.0.1:$PYPORT --data "$DATA" --clients "$CLIENTS" --inputs "$INPUTS" --duration 10s >/dev/null
 for r in $(seq "$REPS"); do
-  run "go-mixed-$r" $GOPORT $GOPID $MIXED
-  run "go-single-$r" $GOPORT $GOPID bench-1
-  run "py-mixed-$r" $PYPORT $PYPID $MIXED
-  run "py-single-$r" $PYPORT $PYPID bench-1
+  if [ $((r % 2)) = 1 ]; then
+    run "go-mixed-$r" $GOPORT $GOPID $MIXED
+    run "go-single-$r" $GOPORT $GOPID bench-1
+    run "py-mixed-$r" $PYPORT $PYPID $MIXED
+    run "py-single-$r" $PYPORT $PYPID bench-1
+  else
+    run "go-single-$r" $GOPORT $GOPID bench-1
+    run "go-mixed-$r" $GOPORT $GOPID $MIXED
+    run "py-single-$r" $PYPORT $PYPID bench-1
+    run "py-mixed-$r" $PYPORT $PYPID $MIXED
+  fi
 done
 {
   echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, $(go version | cut -d' ' -f3)"
@@ -91,6 +101,27 @@ for r in range(1, reps + 1):
         n = j["ok"] * j["inputs_per_request"]
         print(f"| {name}-{r} | {j['inputs_per_s']:.2f} | {j['requests_per_s']:.2f} | {lat.get('p50', 0):.0f} | {lat.get('p95', 0):.0f} | "
               f"{lat.get('p99', 0):.0f} | {j['sent'] - j['ok']} | {c['cpu_s'] / max(n, 1):.4f} | {c['load_start']}, {c['load_end']} |")
+def med(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+agg = {}
+for name in ("go-mixed", "go-single", "py-mixed", "py-single"):
+    runs = [json.load(open(f"{out}/{name}-{r}.json")) for r in range(1, reps + 1)]
+    cpus = [json.load(open(f"{out}/{name}-{r}.cpu.json"))["cpu_s"] for r in range(1, reps + 1)]
+    agg[name] = {
+        "inputs/s": med([j["inputs_per_s"] for j in runs]),
+        "cpu/input": med([c / max(j["ok"] * j["inputs_per_request"], 1) for c, j in zip(cpus, runs)]),
+        **{q: med([j["latency_ms"].get(q, 0) for j in runs]) for q in ("p50", "p95", "p99")},
+    }
+print(f"\nmedians over {reps} repetition(s):\n")
+print("| traffic | inputs/s | p50 ms | p95 ms | p99 ms | server CPU-s per input |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, a in agg.items():
+    print(f"| {name} | {a['inputs/s']:.2f} | {a['p50']:.0f} | {a['p95']:.0f} | {a['p99']:.0f} | {a['cpu/input']:.4f} |")
+gm, gs, pm, ps = (agg[k] for k in ("go-mixed", "go-single", "py-mixed", "py-single"))
+print(f"\nGo mixed / Go single: {gm['inputs/s'] / gs['inputs/s']:.2f}x by throughput, {gs['cpu/input'] / gm['cpu/input']:.2f}x by CPU per input")
+print(f"Go mixed / Python mixed: {gm['inputs/s'] / pm['inputs/s']:.2f}x by throughput, {pm['cpu/input'] / gm['cpu/input']:.2f}x by CPU per input")
+print(f"Go single / Python single: {gs['inputs/s'] / ps['inputs/s']:.2f}x by throughput, {ps['cpu/input'] / gs['cpu/input']:.2f}x by CPU per input")
 g = json.load(open(f"{out}/parity-go.json"))["predictions"]
 p = json.load(open(f"{out}/parity-py.json"))["predictions"]
 d = max(abs(a["probabilities"][k] - b["probabilities"][k]) for a, b in zip(g, p) for k in a["probabilities"])
