@@ -14,7 +14,12 @@
 //     AttentionBackward (generic.go), which use the capability when the
 //     backend has it and otherwise (or when it answers ErrNotFused) compose
 //     core ops. The composition is written once, here, and both paths have
-//     the same semantics, dropout mask included.
+//     the same semantics, dropout mask included;
+//   - GroupedAdapter and GroupedLayerNorm apply per-segment parameters to
+//     the rows of one batch (serving many tasks in one forward pass; forward
+//     only), reached through GroupedAdapterForward and
+//     GroupedLayerNormForward (grouped.go), which compose AdapterForward and
+//     LayerNormForward over views of each segment when a backend lacks them.
 //
 // A new backend proves itself by running the conformance suite
 // (tests/conformance, package conformance) in its tests:
@@ -383,8 +388,67 @@ type PackedAttention interface {
 	PackedAttentionBackward(dqkv, dout, qkv, out, lse, starts Tensor, S, maxT, NH, HS int, p float32, seed uint64) error
 }
 
+// GroupedAdapter is the optional capability of Houlsby adapters applied per
+// segment of rows, forward only: the rows of one batch belong to different
+// tasks, and each task has its own adapter. It serves inference (there is no
+// backward; training runs one task per batch). Do not call it directly: the
+// package function GroupedAdapterForward uses it when a backend has it and
+// otherwise composes AdapterForward over views of each segment (see it for
+// the arguments).
+type GroupedAdapter interface {
+	GroupedAdapterForward(out, inp, wDown, bDown, wUp, bUp, segs Tensor, N, C, M, G, S int, act Act) error
+}
+
+// GroupedLayerNorm is the optional capability of a LayerNorm whose affine
+// parameters are chosen per segment of rows, forward only (Houlsby training
+// tunes the LayerNorms, so tasks that share a backbone differ there too).
+// Reached through GroupedLayerNormForward.
+type GroupedLayerNorm interface {
+	GroupedLayerNormForward(out, inp, w, b, segs Tensor, N, C, G, S int, eps float32) error
+}
+
+// CheckSegments validates a segment table read back to the host: S rows
+// (start, end, slot) that cover the N rows of a batch in order (start of the
+// first 0, each start the previous end, end of the last N; empty segments
+// are allowed), each slot in [0, G), or -1 where allowNone. It returns the
+// longest segment's row count. op prefixes the error.
+func CheckSegments(op string, table []int32, N, G int, allowNone bool) (maxRows int, err error) {
+	if len(table)%3 != 0 {
+		return 0, fmt.Errorf("%s: the segment table has %d entries, want (start, end, slot) triples", op, len(table))
+	}
+	S := len(table) / 3
+	if S == 0 {
+		if N != 0 {
+			return 0, fmt.Errorf("%s: no segments for %d rows", op, N)
+		}
+		return 0, nil
+	}
+	prev := 0
+	for s := 0; s < S; s++ {
+		start, end, slot := int(table[3*s]), int(table[3*s+1]), int(table[3*s+2])
+		switch {
+		case start != prev:
+			return 0, fmt.Errorf("%s: segment %d starts at row %d, want %d (segments cover the rows in order)", op, s, start, prev)
+		case end < start || end > N:
+			return 0, fmt.Errorf("%s: segment %d = rows [%d, %d) is not within [%d, %d]", op, s, start, end, start, N)
+		case slot >= G || slot < -1 || (slot == -1 && !allowNone):
+			lo := 0
+			if allowNone {
+				lo = -1
+			}
+			return 0, fmt.Errorf("%s: segment %d has slot %d, want %d..%d", op, s, slot, lo, G-1)
+		}
+		maxRows = max(maxRows, end-start)
+		prev = end
+	}
+	if prev != N {
+		return 0, fmt.Errorf("%s: the segments end at row %d, want N = %d", op, prev, N)
+	}
+	return maxRows, nil
+}
+
 // ErrNotFused is returned by a capability method (FusedAdapter,
-// FusedAttention) for valid arguments it does not handle, such as sizes
+// FusedAttention, GroupedAdapter) for valid arguments it does not handle, such as sizes
 // beyond its kernels' limits; the package functions then run the
 // composition of core ops instead. A method returning it must not have
 // written anything, and must not return it for invalid arguments.

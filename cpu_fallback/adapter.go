@@ -91,15 +91,22 @@ func (be *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Te
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
+	be.adapterForward(ov, zv, iv, wdv, bdv, wuv, buv, N, C, M, act)
+	return nil
+}
+
+// adapterForward is AdapterForward's arithmetic on validated slices; the
+// caller holds be.mu. It uses scratch slot scrA.
+func (be *Backend) adapterForward(ov, zv, iv, wdv, bdv, wuv, buv []float32, N, C, M int, act backend.Act) {
 	if M == 0 {
 		be.row = rowTask{kind: rowAddRowBias, o: ov, a: buv, x: iv, C: C}
 		parallelRange(N, grainRows, &be.row)
 		be.row = rowTask{}
-		return nil
+		return
 	}
 	// z = inp·wDownᵀ + bDown; h = act(z).
 	sgemm(false, true, N, M, C, 1, iv, C, wdv, C, 0, zv, M)
-	hv := be.buf(scrA, nm)
+	hv := be.buf(scrA, N*M)
 	be.row = rowTask{kind: rowBiasAct, o: zv, a: bdv, x: hv, C: M, act: act}
 	parallelRange(N, grainRows, &be.row)
 	// out = inp + bUp + h·wUpᵀ (out may alias inp: z is already computed).
@@ -107,7 +114,6 @@ func (be *Backend) AdapterForward(out, z, inp, wDown, bDown, wUp, bUp backend.Te
 	parallelRange(N, grainRows, &be.row)
 	be.row = rowTask{}
 	sgemm(false, true, N, C, M, 1, hv, M, wuv, M, 1, ov, C)
-	return nil
 }
 
 // AdapterBackward computes, from dout (N, C) and the forward's inp and z:
@@ -218,4 +224,69 @@ func adapterSizes(op string, N, C, M int, act backend.Act) (nc, nm, cm int, err 
 	}
 	cm, err = mul(op, C, M)
 	return
+}
+
+// GroupedAdapterForward applies to each segment of rows of inp (N, C) the
+// adapter of its slot in the stacked wDown (G, M, C), bDown (G, M), wUp
+// (G, C, M), bUp (G, C); slot -1 copies the rows (backend.GroupedAdapterForward).
+// Each segment runs exactly AdapterForward's arithmetic on its rows, so a
+// row's result is bitwise the one the ungrouped adapter gives it: a task
+// served in a mixed batch matches the same task served alone.
+func (be *Backend) GroupedAdapterForward(out, inp, wDown, bDown, wUp, bUp, segs backend.Tensor, N, C, M, G, S int, act backend.Act) error {
+	const op = "cpu.GroupedAdapterForward"
+	nc, gmc, gm, gc, err := backend.GroupedAdapterSizes(op, N, C, M, G, S, act)
+	if err != nil {
+		return err
+	}
+	ov, err := f32(op, "out", out, nc)
+	if err != nil {
+		return err
+	}
+	iv, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	wdv, err := f32(op, "wDown", wDown, gmc)
+	if err != nil {
+		return err
+	}
+	bdv, err := f32(op, "bDown", bDown, gm)
+	if err != nil {
+		return err
+	}
+	wuv, err := f32(op, "wUp", wUp, gmc)
+	if err != nil {
+		return err
+	}
+	buv, err := f32(op, "bUp", bUp, gc)
+	if err != nil {
+		return err
+	}
+	table, err := i32(op, "segs", segs, 3*S)
+	if err != nil {
+		return err
+	}
+	maxRows, err := backend.CheckSegments(op, table, N, G, true)
+	if err != nil {
+		return err
+	}
+	if nc == 0 {
+		return nil
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	zv := be.buf(scrB, maxRows*M)
+	for s := 0; s < S; s++ {
+		r0, r1, g := int(table[3*s]), int(table[3*s+1]), int(table[3*s+2])
+		n := r1 - r0
+		o, x := ov[r0*C:r1*C], iv[r0*C:r1*C]
+		switch {
+		case n == 0:
+		case g < 0:
+			copy(o, x) // a no-op when out is inp
+		default:
+			be.adapterForward(o, zv[:n*M], x, wdv[g*M*C:(g+1)*M*C], bdv[g*M:(g+1)*M], wuv[g*C*M:(g+1)*C*M], buv[g*C:(g+1)*C], n, C, M, act)
+		}
+	}
+	return nil
 }

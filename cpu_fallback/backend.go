@@ -42,12 +42,14 @@ const (
 	nScratch
 )
 
-// The CPU backend implements the core contract and both fused
-// capabilities, for every size.
+// The CPU backend implements the core contract, both fused capabilities
+// and both grouped (serving) capabilities, for every size.
 var (
-	_ backend.Backend        = (*Backend)(nil)
-	_ backend.FusedAdapter   = (*Backend)(nil)
-	_ backend.FusedAttention = (*Backend)(nil)
+	_ backend.Backend          = (*Backend)(nil)
+	_ backend.FusedAdapter     = (*Backend)(nil)
+	_ backend.FusedAttention   = (*Backend)(nil)
+	_ backend.GroupedAdapter   = (*Backend)(nil)
+	_ backend.GroupedLayerNorm = (*Backend)(nil)
 )
 
 // New returns a CPU backend.

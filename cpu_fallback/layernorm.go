@@ -121,6 +121,51 @@ func (be *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd back
 	return nil
 }
 
+// GroupedLayerNormForward is LayerNormForward with the affine parameters of
+// each row's segment's slot, from w and b (G, C) (backend.GroupedLayerNormForward):
+// the same arithmetic per row, so each row's result is bitwise
+// LayerNormForward's with its slot's parameters. out may alias inp.
+func (be *Backend) GroupedLayerNormForward(out, inp, w, b, segs backend.Tensor, N, C, G, S int, eps float32) error {
+	const op = "cpu.GroupedLayerNormForward"
+	nc, gc, err := backend.GroupedLayerNormSizes(op, N, C, G, S)
+	if err != nil {
+		return err
+	}
+	ov, err := f32(op, "out", out, nc)
+	if err != nil {
+		return err
+	}
+	iv, err := f32(op, "inp", inp, nc)
+	if err != nil {
+		return err
+	}
+	wv, err := f32(op, "w", w, gc)
+	if err != nil {
+		return err
+	}
+	bv, err := f32(op, "b", b, gc)
+	if err != nil {
+		return err
+	}
+	table, err := i32(op, "segs", segs, 3*S)
+	if err != nil {
+		return err
+	}
+	if _, err := backend.CheckSegments(op, table, N, G, false); err != nil {
+		return err
+	}
+	if nc == 0 {
+		return nil
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	stats := be.buf(scrA, 2*N)
+	be.ln = lnTask{out: ov, mean: stats[:N], rstd: stats[N:], inp: iv, C: C, eps: eps, segs: table, wAll: wv, bAll: bv}
+	parallelRange(N, grainRows, &be.ln)
+	be.ln = lnTask{}
+	return nil
+}
+
 // lnTask is LayerNorm's parallel work: forward rows, backward rows (back)
 // or parameter-gradient column blocks (params).
 type lnTask struct {
@@ -129,6 +174,10 @@ type lnTask struct {
 	dinp, dw, db, dout         []float32
 	N, C                       int
 	eps                        float32
+	// Grouped forward: the segment table (start, end, slot) and the
+	// stacked affine parameters (G, C); w and b are then chosen per row.
+	segs       []int32
+	wAll, bAll []float32
 }
 
 func (t *lnTask) run(_, lo, hi int) {
@@ -159,7 +208,13 @@ func (t *lnTask) forward(lo, hi int) {
 		r := 1 / math.Sqrt(ss/float64(C)+float64(t.eps))
 		mf, rf := float32(m), float32(r)
 		o := t.out[n*C : n*C+C]
-		w, b := t.w[:C], t.b[:C]
+		var w, b []float32
+		if t.segs != nil {
+			g := segmentSlot(t.segs, n)
+			w, b = t.wAll[g*C:g*C+C], t.bAll[g*C:g*C+C]
+		} else {
+			w, b = t.w[:C], t.b[:C]
+		}
 		for j, v := range x {
 			o[j] = (v-mf)*rf*w[j] + b[j]
 		}
@@ -219,4 +274,19 @@ func (t *lnTask) backward(lo, hi int) {
 			o[j] = r * (d*w[j] - sg - xh*sgx)
 		}
 	}
+}
+
+// segmentSlot returns the slot of row n in a checked segment table (the
+// segment whose [start, end) holds n), by bisection over the ends.
+func segmentSlot(segs []int32, n int) int {
+	lo, hi := 0, len(segs)/3-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if int(segs[3*mid+1]) > n {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return int(segs[3*lo+2])
 }

@@ -54,6 +54,9 @@ type Backend struct {
 	// decayChecked holds the AdamWStep decay tables already read back and
 	// found well-formed, with their largest range end (see checkDecay).
 	decayChecked map[decayKey]int
+	// segChecked holds the grouped ops' segment tables already read back
+	// (see segTable), as host copies.
+	segChecked map[decayKey][]int32
 	// known records the I32 memory UploadInt32 wrote (known.go).
 	known []knownInts
 }

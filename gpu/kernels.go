@@ -88,6 +88,7 @@ var (
 	kLNBwdDwb = family("layernorm_bwd_dwdb", "layernorm", sfxX)
 	kAddLNFwd = family("add_layernorm_fwd", "layernorm", sfxXW)
 	kLNBwd    = family("layernorm_bwd_fused", "layernorm", sfxXW)
+	kLNSegFwd = family("layernorm_seg_fwd", "layernorm", sfxXW)
 	// attention.cu
 	kAttnFwd    = family("attn_fwd", "attention", sfxX)
 	kAttnBwdD   = family("attn_bwd_d", "attention", sfxX)
@@ -102,6 +103,7 @@ var (
 	// adapter.cu
 	kAdapterFwd = family("adapter_fwd", "adapter", sfxXW)
 	kAdapterBwd = family("adapter_bwd", "adapter", sfxXW)
+	kAdapterSeg = family("adapter_seg_fwd", "adapter", sfxXW)
 	// loss.cu
 	kSoftmaxXent = family("softmax_xent", "loss", sfxX)
 	kMSE         = family("mse", "loss", sfxXW)
@@ -114,11 +116,11 @@ var kernelFamilies = []*kernelFamily{
 	kGemmF32, kGemmWMMA, kGemmF32FF,
 	kBiasAdd, kBiasGrad, kBiasGrad2, kAdd, kScale, kActFwd, kActBwd, kTanhFwd, kTanhBwd, kDropoutFwd, kDropoutBwd, kToBF16, kToF32,
 	kSumSq, kSumSqPartial, kSumF32,
-	kLNFwd, kLNBwdDx, kLNBwdDwb, kAddLNFwd, kLNBwd,
+	kLNFwd, kLNBwdDx, kLNBwdDwb, kAddLNFwd, kLNBwd, kLNSegFwd,
 	kAttnFwd, kAttnBwdD, kAttnBwdDKV, kAttnBwdDQ,
 	kSoftmaxFwd, kSoftmaxBwd,
 	kEmbFwd, kEmbBwd,
-	kAdapterFwd, kAdapterBwd,
+	kAdapterFwd, kAdapterBwd, kAdapterSeg,
 	kSoftmaxXent, kMSE,
 	kAdamW,
 }

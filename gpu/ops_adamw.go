@@ -69,7 +69,8 @@ func (b *Backend) AdamWStep(param, grad, m, v, decay backend.Tensor, n int, h ba
 		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(h.WeightDecay), F(bc1), F(bc2))
 }
 
-// decayKey identifies a decay table by its device memory.
+// decayKey identifies a checked table (the AdamW decay table, a grouped
+// op's segment table) by its device memory and length.
 type decayKey struct {
 	ptr DevicePtr
 	n   int
@@ -112,14 +113,19 @@ func (b *Backend) checkDecay(op string, t *Tensor, n int) error {
 	return nil
 }
 
-// wrote forgets the checked decay tables and the recorded I32 values
-// (known.go) overlapping device bytes [p, p+bytes): the backend is about to
-// write them.
+// wrote forgets the checked decay and segment tables and the recorded I32
+// values (known.go) overlapping device bytes [p, p+bytes): the backend is
+// about to write them.
 func (b *Backend) wrote(p DevicePtr, bytes int) {
 	b.forgetInts(p, bytes)
 	for k := range b.decayChecked {
 		if k.ptr < p+DevicePtr(bytes) && p < k.ptr+DevicePtr(4*k.n) {
 			delete(b.decayChecked, k)
+		}
+	}
+	for k := range b.segChecked {
+		if k.ptr < p+DevicePtr(bytes) && p < k.ptr+DevicePtr(4*k.n) {
+			delete(b.segChecked, k)
 		}
 	}
 }

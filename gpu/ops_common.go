@@ -32,18 +32,21 @@ import (
 	"github.com/houlsby/adapters/backend"
 )
 
-// The GPU backend implements the core contract and every fused capability
-// (adapter, attention, linear, residual + LayerNorm); the adapter and
-// attention answer backend.ErrNotFused beyond their kernels' limits
-// (adapter M > 256; attention T > 512, HS > 128, a grid dimension above
-// 65535, and the bf16 backward with HS < 2), and backend's generic
-// composition of core ops runs instead.
+// The GPU backend implements the core contract, every fused capability
+// (adapter, attention, linear, residual + LayerNorm) and both grouped
+// (serving) capabilities; the adapter, grouped adapter and attention answer
+// backend.ErrNotFused beyond their kernels' limits (adapter and grouped
+// adapter M > 256, more than 65535 segments; attention T > 512, HS > 128, a
+// grid dimension above 65535, and the bf16 backward with HS < 2), and
+// backend's generic composition of core ops runs instead.
 var (
 	_ backend.Backend           = (*Backend)(nil)
 	_ backend.FusedAdapter      = (*Backend)(nil)
 	_ backend.FusedAttention    = (*Backend)(nil)
 	_ backend.FusedLinear       = (*Backend)(nil)
 	_ backend.FusedAddLayerNorm = (*Backend)(nil)
+	_ backend.GroupedAdapter    = (*Backend)(nil)
+	_ backend.GroupedLayerNorm  = (*Backend)(nil)
 )
 
 // block1D is the block size of the 1-D grid-stride kernels.

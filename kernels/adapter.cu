@@ -157,6 +157,58 @@ __device__ void adapter_bwd_body(X* dinp, float* dz, float* a, const X* dout, co
     }
 }
 
+// as_stored rounds v as storing it in a tensor of p's type would.
+__device__ __forceinline__ float as_stored(const float*, float v) { return v; }
+__device__ __forceinline__ float as_stored(const bf16*, float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+// adapter_seg_fwd_body: the grouped adapter (backend.GroupedAdapterForward),
+// forward only, for serving several tasks in one batch. segs (S, 3) I32
+// holds (start, end, slot) per segment. grid (ceil(maxRows/8), S), block
+// 256: block (x, s) takes rows start + 8x .. of segment s, so the 8 rows
+// of a block share one slot's weights, which stream through shared memory
+// as in adapter_fwd. Slot -1 copies the rows (nothing to do when out ==
+// inp). z is not saved; it is rounded as adapter_fwd stores it, so every
+// row's result equals adapter_fwd's with the same weights bit for bit.
+template <class X, class W>
+__device__ void adapter_seg_fwd_body(X* out, const X* inp, const W* wDown, const W* bDown, const W* wUp,
+                                     const W* bUp, const int* segs, long long C, long long M, long long act) {
+    __shared__ float Xs[AD_ROWS][AD_CT];
+    __shared__ float Ws[256][AD_CT + 1];
+    __shared__ float A[AD_ROWS][AD_MMAX];
+    const int t = threadIdx.x;
+    const long long s = blockIdx.y;
+    const long long end = segs[3 * s + 1], g = segs[3 * s + 2];
+    const long long n0 = segs[3 * s] + (long long)blockIdx.x * AD_ROWS;
+    if (n0 >= end) return;  // uniform over the block
+    if (g < 0) {
+        if ((const X*)out != inp)
+            for (long long idx = t; idx < AD_ROWS * C; idx += blockDim.x) {
+                long long r = idx / C, c = idx % C;
+                if (n0 + r < end) st(out + (n0 + r) * C + c, ld(inp + (n0 + r) * C + c));
+            }
+        return;
+    }
+    wDown += g * M * C;
+    bDown += g * M;
+    wUp += g * C * M;
+    bUp += g * C;
+    float acc[AD_ROWS];
+    ad_rowvec(acc, Xs, Ws, inp, wDown, n0, end, C, M, false);
+    if (t < M) {
+        float bd = ld(bDown + t);
+        for (int r = 0; r < AD_ROWS; r++) A[r][t] = act_f(act, as_stored(inp, acc[r] + bd));
+    }
+    for (long long c0 = 0; c0 < C; c0 += 256) {
+        ad_rowmat(acc, A, Ws, wUp, c0, C, M, false);
+        long long c = c0 + t;
+        if (c < C) {
+            float bu = ld(bUp + c);
+            for (int r = 0; r < AD_ROWS; r++)
+                if (n0 + r < end) st(out + (n0 + r) * C + c, ld(inp + (n0 + r) * C + c) + acc[r] + bu);
+        }
+    }
+}
+
 // Suffixes: _<x>_<w> = storage of the activations (inp, out, z, dout, dinp)
 // and of the four adapter tensors; dz and a are float (launcher scratch).
 #define AD_KERNELS(X, W, sfx)                                                                                         \
@@ -169,6 +221,11 @@ __device__ void adapter_bwd_body(X* dinp, float* dz, float* a, const X* dout, co
                                                  const W* wDown, const W* wUp, long long N, long long C, long long M, \
                                                  long long act) {                                                    \
         adapter_bwd_body(dinp, dz, a, dout, z, wDown, wUp, N, C, M, act);                                            \
+    }                                                                                                                \
+    extern "C" __global__ void adapter_seg_fwd_##sfx(X* out, const X* inp, const W* wDown, const W* bDown,           \
+                                                     const W* wUp, const W* bUp, const int* segs, long long C,       \
+                                                     long long M, long long act) {                                   \
+        adapter_seg_fwd_body(out, inp, wDown, bDown, wUp, bUp, segs, C, M, act);                                     \
     }
 AD_KERNELS(float, float, f32_f32)
 AD_KERNELS(float, bf16, f32_bf16)

@@ -14,7 +14,8 @@
 // does.
 #include "common.cuh"
 
-// layernorm_row normalises row n of inp with one warp (lane 0..31).
+// layernorm_row normalises row n of inp with one warp (lane 0..31); mean
+// and rstd may be null (the grouped forward saves no statistics).
 template <class X, class W>
 __device__ void layernorm_row(X* out, float* mean, float* rstd, const X* inp, const W* w, const W* b, long long n,
                               int lane, long long C, double eps) {
@@ -30,7 +31,7 @@ __device__ void layernorm_row(X* out, float* mean, float* rstd, const X* inp, co
     float r = rsqrtf(warp_sum(ss) / (float)C + (float)eps);
     X* o = out + n * C;
     for (long long j = lane; j < C; j += 32) st(o + j, (ld(x + j) - m) * r * ld(w + j) + ld(b + j));
-    if (lane == 0) {
+    if (lane == 0 && mean) {
         mean[n] = m;
         rstd[n] = r;
     }
@@ -42,6 +43,29 @@ __device__ void layernorm_fwd_body(X* out, float* mean, float* rstd, const X* in
     long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (n >= N) return;  // whole warps leave together
     layernorm_row(out, mean, rstd, inp, w, b, n, threadIdx.x % 32, C, eps);
+}
+
+// layernorm_seg_fwd_body: the grouped forward (backend.GroupedLayerNormForward,
+// for serving): row n takes w and b (G, C) at the slot of its segment, found
+// by bisection over the ends in segs (S, 3) = (start, end, slot), through
+// layernorm_row as layernorm_fwd (so bit for bit its result with those
+// parameters). The statistics are not saved. out may alias inp (a lane
+// reads each element before it writes it).
+template <class X, class W>
+__device__ void layernorm_seg_fwd_body(X* out, const X* inp, const W* w, const W* b, const int* segs, long long N,
+                                       long long C, long long S, double eps) {
+    long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (n >= N) return;  // whole warps leave together
+    long long lo = 0, hi = S - 1;
+    while (lo < hi) {
+        long long mid = (lo + hi) / 2;
+        if (segs[3 * mid + 1] > n)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    long long g = segs[3 * lo + 2];
+    layernorm_row(out, (float*)0, (float*)0, inp, w + g * C, b + g * C, n, threadIdx.x % 32, C, eps);
 }
 
 // add_layernorm_fwd: res = a + b (res may alias a or b: each lane reads the
@@ -163,6 +187,11 @@ __device__ void layernorm_bwd_fused_body(X* dinp, float* dw, float* db, const X*
                                                          const float* rstd, long long N, long long C,              \
                                                          long long rowBlocks) {                                     \
         layernorm_bwd_fused_body(dinp, dw, db, dout, inp, w, mean, rstd, N, C, rowBlocks);                          \
+    }                                                                                                               \
+    extern "C" __global__ void layernorm_seg_fwd_##sfx(X* out, const X* inp, const W* w, const W* b,               \
+                                                       const int* segs, long long N, long long C, long long S,     \
+                                                       double eps) {                                                \
+        layernorm_seg_fwd_body(out, inp, w, b, segs, N, C, S, eps);                                                 \
     }
 LN_KERNELS(float, float, f32_f32)
 LN_KERNELS(float, bf16, f32_bf16)

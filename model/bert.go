@@ -152,6 +152,10 @@ type Model struct {
 	// packed: batches run in the packed layout (see Packed).
 	packed bool
 
+	// tasks, when set, applies per-task adapters and LayerNorms at every
+	// site (Multi: this model is then its shared, frozen backbone).
+	tasks taskSites
+
 	views map[shape]*stepViews // exact-size I/O views per batch shape
 
 	host struct {

@@ -519,7 +519,7 @@ func (m *Model) embeddingForward(sh shape, train bool, seed uint64) error {
 	if p != 0 {
 		ln = m.grads.pre
 	}
-	if err := b.LayerNormForward(ln, a.mean, a.rstd, a.sum, e.ln.W, e.ln.B, N, C, m.eps); err != nil {
+	if err := m.layerNormForward(layerEmbedding, 0, ln, a.mean, a.rstd, a.sum, e.ln, N); err != nil {
 		return wrap(err, "embeddings.LayerNorm")
 	}
 	if p != 0 {

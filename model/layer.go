@@ -104,7 +104,7 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, tr
 	if err := m.denseDropout(a.ao, a.ctx, p.attnOut, N, C, C, ph, siteSeed(seed, siteAttnOut(l))); err != nil {
 		return wrap(err, "layer %d attention.output.dense", l)
 	}
-	if err := m.residualLayerNorm(a.h1, a.res1, a.mean1, a.rstd1, a.z[0], a.ao, x, p.adapter[0], p.ln1, N); err != nil {
+	if err := m.residualLayerNorm(l, 0, a.h1, a.res1, a.mean1, a.rstd1, a.z[0], a.ao, x, p.adapter[0], p.ln1, N); err != nil {
 		return wrap(err, "layer %d attention adapter, residual and LayerNorm", l)
 	}
 	// Feed-forward: intermediate dense + GELU, output dense, dropout,
@@ -118,7 +118,7 @@ func (m *Model) layerForward(l int, x backend.Tensor, a *layerActs, sh shape, tr
 	if err := m.denseDropout(a.fo, a.ffAct, p.out, N, C, F, ph, siteSeed(seed, siteFFNOut(l))); err != nil {
 		return wrap(err, "layer %d output.dense", l)
 	}
-	return wrap(m.residualLayerNorm(a.out, a.res2, a.mean2, a.rstd2, a.z[1], a.fo, a.h1, p.adapter[1], p.ln2, N),
+	return wrap(m.residualLayerNorm(l, 1, a.out, a.res2, a.mean2, a.rstd2, a.z[1], a.fo, a.h1, p.adapter[1], p.ln2, N),
 		"layer %d output adapter, residual and LayerNorm", l)
 }
 
@@ -150,8 +150,19 @@ func (m *Model) denseDropout(y, x backend.Tensor, d dense, N, out, in int, pr fl
 // up(act(down(h)))), or h + resid without an adapter, and out =
 // LayerNorm(res): HF's LayerNorm(hidden + input_tensor) with AdapterHub's
 // adapter applied to hidden first. The add and the LayerNorm are one op
-// (backend.AddLayerNormForward).
-func (m *Model) residualLayerNorm(out, res, mean, rstd, z, h, resid backend.Tensor, ad *adapterParams, ln layerNorm, N int) error {
+// (backend.AddLayerNormForward). l and i (0 after attention, 1 after the
+// FFN) name the site for Multi's per-task adapters and LayerNorms
+// (m.tasks), which replace the model's own there.
+func (m *Model) residualLayerNorm(l, i int, out, res, mean, rstd, z, h, resid backend.Tensor, ad *adapterParams, ln layerNorm, N int) error {
+	if m.tasks != nil {
+		if err := m.tasks.adapter(l, i, res, h, N); err != nil {
+			return err
+		}
+		if err := m.b.Add(res, res, resid, N*m.C); err != nil {
+			return err
+		}
+		return m.tasks.layerNorm(l, i, out, mean, rstd, res, N)
+	}
 	sum := h
 	if ad != nil {
 		if err := backend.AdapterForward(m.b, res, z, h, ad.down.W, ad.down.B, ad.up.W, ad.up.B, N, m.C, m.opts.Adapter.M, m.opts.Adapter.Act); err != nil {

@@ -12,8 +12,9 @@ PAR="${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 1)}"
 # (fortunes cookie files, AFINN words.csv, WordNet data files), sweep
 # result lines, ablation tables and run logs, the tokenizer's encoding
 # invariants on arbitrary text, torch.save zip files (the archive and the
-# restricted unpickler on its own), and AdapterHub's config files.
-TARGETS="./model/safetensors:FuzzParse ./model:FuzzParseConfig ./adapter:FuzzFromMetadata ./trainer:FuzzRead ./model/tokenizer:FuzzEncode ./corpus:FuzzParseFortunes ./corpus:FuzzParseAFINN ./corpus:FuzzParseWordNetData ./sweep:FuzzParseResult ./sweep:FuzzParseAblation ./plots:FuzzParseRunLog ./interop/torchzip:FuzzRead ./interop/torchzip:FuzzUnpickle ./interop/adapterhub:FuzzParseConfigs"
+# restricted unpickler on its own), AdapterHub's config files, and the
+# serving API's request decoder.
+TARGETS="./model/safetensors:FuzzParse ./model:FuzzParseConfig ./adapter:FuzzFromMetadata ./trainer:FuzzRead ./model/tokenizer:FuzzEncode ./corpus:FuzzParseFortunes ./corpus:FuzzParseAFINN ./corpus:FuzzParseWordNetData ./sweep:FuzzParseResult ./sweep:FuzzParseAblation ./plots:FuzzParseRunLog ./interop/torchzip:FuzzRead ./interop/torchzip:FuzzUnpickle ./interop/adapterhub:FuzzParseConfigs ./serve:FuzzDecodePredictRequest"
 for t in $TARGETS; do
   pkg=${t%%:*}; name=${t##*:}
   echo "fuzz: $name in $pkg for ${FUZZTIME} with ${PAR} workers"

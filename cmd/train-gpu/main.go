@@ -30,6 +30,8 @@ func init() {
 		{"train", "-c run.toml [flags]", "train an adapter (or another strategy) as a TOML run file says", runTrain},
 		{"eval", "--adapter FILE --data FILE [flags]", "evaluate an adapter file on a labelled dataset", runEval},
 		{"predict", "--adapter FILE [--input FILE.jsonl | text on stdin] [flags]", "predict labels with an adapter file", runPredict},
+		{"serve", "--model DIR --adapters DIR [flags]", "serve many adapter files over one frozen backbone as a JSON HTTP API", runServe},
+		{"loadgen", "--url URL --data FILE.jsonl [flags]", "send predict load to a train-gpu serve on loopback and report throughput, latency and errors", runLoadgen},
 		{"bench", "[flags]", "time forward/backward steps of the adapted model", runBench},
 		{"data", "NAME [--in DIR] [--out DIR]", "prepare a real dataset: spamassassin, fortunes, afinn or wordnet", runData},
 		{"export", "--adapter FILE|DIR --model DIR --out PATH [--format hf|adapterhub|onnx]", "write an adapter as a Hugging Face folder, an AdapterHub folder or an ONNX model", runExport},

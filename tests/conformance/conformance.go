@@ -182,6 +182,8 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 		{"Attention", testAttention, true},
 		{"Embedding", testEmbedding, false},
 		{"Adapter", testAdapter, true},
+		{"GroupedAdapter", testGroupedAdapter, true},
+		{"GroupedLayerNorm", testGroupedLayerNorm, true},
 		{"SoftmaxCrossEntropy", testCrossEntropy, false},
 		{"MSE", testMSE, false},
 		{"AdamW", testAdamW, false},
@@ -202,9 +204,10 @@ func Run(t *testing.T, newBackend func() backend.Backend, tol Tolerances) {
 
 // CoreOnly returns be seen through the core contract alone: the wrapper
 // embeds only the backend.Backend interface, so be's optional capabilities
-// (backend.FusedAdapter, FusedAttention, FusedLinear, FusedAddLayerNorm)
-// are hidden and the package functions backend.AdapterForward etc. run
-// their generic compositions of be's core ops.
+// (backend.FusedAdapter, FusedAttention, FusedLinear, FusedAddLayerNorm,
+// GroupedAdapter, GroupedLayerNorm) are hidden and the package functions
+// backend.AdapterForward etc. run their generic compositions of be's core
+// ops.
 func CoreOnly(be backend.Backend) backend.Backend { return coreOnly{be} }
 
 type coreOnly struct{ backend.Backend }

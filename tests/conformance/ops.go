@@ -700,6 +700,7 @@ func testBadArguments(s *suite) {
 		{"AdamW negative decay start", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(-1, 3), 8, adamw) }},
 		{"AdamW reversed decay range", func() error { return be.AdamWStep(p(8), p(8), p(8), p(8), i(5, 3), 8, adamw) }},
 	}
+	cases = append(cases, groupedBadArguments(s, f, p, i)...)
 	for _, c := range cases {
 		func() {
 			defer func() {

@@ -557,3 +557,50 @@ func AdamWStep(param, grad, m, v []float64, decay []int32, n int, h backend.Adam
 		param[i] -= float64(h.LR) * (wd[i]*param[i] + mhat/(math.Sqrt(vhat)+float64(h.Eps)))
 	}
 }
+
+// GroupedAdapterForward applies to every row r of inp (N, C) the adapter of
+// its segment's slot g, from the segment table segs (S rows of start, end,
+// slot; see backend.GroupedAdapterForward): out[r] = inp[r] +
+// act(inp[r]·wDown[g]ᵀ + bDown[g])·wUp[g]ᵀ + bUp[g], with wDown (G, M, C),
+// bDown (G, M), wUp (G, C, M), bUp (G, C); slot -1 copies the row. Forward
+// only: the grouped ops serve inference.
+func GroupedAdapterForward(out, inp, wDown, bDown, wUp, bUp []float64, segs []int32, N, C, M int, act backend.Act) {
+	z := make([]float64, M)
+	for s := 0; s+2 < len(segs); s += 3 {
+		g := int(segs[s+2])
+		for r := int(segs[s]); r < int(segs[s+1]); r++ {
+			x, o := inp[r*C:r*C+C], out[r*C:r*C+C]
+			if g < 0 {
+				copy(o, x)
+				continue
+			}
+			for m := 0; m < M; m++ {
+				acc := bDown[g*M+m]
+				for c := 0; c < C; c++ {
+					acc += x[c] * wDown[(g*M+m)*C+c]
+				}
+				z[m] = Act(act, acc)
+			}
+			for c := 0; c < C; c++ {
+				acc := x[c] + bUp[g*C+c]
+				for m := 0; m < M; m++ {
+					acc += z[m] * wUp[(g*C+c)*M+m]
+				}
+				o[c] = acc
+			}
+		}
+	}
+}
+
+// GroupedLayerNormForward is LayerNormForward with, for every row, the
+// affine parameters w[g], b[g] (G, C) of its segment's slot g (segs as for
+// GroupedAdapterForward; every slot >= 0).
+func GroupedLayerNormForward(out, inp, w, b []float64, segs []int32, N, C int, eps float64) {
+	mean, rstd := make([]float64, 1), make([]float64, 1)
+	for s := 0; s+2 < len(segs); s += 3 {
+		g := int(segs[s+2])
+		for r := int(segs[s]); r < int(segs[s+1]); r++ {
+			LayerNormForward(out[r*C:r*C+C], mean, rstd, inp[r*C:r*C+C], w[g*C:g*C+C], b[g*C:g*C+C], 1, C, eps)
+		}
+	}
+}

@@ -575,3 +575,38 @@ func TestSumSquaresScaleAdd(t *testing.T) {
 		}
 	}
 }
+
+// The grouped (serving) ops are forward only; they are checked against the
+// ungrouped references on each segment's rows with that segment's slot,
+// which TestAdapterGradients and TestLayerNormGradients check by finite
+// differences.
+func TestGroupedForward(t *testing.T) {
+	const N, C, M, G = 11, 5, 3, 3
+	// Segments: empty, slot 2, no adapter, slot 0, slot 2 again, slot 1.
+	segs := []int32{0, 0, 1, 0, 3, 2, 3, 5, -1, 5, 6, 0, 6, 9, 2, 9, 11, 1}
+	r := rand.New(rand.NewPCG(21, 22))
+	inp := randVec(r, N*C, 1)
+	wd, bd, wu, bu := randVec(r, G*M*C, 0.6), randVec(r, G*M, 0.5), randVec(r, G*C*M, 0.6), randVec(r, G*C, 0.5)
+	lw, lb := randVec(r, G*C, 1), randVec(r, G*C, 1)
+	for _, act := range []backend.Act{backend.ReLU, backend.GELU, backend.Swish} {
+		out := make([]float64, N*C)
+		GroupedAdapterForward(out, inp, wd, bd, wu, bu, segs, N, C, M, act)
+		for s := 0; s < len(segs); s += 3 {
+			r0, r1, g := int(segs[s]), int(segs[s+1]), int(segs[s+2])
+			n := r1 - r0
+			want := append([]float64(nil), inp[r0*C:r1*C]...)
+			if g >= 0 {
+				AdapterForward(want, make([]float64, n*M), inp[r0*C:r1*C], wd[g*M*C:(g+1)*M*C], bd[g*M:(g+1)*M],
+					wu[g*C*M:(g+1)*C*M], bu[g*C:(g+1)*C], n, C, M, act)
+			}
+			assertClose(t, fmt.Sprintf("adapter %v segment %d", act, s/3), want, out[r0*C:r1*C], 1e-14)
+		}
+	}
+	out := make([]float64, N*C)
+	GroupedLayerNormForward(out, inp, lw, lb, []int32{0, 4, 1, 4, 4, 0, 4, 11, 2}, N, C, 1e-12)
+	want := make([]float64, N*C)
+	mean, rstd := make([]float64, N), make([]float64, N)
+	LayerNormForward(want[:4*C], mean, rstd, inp[:4*C], lw[C:2*C], lb[C:2*C], 4, C, 1e-12)
+	LayerNormForward(want[4*C:], mean, rstd, inp[4*C:], lw[2*C:], lb[2*C:], 7, C, 1e-12)
+	assertClose(t, "layernorm", want, out, 1e-14)
+}
