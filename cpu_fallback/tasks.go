@@ -64,23 +64,9 @@ func (t *ewTask) run(_, lo, hi int) {
 	case ewDropout:
 		dropoutApply(o, t.a[lo:hi], lo, t.p, t.seed)
 	case ewAct:
-		a := t.a[lo:hi]
-		if t.act == backend.GELU {
-			geluSlice(o, a)
-			break
-		}
-		for i := range o {
-			o[i] = actForward(t.act, a[i])
-		}
+		actVec(vec, t.act, o, t.a[lo:hi])
 	case ewActBack:
-		a, b := t.a[lo:hi], t.b[lo:hi]
-		if t.act == backend.GELU {
-			geluGradMulSlice(o, b, a)
-			break
-		}
-		for i := range o {
-			o[i] = b[i] * actGrad(t.act, a[i])
-		}
+		actGradMulVec(vec, t.act, o, t.b[lo:hi], t.a[lo:hi])
 	case ewAdamW:
 		// Walk [lo, hi) in spans alternating between no decay and a decay
 		// range; the first range ending after lo is found by bisection.
@@ -185,13 +171,7 @@ func (t *rowTask) run(_, lo, hi int) {
 			for j, b := range t.a[:C] {
 				o[j] += b
 			}
-			if t.act == backend.GELU {
-				geluSlice(x, o)
-				break
-			}
-			for j, z := range o {
-				x[j] = actForward(t.act, z)
-			}
+			actVec(vec, t.act, x, o)
 		}
 	}
 }

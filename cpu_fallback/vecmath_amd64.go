@@ -1,0 +1,149 @@
+//go:build amd64 && !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+// vecImpls lists the vector-kernel implementations this CPU runs,
+// narrowest first: plain Go always, AVX2+FMA and AVX-512F where the CPU and
+// OS support them (x/sys/cpu checks XGETBV). All give bitwise the same
+// results (vecmath.go), so the widest is used.
+var vecImpls = availableVecImpls()
+
+func availableVecImpls() []*vecImpl {
+	ks := []*vecImpl{vecGo}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, &vecImpl{name: "avx2", id: vecAVX2ID})
+	}
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, &vecImpl{name: "avx512", id: vecAVX512ID})
+	}
+	return ks
+}
+
+// The vecKernel* functions call the assembly kernel of instruction set id
+// (vecAVX2ID or vecAVX512ID) on n elements, n a positive multiple of 16.
+// Direct calls (not function values) let escape analysis use the
+// //go:noescape declarations, so the callers' stack buffers stay on the
+// stack.
+
+// vecKernelGelu: o[i] = gelu32(a[i]).
+func vecKernelGelu(id vecID, o, a *float32, n int) {
+	if id == vecAVX512ID {
+		vecGeluAVX512(o, a, &vecTable[0], n)
+	} else {
+		vecGeluAVX2(o, a, &vecTable[0], n)
+	}
+}
+
+// vecKernelGeluGradMul: o[i] = g[i]·geluGrad32(a[i]).
+func vecKernelGeluGradMul(id vecID, o, g, a *float32, n int) {
+	if id == vecAVX512ID {
+		vecGeluGradMulAVX512(o, g, a, &vecTable[0], n)
+	} else {
+		vecGeluGradMulAVX2(o, g, a, &vecTable[0], n)
+	}
+}
+
+// vecKernelExp: o[i] = exp32(a[i]).
+func vecKernelExp(id vecID, o, a *float32, n int) {
+	if id == vecAVX512ID {
+		vecExpAVX512(o, a, &vecTable[0], n)
+	} else {
+		vecExpAVX2(o, a, &vecTable[0], n)
+	}
+}
+
+// vecKernelExpSubSum: x[i] = exp32(x[i]-m); acc[i mod 16] += x[i].
+func vecKernelExpSubSum(id vecID, x *float32, n int, m float32, acc *[vecLanes]float32) {
+	if id == vecAVX512ID {
+		vecExpSubSumAVX512(x, &vecTable[0], n, m, acc)
+	} else {
+		vecExpSubSumAVX2(x, &vecTable[0], n, m, acc)
+	}
+}
+
+// vecKernelMax: the largest of m and the elements (NaN never wins).
+func vecKernelMax(id vecID, x *float32, n int, m float32) float32 {
+	if id == vecAVX512ID {
+		return vecMaxAVX512(x, n, m)
+	}
+	return vecMaxAVX2(x, n, m)
+}
+
+// vecKernelDot: acc[i mod 16] = fma32(a[i], b[i], acc[i mod 16]).
+func vecKernelDot(id vecID, a, b *float32, n int, acc *[vecLanes]float32) {
+	if id == vecAVX512ID {
+		vecDotAVX512(a, b, n, acc)
+	} else {
+		vecDotAVX2(a, b, n, acc)
+	}
+}
+
+// vecKernelSoftmaxGrad: o[i] = (p[i]·(g[i]-d))·s.
+func vecKernelSoftmaxGrad(id vecID, o, g, p *float32, n int, d, s float32) {
+	if id == vecAVX512ID {
+		vecSoftmaxGradAVX512(o, g, p, n, d, s)
+	} else {
+		vecSoftmaxGradAVX2(o, g, p, n, d, s)
+	}
+}
+
+// vecKernelScale: x[i] *= s.
+func vecKernelScale(id vecID, x *float32, n int, s float32) {
+	if id == vecAVX512ID {
+		vecScaleAVX512(x, n, s)
+	} else {
+		vecScaleAVX2(x, n, s)
+	}
+}
+
+// The assembly kernels (vecmath_amd64.s). tbl is &vecTable[0].
+
+//go:noescape
+func vecGeluAVX2(o, a, tbl *float32, n int)
+
+//go:noescape
+func vecGeluGradMulAVX2(o, gr, a, tbl *float32, n int)
+
+//go:noescape
+func vecExpAVX2(o, a, tbl *float32, n int)
+
+//go:noescape
+func vecExpSubSumAVX2(x, tbl *float32, n int, m float32, acc *[16]float32)
+
+//go:noescape
+func vecMaxAVX2(x *float32, n int, m float32) float32
+
+//go:noescape
+func vecDotAVX2(a, b *float32, n int, acc *[16]float32)
+
+//go:noescape
+func vecSoftmaxGradAVX2(o, gr, p *float32, n int, d, s float32)
+
+//go:noescape
+func vecScaleAVX2(x *float32, n int, s float32)
+
+//go:noescape
+func vecGeluAVX512(o, a, tbl *float32, n int)
+
+//go:noescape
+func vecGeluGradMulAVX512(o, gr, a, tbl *float32, n int)
+
+//go:noescape
+func vecExpAVX512(o, a, tbl *float32, n int)
+
+//go:noescape
+func vecExpSubSumAVX512(x, tbl *float32, n int, m float32, acc *[16]float32)
+
+//go:noescape
+func vecMaxAVX512(x *float32, n int, m float32) float32
+
+//go:noescape
+func vecDotAVX512(a, b *float32, n int, acc *[16]float32)
+
+//go:noescape
+func vecSoftmaxGradAVX512(o, gr, p *float32, n int, d, s float32)
+
+//go:noescape
+func vecScaleAVX512(x *float32, n int, s float32)
