@@ -332,7 +332,12 @@ func dropoutApply(dst, src []float32, base int, p float32, seed uint64) {
 	}
 	s := 1 / (1 - p)
 	thr := uint32(p * (1 << 24))
-	for i, v := range src {
+	src = src[:len(dst)]
+	// The assembly does whole blocks of 16 (AVX512DQ), the loop the rest;
+	// both compute the same integer hash, so the split does not matter.
+	done := dropoutKernel(dst, src, base, seed, thr, s)
+	for i := done; i < len(src); i++ {
+		v := src[i]
 		if uint32(splitmix64(seed^splitmix64(uint64(base+i)))>>40) >= thr {
 			dst[i] = v * s
 		} else {

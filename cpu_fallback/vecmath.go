@@ -49,42 +49,31 @@ import (
 // kernels compute. a·b is exact in float64 (24+24 significant bits), so s =
 // a·b+c in float64 is rounded once; rounding s to float32 then gives the
 // correctly rounded result unless s fell exactly halfway between two
-// float32 values (a double rounding) or is below the float32 normal range
-// (where the halfway points have other bit patterns). Those rare cases take
-// fma32Exact.
+// float32 values (a double rounding) or below the float32 normal range
+// (where the halfway points have other bit patterns). In those rare cases
+// s is first rounded to odd: its last bit forced to 1 when s is inexact,
+// the exact error e coming from Knuth's TwoSum. Rounding to odd at 53 bits
+// and then to nearest at 24 is correctly rounded because 53 >= 2·24+2
+// (Boldo & Melquiond, "When double rounding is odd", 2005). Written out in
+// one function, without calls, so that the compiler inlines it.
 func fma32(a, b, c float32) float32 {
-	s := float64(a)*float64(b) + float64(c)
-	bits := math.Float64bits(s)
-	// Bits 0..28 of the float64 significand are the ones float32 drops;
-	// exactly 1<<28 there is a halfway point. 0x381 is the biased float64
-	// exponent of 2⁻¹²⁶.
-	if bits&(1<<29-1) != 1<<28 && (bits>>52)&0x7ff >= 0x381 {
-		return float32(s)
-	}
-	return fma32Exact(a, b, c)
-}
-
-// fma32Exact is fma32 by rounding to odd: s = a·b+c rounded to float64 with
-// its last bit forced to 1 when inexact (the exact error e comes from
-// Knuth's TwoSum), then rounded to float32. Rounding to odd at 53 bits
-// followed by rounding to nearest at 24 bits is correctly rounded because
-// 53 >= 2·24+2 (Boldo & Melquiond, "When double rounding is odd", 2005).
-func fma32Exact(a, b, c float32) float32 {
 	p := float64(a) * float64(b) // exact
 	s := p + float64(c)
-	bb := s - p
-	e := (p - (s - bb)) + (float64(c) - bb)
-	if e != 0 && s-s == 0 { // inexact and finite
-		bits := math.Float64bits(s)
-		if bits&1 == 0 {
-			// The two float64 neighbours around the exact value are s and
-			// s ± 1 ulp toward e; pick the odd one.
+	u := math.Float64bits(s)
+	// Bits 0..28 of the float64 significand are the ones float32 drops;
+	// exactly 1<<28 there is a halfway point. u<<1 drops the sign; 0x381
+	// is the biased float64 exponent of 2⁻¹²⁶. (Inf and NaN match neither.)
+	if u&(1<<29-1) == 1<<28 || u<<1 < 0x381<<53 {
+		bb := s - p
+		if e := (p - (s - bb)) + (float64(c) - bb); e != 0 && u&1 == 0 {
+			// The float64 neighbours of the exact value are s and s ± 1 ulp
+			// toward e; take the odd one.
 			if (e > 0) == (s > 0) {
-				bits++
+				u++
 			} else {
-				bits--
+				u--
 			}
-			s = math.Float64frombits(bits)
+			s = math.Float64frombits(u)
 		}
 	}
 	return float32(s)
