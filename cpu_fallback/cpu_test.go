@@ -112,6 +112,7 @@ type opSequence struct {
 	h, logits, loss, dlogits, dh, dq, dadapt backend.Tensor
 	dwd, dbd, dwu, dbu, dw, db, dtable, m, v backend.Tensor
 	ss, wcls, decay                          backend.Tensor
+	starts, pout, lse, pdq                   backend.Tensor
 }
 
 func newOpSequence(t testing.TB, B, T, NH, HS, M int) *opSequence {
@@ -157,6 +158,12 @@ func newOpSequence(t testing.TB, B, T, NH, HS, M int) *opSequence {
 	s.m, s.v, s.ss = alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, M, C), alloc(backend.F32, 0, 1)
 	s.decay = alloc(backend.I32, 0, 4) // rows 1 and 3..M-1 of wd decay
 	copy(s.decay.(*Tensor).Ints, []int32{int32(C), int32(2 * C), int32(3 * C), int32(M * C)})
+	// Packed attention over the mask's real lengths (T - b mod T).
+	s.starts = alloc(backend.I32, 0, B+1)
+	for b := 0; b < B; b++ {
+		s.starts.(*Tensor).Ints[b+1] = s.starts.(*Tensor).Ints[b] + int32(T-b%T)
+	}
+	s.pout, s.lse, s.pdq = alloc(backend.F32, 0, N, C), alloc(backend.F32, 0, NH, N), alloc(backend.F32, 0, N, 3*C)
 	return s
 }
 
@@ -185,6 +192,8 @@ func (s *opSequence) step(t testing.TB) {
 	must(be.LayerNormBackward(s.dadapt, s.dw, s.db, s.dh, s.ad, s.w, s.mean, s.rstd, N, C))
 	must(be.AdapterBackward(s.dh, s.dwd, s.dbd, s.dwu, s.dbu, s.dadapt, s.out, s.z, s.wd, s.wu, N, C, M, backend.GELU))
 	must(be.AttentionBackward(s.dq, s.dh, s.qkv, s.probs, s.mask, s.B, s.T, s.NH, s.HS, 0.1, 7))
+	must(be.PackedAttentionForward(s.pout, s.lse, s.qkv, s.starts, s.B, s.T, s.NH, s.HS, 0.1, 7))
+	must(be.PackedAttentionBackward(s.pdq, s.dh, s.qkv, s.pout, s.lse, s.starts, s.B, s.T, s.NH, s.HS, 0.1, 7))
 	must(be.EmbeddingBackward(s.dtable, s.dq, s.ids, N, 3*C))
 	must(be.BiasGrad(s.dbu, s.dh, N, C))
 	must(be.Add(s.dh, s.dh, s.dadapt, N*C))
@@ -197,7 +206,7 @@ func (s *opSequence) step(t testing.TB) {
 
 func (s *opSequence) results() [][]float32 {
 	var out [][]float32
-	for _, x := range []backend.Tensor{s.loss, s.dq, s.dtable, s.dwd, s.dbd, s.dwu, s.dbu, s.dw, s.db, s.ss, s.wd, s.dadapt, s.dh} {
+	for _, x := range []backend.Tensor{s.loss, s.dq, s.dtable, s.dwd, s.dbd, s.dwu, s.dbu, s.dw, s.db, s.ss, s.wd, s.dadapt, s.dh, s.pout, s.lse, s.pdq} {
 		out = append(out, append([]float32(nil), x.(*Tensor).Data...))
 	}
 	return out

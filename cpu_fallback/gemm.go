@@ -20,6 +20,23 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	sgemmBlocked(bestGemmKernel, gemmWorkers(bestGemmKernel, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// sgemmSerial is sgemm on the calling goroutine with the caller's packing
+// workspace, for the small products inside a parallel region (the packed
+// attention's tiles), where splitting the product or taking a workspace
+// from the shared free list would cost more than it saves. Same arithmetic
+// as sgemm, so the same bits.
+func sgemmSerial(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	gemmSerial(bestGemmKernel, ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
 // sgemmRef is the straightforward triple loop, kept as the oracle for every
 // optimised path.
 func sgemmRef(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
