@@ -233,18 +233,24 @@ func TestPackedSplit(t *testing.T) {
 func TestPackedBadArguments(t *testing.T) {
 	be := New()
 	f := func(n int) backend.Tensor { x, _ := be.Alloc(backend.F32, n); return x }
-	st := func(v ...int32) backend.Tensor { x, _ := be.Alloc(backend.I32, len(v)); copy(x.(*Tensor).Ints, v); return x }
+	st := func(v ...int32) backend.Tensor {
+		x, _ := be.Alloc(backend.I32, len(v))
+		copy(x.(*Tensor).Ints, v)
+		return x
+	}
 	for name, call := range map[string]func() error{
-		"starts[0] != 0":     func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(1, 4), 1, 4, 1, 2, 0, 0) },
-		"descending starts":  func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 3, 2), 2, 4, 1, 2, 0, 0) },
-		"longer than maxT":   func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 4), 1, 3, 1, 2, 0, 0) },
-		"short starts":       func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0), 1, 4, 1, 2, 0, 0) },
-		"float starts":       func() error { return be.PackedAttentionForward(f(8), f(8), f(24), f(2), 1, 4, 1, 2, 0, 0) },
-		"short qkv":          func() error { return be.PackedAttentionForward(f(8), f(8), f(23), st(0, 4), 1, 4, 1, 2, 0, 0) },
-		"short lse":          func() error { return be.PackedAttentionForward(f(8), f(3), f(24), st(0, 4), 1, 4, 1, 2, 0, 0) },
-		"p = 1":              func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 4), 1, 4, 1, 2, 1, 0) },
-		"negative NH":        func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 4), 1, 4, -1, 2, 0, 0) },
-		"backward short out": func() error { return be.PackedAttentionBackward(f(24), f(8), f(24), f(7), f(4), st(0, 4), 1, 4, 1, 2, 0, 0) },
+		"starts[0] != 0":    func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(1, 4), 1, 4, 1, 2, 0, 0) },
+		"descending starts": func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 3, 2), 2, 4, 1, 2, 0, 0) },
+		"longer than maxT":  func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 4), 1, 3, 1, 2, 0, 0) },
+		"short starts":      func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0), 1, 4, 1, 2, 0, 0) },
+		"float starts":      func() error { return be.PackedAttentionForward(f(8), f(8), f(24), f(2), 1, 4, 1, 2, 0, 0) },
+		"short qkv":         func() error { return be.PackedAttentionForward(f(8), f(8), f(23), st(0, 4), 1, 4, 1, 2, 0, 0) },
+		"short lse":         func() error { return be.PackedAttentionForward(f(8), f(3), f(24), st(0, 4), 1, 4, 1, 2, 0, 0) },
+		"p = 1":             func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 4), 1, 4, 1, 2, 1, 0) },
+		"negative NH":       func() error { return be.PackedAttentionForward(f(8), f(8), f(24), st(0, 4), 1, 4, -1, 2, 0, 0) },
+		"backward short out": func() error {
+			return be.PackedAttentionBackward(f(24), f(8), f(24), f(7), f(4), st(0, 4), 1, 4, 1, 2, 0, 0)
+		},
 	} {
 		func() {
 			defer func() {
