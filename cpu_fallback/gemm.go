@@ -17,7 +17,8 @@ import "fmt"
 // Bad sizes or slices too short for them are programmer bugs and panic.
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	sgemmBlocked(bestGemmKernel, gemmWorkers(bestGemmKernel, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	kern := gemmKernelFor(transA, m, n, k)
+	sgemmBlocked(kern, gemmWorkers(kern, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // sgemmSerial is sgemm on the calling goroutine with the caller's packing
@@ -34,7 +35,7 @@ func sgemmSerial(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha floa
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	gemmSerial(bestGemmKernel, ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemmSerial(gemmKernelFor(transA, m, n, k), ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // sgemmRef is the straightforward triple loop, kept as the oracle for every

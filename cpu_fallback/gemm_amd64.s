@@ -391,6 +391,130 @@ avx512_epilogue:
 	VZEROUPPER
 	RET
 
+// ------------------------------------------------- AVX-512 12×32, A unpacked
+// As sgemmKernelAVX512, but A is read in place from row-major storage (the
+// direct-A path of gemmSerial, for products with few B panels): rows 0-2 at
+// SI, SI+R9, SI+2*R9; rows 3-5 at R10 = SI+3*R9, ...; rows 6-8 at R11 =
+// SI+6*R9; rows 9-11 at R12 = SI+9*R9 (R9 = lda in bytes), all advancing 4
+// bytes per k step.
+
+#define AVX512D_ROW(addr, r0, r1, bc) \
+	VBROADCASTSS addr, bc;      \
+	VFMADD231PS  Z0, bc, r0;    \
+	VFMADD231PS  Z1, bc, r1
+
+#define AVX512D_STEP(ao, bo) \
+	VMOVUPS bo(DI), Z0;                           \
+	VMOVUPS bo+64(DI), Z1;                        \
+	AVX512D_ROW(ao(SI), Z8, Z9, Z2);              \
+	AVX512D_ROW(ao(SI)(R9*1), Z10, Z11, Z3);      \
+	AVX512D_ROW(ao(SI)(R9*2), Z12, Z13, Z4);      \
+	AVX512D_ROW(ao(R10), Z14, Z15, Z5);           \
+	AVX512D_ROW(ao(R10)(R9*1), Z16, Z17, Z2);     \
+	AVX512D_ROW(ao(R10)(R9*2), Z18, Z19, Z3);     \
+	AVX512D_ROW(ao(R11), Z20, Z21, Z4);           \
+	AVX512D_ROW(ao(R11)(R9*1), Z22, Z23, Z5);     \
+	AVX512D_ROW(ao(R11)(R9*2), Z24, Z25, Z2);     \
+	AVX512D_ROW(ao(R12), Z26, Z27, Z3);           \
+	AVX512D_ROW(ao(R12)(R9*1), Z28, Z29, Z4);     \
+	AVX512D_ROW(ao(R12)(R9*2), Z30, Z31, Z5)
+
+// func sgemmKernelAVX512DirectA(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·sgemmKernelAVX512DirectA(SB), NOSPLIT, $0-56
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R9
+	SHLQ $2, R9
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (R10)(R9*2), R11
+	ADDQ R9, R11
+	LEAQ (R11)(R9*2), R12
+	ADDQ R9, R12
+	MOVQ b+24(FP), DI
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+
+	MOVQ CX, BX
+	SHRQ $2, BX
+	ANDQ $3, CX
+	TESTQ BX, BX
+	JZ   avx512d_tail
+
+avx512d_loop4:
+	AVX512D_STEP(0, 0)
+	AVX512D_STEP(4, 128)
+	AVX512D_STEP(8, 256)
+	AVX512D_STEP(12, 384)
+	ADDQ $16, SI
+	ADDQ $16, R10
+	ADDQ $16, R11
+	ADDQ $16, R12
+	ADDQ $512, DI
+	DECQ BX
+	JNZ  avx512d_loop4
+
+avx512d_tail:
+	TESTQ CX, CX
+	JZ    avx512d_epilogue
+
+avx512d_loop1:
+	AVX512D_STEP(0, 0)
+	ADDQ $4, SI
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R12
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  avx512d_loop1
+
+avx512d_epilogue:
+	VBROADCASTSS alpha+48(FP), Z0
+	VBROADCASTSS beta+52(FP), Z1
+	MOVL beta+52(FP), AX
+	ANDL $0x7fffffff, AX
+	MOVQ DX, R9
+	AVX512_ROW_OUT(Z8, Z9)
+	AVX512_ROW_OUT(Z10, Z11)
+	AVX512_ROW_OUT(Z12, Z13)
+	AVX512_ROW_OUT(Z14, Z15)
+	AVX512_ROW_OUT(Z16, Z17)
+	AVX512_ROW_OUT(Z18, Z19)
+	AVX512_ROW_OUT(Z20, Z21)
+	AVX512_ROW_OUT(Z22, Z23)
+	AVX512_ROW_OUT(Z24, Z25)
+	AVX512_ROW_OUT(Z26, Z27)
+	AVX512_ROW_OUT(Z28, Z29)
+	AVX512_ROW_OUT(Z30, Z31)
+	VZEROUPPER
+	RET
+
 // ------------------------------------------------------------- B packing
 
 // func copyRows16SSE(dst, src *float32, ld, kc int)
@@ -416,6 +540,39 @@ copy16_loop:
 	ADDQ   $64, DI
 	DECQ   CX
 	JNZ    copy16_loop
+	RET
+
+// func copyRows32SSE(dst, src *float32, ld, kc int)
+// Copies 32 floats from each of kc rows of src (stride ld elements) to dst,
+// 128 bytes per row, back to back. kc >= 1.
+TEXT ·copyRows32SSE(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kc+24(FP), CX
+
+copy32_loop:
+	MOVUPS (SI), X0
+	MOVUPS 16(SI), X1
+	MOVUPS 32(SI), X2
+	MOVUPS 48(SI), X3
+	MOVUPS 64(SI), X4
+	MOVUPS 80(SI), X5
+	MOVUPS 96(SI), X6
+	MOVUPS 112(SI), X7
+	MOVUPS X0, (DI)
+	MOVUPS X1, 16(DI)
+	MOVUPS X2, 32(DI)
+	MOVUPS X3, 48(DI)
+	MOVUPS X4, 64(DI)
+	MOVUPS X5, 80(DI)
+	MOVUPS X6, 96(DI)
+	MOVUPS X7, 112(DI)
+	ADDQ   R8, SI
+	ADDQ   $128, DI
+	DECQ   CX
+	JNZ    copy32_loop
 	RET
 
 // ------------------------------------------------------------- FMA peak loop
@@ -458,4 +615,81 @@ fma_loop:
 
 fma_done:
 	VZEROUPPER
+	RET
+
+// func fmaPeakAVX512(n int)
+// n iterations of 24 independent 16-wide FMAs (768 flops per iteration; 24
+// chains cover 4-cycle latency on 2 pipes with room to spare).
+TEXT ·fmaPeakAVX512(SB), NOSPLIT, $0-8
+	MOVQ   n+0(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+	TESTQ  CX, CX
+	JZ     fma512_done
+
+fma512_loop:
+	VFMADD231PS Z0, Z1, Z8
+	VFMADD231PS Z0, Z1, Z9
+	VFMADD231PS Z0, Z1, Z10
+	VFMADD231PS Z0, Z1, Z11
+	VFMADD231PS Z0, Z1, Z12
+	VFMADD231PS Z0, Z1, Z13
+	VFMADD231PS Z0, Z1, Z14
+	VFMADD231PS Z0, Z1, Z15
+	VFMADD231PS Z0, Z1, Z16
+	VFMADD231PS Z0, Z1, Z17
+	VFMADD231PS Z0, Z1, Z18
+	VFMADD231PS Z0, Z1, Z19
+	VFMADD231PS Z0, Z1, Z20
+	VFMADD231PS Z0, Z1, Z21
+	VFMADD231PS Z0, Z1, Z22
+	VFMADD231PS Z0, Z1, Z23
+	VFMADD231PS Z0, Z1, Z24
+	VFMADD231PS Z0, Z1, Z25
+	VFMADD231PS Z0, Z1, Z26
+	VFMADD231PS Z0, Z1, Z27
+	VFMADD231PS Z0, Z1, Z28
+	VFMADD231PS Z0, Z1, Z29
+	VFMADD231PS Z0, Z1, Z30
+	VFMADD231PS Z0, Z1, Z31
+	DECQ CX
+	JNZ  fma512_loop
+
+fma512_done:
+	VZEROUPPER
+	RET
+
+// func cpuidRaw(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
+TEXT ·cpuidRaw(SB), NOSPLIT, $0-24
+	MOVL eaxArg+0(FP), AX
+	MOVL ecxArg+4(FP), CX
+	CPUID
+	MOVL AX, eax+8(FP)
+	MOVL BX, ebx+12(FP)
+	MOVL CX, ecx+16(FP)
+	MOVL DX, edx+20(FP)
 	RET

@@ -253,7 +253,11 @@ func macroKernel(kern *gemmKernel, tile []float32, mc, nc, kc int, alpha float32
 				continue
 			}
 			// Edge tile: full tile into scratch (padding is zero), then
-			// copy the valid part out with the same alpha/beta rule.
+			// copy the valid part out with the kernels' alpha/beta
+			// arithmetic: alpha·acc rounded, then one fused multiply-add
+			// with beta·C (fma32), so an element gets the same bits in an
+			// edge tile as in a full one, whichever kernel's tiling puts
+			// it there (TestGemmKernelsBitwiseEqual).
 			if direct {
 				kern.fnDirectA(kc, aDirect[ir*lda:], lda, bPanel, tile, nr, 1, 0)
 			} else {
@@ -268,7 +272,7 @@ func macroKernel(kern *gemmKernel, tile []float32, mc, nc, kc int, alpha float32
 					}
 				} else {
 					for j := range row {
-						row[j] = alpha*t[j] + beta*row[j]
+						row[j] = fma32(beta, row[j], alpha*t[j])
 					}
 				}
 			}
@@ -297,6 +301,15 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, pc, mc, kc, mr int)
 				}
 				continue
 			}
+			if rows == 12 && mr == 12 {
+				for p := 0; p < kc; p++ {
+					s := a[base+p*lda : base+p*lda+12 : base+p*lda+12]
+					d := panel[12*p : 12*p+12 : 12*p+12]
+					d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
+					d[6], d[7], d[8], d[9], d[10], d[11] = s[6], s[7], s[8], s[9], s[10], s[11]
+				}
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				src := a[base+p*lda : base+p*lda+rows]
 				d := panel[p*mr : p*mr+mr]
@@ -314,6 +327,10 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, pc, mc, kc, mr int)
 		base := (ic+ir)*lda + pc
 		if rows == 6 && mr == 6 {
 			packA6(panel, a, base, lda, kc)
+			continue
+		}
+		if rows == 12 && mr == 12 {
+			packA12(panel, a, base, lda, kc)
 			continue
 		}
 		for r := 0; r < rows; r++ {
@@ -347,6 +364,25 @@ func packA6(panel, a []float32, base, lda, kc int) {
 	}
 }
 
+// packA12 is packA6 for the AVX-512 kernel's 12-row panels: two groups of
+// six rows, so the row slices stay in registers.
+func packA12(panel, a []float32, base, lda, kc int) {
+	panel = panel[:12*kc]
+	for h := 0; h < 12; h += 6 {
+		o := base + h*lda
+		r0 := a[o : o+kc]
+		r1 := a[o+lda : o+lda+kc]
+		r2 := a[o+2*lda : o+2*lda+kc]
+		r3 := a[o+3*lda : o+3*lda+kc]
+		r4 := a[o+4*lda : o+4*lda+kc]
+		r5 := a[o+5*lda : o+5*lda+kc]
+		for p := range r0 {
+			d := panel[12*p+h : 12*p+h+6 : 12*p+h+6]
+			d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+		}
+	}
+}
+
 // packB copies op(B)[pc:pc+kc, jc:jc+nc] into nr-wide panels (layout at the
 // top of the file), zero-padding the last panel to nr columns.
 func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int) {
@@ -361,6 +397,10 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 				copyRows16(panel, b[base:], ldb, kc)
 				continue
 			}
+			if cols == 32 && nr == 32 {
+				copyRows32(panel, b[base:], ldb, kc)
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				d := panel[p*nr : p*nr+nr]
 				copy(d, b[base+p*ldb:base+p*ldb+cols])
@@ -371,6 +411,10 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 		// B is stored n×k: op(B)[p, j] = b[j*ldb+p]; scatter each stored row.
 		if cols == 16 && nr == 16 {
 			packBT16(panel, b, (jc+jr)*ldb+pc, ldb, kc)
+			continue
+		}
+		if cols == 32 && nr == 32 {
+			packBT32(panel, b, (jc+jr)*ldb+pc, ldb, kc)
 			continue
 		}
 		for j := 0; j < cols; j++ {
@@ -419,6 +463,38 @@ func packBT16(panel, b []float32, base, ldb, kc int) {
 			d := panel[16*p+h : 16*p+h+8 : 16*p+h+8]
 			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
 		}
+	}
+}
+
+// packBT32 is packBT16 for the AVX-512 kernel's 32-wide panels: four
+// groups of 8 stored rows.
+func packBT32(panel, b []float32, base, ldb, kc int) {
+	panel = panel[:32*kc]
+	for h := 0; h < 32; h += 8 {
+		o := base + h*ldb
+		r0 := b[o : o+kc]
+		r1 := b[o+ldb : o+ldb+kc]
+		r2 := b[o+2*ldb : o+2*ldb+kc]
+		r3 := b[o+3*ldb : o+3*ldb+kc]
+		r4 := b[o+4*ldb : o+4*ldb+kc]
+		r5 := b[o+5*ldb : o+5*ldb+kc]
+		r6 := b[o+6*ldb : o+6*ldb+kc]
+		r7 := b[o+7*ldb : o+7*ldb+kc]
+		for p := range r0 {
+			d := panel[32*p+h : 32*p+h+8 : 32*p+h+8]
+			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
+		}
+	}
+}
+
+// copyRows32Go copies 32 floats from each of kc rows of src (leading
+// dimension ld) into dst, back to back: the portable copyRows32.
+func copyRows32Go(dst, src []float32, ld, kc int) {
+	_ = src[(kc-1)*ld+31]
+	dst = dst[:32*kc]
+	for p := 0; p < kc; p++ {
+		copyRows16Go(dst[32*p:32*p+16], src[p*ld:], ld, 1)
+		copyRows16Go(dst[32*p+16:32*p+32], src[p*ld+16:], ld, 1)
 	}
 }
 
