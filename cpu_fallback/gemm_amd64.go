@@ -228,5 +228,4 @@ func cpuid() (vendor string, family, model uint32) {
 }
 
 // cpuidRaw executes CPUID with EAX = eaxArg, ECX = ecxArg.
-//
 func cpuidRaw(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
