@@ -51,15 +51,17 @@ type gemmKernel struct {
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
 	// fnDirectA, when not nil, is fn reading A unpacked from row-major
 	// storage: element (i, p) at a[i*lda+p]. Used where packing A would not
-	// pay for itself (few B panels to reuse it on, see directAMaxPanels).
+	// pay for itself: B blocks of at most directMax panels (directAPanels
+	// when 0), so few reuses of each packed A panel.
 	fnDirectA func(kc int, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32)
+	directMax int
 }
 
-// directAMaxPanels: when a B block has at most this many nr-wide panels
-// (n <= 128 for nr=16, e.g. the adapter's m=64 side), each packed A panel
-// would be used that few times, and packing A cost about a third of the time
-// (profile of 4096x64x768_NT), so kernels with fnDirectA read A in place.
-const directAMaxPanels = 8
+// directAPanels is the default of gemmKernel.directMax: with at most 8
+// nr-wide B panels (n <= 128 for nr=16, e.g. the adapter's m=64 side) each
+// packed A panel would be used that few times, and packing A cost about a
+// third of the time (profile of 4096x64x768_NT on Zen 3).
+const directAPanels = 8
 
 // maxTile bounds mr*nr over all kernels (AVX-512: 12×32), for the scratch tile.
 const maxTile = 12 * 32
@@ -199,7 +201,11 @@ func gemmSerial(kern *gemmKernel, ws *gemmWorkspace, transA, transB bool, m, n, 
 	ap := ws.buf(&ws.a, mcMax*kcB)
 	bp := ws.buf(&ws.b, ncMax*kcB)
 	tile := ws.tile[:mr*nr]
-	directA := kern.fnDirectA != nil && !transA && ceilDiv(ncMax, nr) <= directAMaxPanels
+	dmax := kern.directMax
+	if dmax == 0 {
+		dmax = directAPanels
+	}
+	directA := kern.fnDirectA != nil && !transA && ceilDiv(ncMax, nr) <= dmax
 	for jc := 0; jc < n; jc += kern.nc {
 		nc := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kcB {
