@@ -506,13 +506,7 @@ func actVec(k *vecImpl, act backend.Act, o, a []float32) {
 	case backend.Swish:
 		swishVec(k, o, a, nil)
 	case backend.ReLU:
-		for i, z := range a {
-			if z > 0 {
-				o[i] = z
-			} else {
-				o[i] = 0
-			}
-		}
+		reluVec(k, o, a)
 	default:
 		panic(fmt.Sprintf("cpu: unknown activation %v", act))
 	}
@@ -529,13 +523,7 @@ func actGradMulVec(k *vecImpl, act backend.Act, o, g, a []float32) {
 	case backend.Swish:
 		swishVec(k, o, a, g)
 	case backend.ReLU:
-		for i, z := range a {
-			if z > 0 {
-				o[i] = g[i]
-			} else {
-				o[i] = 0
-			}
-		}
+		reluGradMulVec(k, o, g, a)
 	default:
 		panic(fmt.Sprintf("cpu: unknown activation %v", act))
 	}
@@ -569,5 +557,179 @@ func swishVec(k *vecImpl, o, a, g []float32) {
 				os[i] = g[lo+i] * float32(s*float32(1+float32(x*(1-s))))
 			}
 		}
+	}
+}
+
+// lanes16Sum64 is lanes16Sum for float64 lanes.
+func lanes16Sum64(l *[vecLanes]float64) float64 {
+	var t [8]float64
+	for j := 0; j < 8; j++ {
+		t[j] = l[j] + l[j+8]
+	}
+	for j := 0; j < 4; j++ {
+		t[j] += t[j+4]
+	}
+	for j := 0; j < 2; j++ {
+		t[j] += t[j+2]
+	}
+	return t[0] + t[1]
+}
+
+// The kernels below contain no fused multiply-add: each Go loop is
+// bitwise the assembly's result as written (explicit float32/float64
+// conversions keep the compiler from fusing a multiply into an add), so
+// the assembly takes whole blocks of 16 and Go does the rest.
+
+// addVec sets o[i] = a[i] + b[i]; o may alias a or b.
+func addVec(k *vecImpl, o, a, b []float32) {
+	n := len(o)
+	a, b = a[:n], b[:n]
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID || nb == 0 {
+		nb = 0
+	} else {
+		vecKernelAdd(k.id, &o[0], &a[0], &b[0], nb)
+	}
+	for i := nb; i < n; i++ {
+		o[i] = a[i] + b[i]
+	}
+}
+
+// reluVec sets o[i] = a[i] if a[i] > 0, else +0 (NaN gives 0); o may alias
+// a.
+func reluVec(k *vecImpl, o, a []float32) {
+	n := len(o)
+	a = a[:n]
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID || nb == 0 {
+		nb = 0
+	} else {
+		vecKernelRelu(k.id, &o[0], &a[0], nb)
+	}
+	for i := nb; i < n; i++ {
+		if z := a[i]; z > 0 {
+			o[i] = z
+		} else {
+			o[i] = 0
+		}
+	}
+}
+
+// reluGradMulVec sets o[i] = g[i] if a[i] > 0, else +0; o may alias g or
+// a.
+func reluGradMulVec(k *vecImpl, o, g, a []float32) {
+	n := len(o)
+	g, a = g[:n], a[:n]
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID || nb == 0 {
+		nb = 0
+	} else {
+		vecKernelReluGradMul(k.id, &o[0], &g[0], &a[0], nb)
+	}
+	for i := nb; i < n; i++ {
+		if a[i] > 0 {
+			o[i] = g[i]
+		} else {
+			o[i] = 0
+		}
+	}
+}
+
+// lnStats returns the mean of x and the reciprocal standard deviation
+// 1/√(var + eps), both accumulated in float64 (16 lanes each: Σ x, then
+// Σ (x - mean)² with the float64 mean) and rounded to float32.
+func lnStats(k *vecImpl, x []float32, eps float32) (mean, rstd float32) {
+	n := len(x)
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID {
+		nb = 0
+	}
+	var acc [vecLanes]float64
+	if nb > 0 {
+		vecKernelSum64(k.id, &x[0], nb, &acc)
+	}
+	for i := nb; i < n; i++ {
+		acc[i%vecLanes] += float64(x[i])
+	}
+	m := lanes16Sum64(&acc) / float64(n)
+	acc = [vecLanes]float64{}
+	if nb > 0 {
+		vecKernelSumSqDev64(k.id, &x[0], nb, m, &acc)
+	}
+	for i := nb; i < n; i++ {
+		d := float64(x[i]) - m
+		acc[i%vecLanes] += float64(d * d)
+	}
+	r := 1 / math.Sqrt(lanes16Sum64(&acc)/float64(n)+float64(eps))
+	return float32(m), float32(r)
+}
+
+// lnApplyVec sets o[i] = ((x[i]-m)·r)·w[i] + b[i].
+func lnApplyVec(k *vecImpl, o, x, w, b []float32, m, r float32) {
+	n := len(o)
+	x, w, b = x[:n], w[:n], b[:n]
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID || nb == 0 {
+		nb = 0
+	} else {
+		vecKernelLNApply(k.id, &o[0], &x[0], &w[0], &b[0], nb, m, r)
+	}
+	for i := nb; i < n; i++ {
+		o[i] = float32(float32((x[i]-m)*r)*w[i]) + b[i]
+	}
+}
+
+// lnGradSums returns Σ g·w and Σ (g·w)·x̂ with x̂ = (x-m)·r, in float32, 16
+// lanes each.
+func lnGradSums(k *vecImpl, g, x, w []float32, m, r float32) (sg, sgx float32) {
+	n := len(g)
+	x, w = x[:n], w[:n]
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID {
+		nb = 0
+	}
+	var a, b [vecLanes]float32
+	if nb > 0 {
+		vecKernelLNGradSums(k.id, &g[0], &w[0], &x[0], nb, m, r, &a, &b)
+	}
+	for i := nb; i < n; i++ {
+		gw := g[i] * w[i]
+		a[i%vecLanes] += gw
+		b[i%vecLanes] += float32(gw * float32((x[i]-m)*r))
+	}
+	return lanes16Sum(&a), lanes16Sum(&b)
+}
+
+// lnGradRowVec sets o[i] = r·((g[i]·w[i] - sg) - x̂[i]·sgx), x̂ = (x-m)·r:
+// LayerNorm's input gradient given the row means sg, sgx; o may alias g.
+func lnGradRowVec(k *vecImpl, o, g, x, w []float32, m, r, sg, sgx float32) {
+	n := len(o)
+	g, x, w = g[:n], x[:n], w[:n]
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID || nb == 0 {
+		nb = 0
+	} else {
+		vecKernelLNGradRow(k.id, &o[0], &g[0], &x[0], &w[0], nb, m, r, sg, sgx)
+	}
+	for i := nb; i < n; i++ {
+		xs := float32((x[i]-m)*r) * sgx
+		o[i] = r * (float32(float32(g[i]*w[i])-sg) - xs)
+	}
+}
+
+// lnParamRowVec adds one row's LayerNorm parameter gradients:
+// sw[i] += g[i]·((x[i]-m)·r), sb[i] += g[i].
+func lnParamRowVec(k *vecImpl, sw, sb, g, x []float32, m, r float32) {
+	n := len(sw)
+	sb, g, x = sb[:n], g[:n], x[:n]
+	nb := n &^ (vecLanes - 1)
+	if k.id == vecGoID || nb == 0 {
+		nb = 0
+	} else {
+		vecKernelLNParamRow(k.id, &sw[0], &sb[0], &g[0], &x[0], nb, m, r)
+	}
+	for i := nb; i < n; i++ {
+		sw[i] += float32(g[i] * float32((x[i]-m)*r))
+		sb[i] += g[i]
 	}
 }

@@ -98,6 +98,87 @@ func vecKernelScale(id vecID, x *float32, n int, s float32) {
 	}
 }
 
+// vecKernelAdd: o[i] = a[i] + b[i].
+func vecKernelAdd(id vecID, o, a, b *float32, n int) {
+	if id == vecAVX512ID {
+		vecAddAVX512(o, a, b, n)
+	} else {
+		vecAddAVX2(o, a, b, n)
+	}
+}
+
+// vecKernelRelu: o[i] = a[i] > 0 ? a[i] : 0.
+func vecKernelRelu(id vecID, o, a *float32, n int) {
+	if id == vecAVX512ID {
+		vecReluAVX512(o, a, &vecTable[0], n)
+	} else {
+		vecReluAVX2(o, a, &vecTable[0], n)
+	}
+}
+
+// vecKernelReluGradMul: o[i] = a[i] > 0 ? g[i] : 0.
+func vecKernelReluGradMul(id vecID, o, g, a *float32, n int) {
+	if id == vecAVX512ID {
+		vecReluGradMulAVX512(o, g, a, n)
+	} else {
+		vecReluGradMulAVX2(o, g, a, n)
+	}
+}
+
+// vecKernelSum64: acc[i mod 16] += float64(x[i]).
+func vecKernelSum64(id vecID, x *float32, n int, acc *[vecLanes]float64) {
+	if id == vecAVX512ID {
+		vecSum64AVX512(x, n, acc)
+	} else {
+		vecSum64AVX2(x, n, acc)
+	}
+}
+
+// vecKernelSumSqDev64: acc[i mod 16] += (float64(x[i]) - m)².
+func vecKernelSumSqDev64(id vecID, x *float32, n int, m float64, acc *[vecLanes]float64) {
+	if id == vecAVX512ID {
+		vecSumSqDev64AVX512(x, n, m, acc)
+	} else {
+		vecSumSqDev64AVX2(x, n, m, acc)
+	}
+}
+
+// vecKernelLNApply: o[i] = ((x[i]-m)·r)·w[i] + b[i].
+func vecKernelLNApply(id vecID, o, x, w, b *float32, n int, m, r float32) {
+	if id == vecAVX512ID {
+		vecLNApplyAVX512(o, x, w, b, n, m, r)
+	} else {
+		vecLNApplyAVX2(o, x, w, b, n, m, r)
+	}
+}
+
+// vecKernelLNGradSums: sg[i mod 16] += g·w, sgx[i mod 16] += (g·w)·((x-m)·r).
+func vecKernelLNGradSums(id vecID, g, w, x *float32, n int, m, r float32, sg, sgx *[vecLanes]float32) {
+	if id == vecAVX512ID {
+		vecLNGradSumsAVX512(g, w, x, n, m, r, sg, sgx)
+	} else {
+		vecLNGradSumsAVX2(g, w, x, n, m, r, sg, sgx)
+	}
+}
+
+// vecKernelLNGradRow: o[i] = r·((g·w - sg) - ((x-m)·r)·sgx).
+func vecKernelLNGradRow(id vecID, o, g, x, w *float32, n int, m, r, sg, sgx float32) {
+	if id == vecAVX512ID {
+		vecLNGradRowAVX512(o, g, x, w, n, m, r, sg, sgx)
+	} else {
+		vecLNGradRowAVX2(o, g, x, w, n, m, r, sg, sgx)
+	}
+}
+
+// vecKernelLNParamRow: sw[i] += g·((x-m)·r), sb[i] += g.
+func vecKernelLNParamRow(id vecID, sw, sb, g, x *float32, n int, m, r float32) {
+	if id == vecAVX512ID {
+		vecLNParamRowAVX512(sw, sb, g, x, n, m, r)
+	} else {
+		vecLNParamRowAVX2(sw, sb, g, x, n, m, r)
+	}
+}
+
 // The assembly kernels (vecmath_amd64.s). tbl is &vecTable[0].
 
 //go:noescape
@@ -147,3 +228,57 @@ func vecSoftmaxGradAVX512(o, gr, p *float32, n int, d, s float32)
 
 //go:noescape
 func vecScaleAVX512(x *float32, n int, s float32)
+
+//go:noescape
+func vecAddAVX2(o, a, b *float32, n int)
+
+//go:noescape
+func vecReluAVX2(o, a, tbl *float32, n int)
+
+//go:noescape
+func vecReluGradMulAVX2(o, gr, a *float32, n int)
+
+//go:noescape
+func vecSum64AVX2(x *float32, n int, acc *[16]float64)
+
+//go:noescape
+func vecSumSqDev64AVX2(x *float32, n int, m float64, acc *[16]float64)
+
+//go:noescape
+func vecLNApplyAVX2(o, x, w, b *float32, n int, m, r float32)
+
+//go:noescape
+func vecLNGradSumsAVX2(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+
+//go:noescape
+func vecLNGradRowAVX2(o, gr, x, w *float32, n int, m, r, sg, sgx float32)
+
+//go:noescape
+func vecLNParamRowAVX2(sw, sb, gr, x *float32, n int, m, r float32)
+
+//go:noescape
+func vecAddAVX512(o, a, b *float32, n int)
+
+//go:noescape
+func vecReluAVX512(o, a, tbl *float32, n int)
+
+//go:noescape
+func vecReluGradMulAVX512(o, gr, a *float32, n int)
+
+//go:noescape
+func vecSum64AVX512(x *float32, n int, acc *[16]float64)
+
+//go:noescape
+func vecSumSqDev64AVX512(x *float32, n int, m float64, acc *[16]float64)
+
+//go:noescape
+func vecLNApplyAVX512(o, x, w, b *float32, n int, m, r float32)
+
+//go:noescape
+func vecLNGradSumsAVX512(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+
+//go:noescape
+func vecLNGradRowAVX512(o, gr, x, w *float32, n int, m, r, sg, sgx float32)
+
+//go:noescape
+func vecLNParamRowAVX512(sw, sb, gr, x *float32, n int, m, r float32)

@@ -306,6 +306,264 @@ scaleAVX2_loop:
 	VZEROUPPER
 	RET
 
+
+// func vecAddAVX2(o, a, b *float32, n int)
+TEXT ·vecAddAVX2(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+addAVX2_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VADDPS  (DX)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     addAVX2_loop
+	VZEROUPPER
+	RET
+
+// func vecReluAVX2(o, a, tbl *float32, n int)
+TEXT ·vecReluAVX2(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ tbl+16(FP), R9
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+reluAVX2_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VMAXPS  C_ZERO, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     reluAVX2_loop
+	VZEROUPPER
+	RET
+
+// func vecLNApplyAVX2(o, x, w, b *float32, n int, m, r float32)
+TEXT ·vecLNApplyAVX2(SB), NOSPLIT, $0-48
+	MOVQ         o+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         w+16(FP), DX
+	MOVQ         b+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), Y14
+	VBROADCASTSS r+44(FP), Y15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnapplyAVX2_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VSUBPS  Y14, Y0, Y0
+	VMULPS  Y15, Y0, Y0
+	VMULPS  (DX)(AX*1), Y0, Y0
+	VADDPS  (R8)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     lnapplyAVX2_loop
+	VZEROUPPER
+	RET
+
+// func vecLNParamRowAVX2(sw, sb, gr, x *float32, n int, m, r float32)
+TEXT ·vecLNParamRowAVX2(SB), NOSPLIT, $0-48
+	MOVQ         sw+0(FP), DI
+	MOVQ         sb+8(FP), R10
+	MOVQ         gr+16(FP), DX
+	MOVQ         x+24(FP), SI
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), Y14
+	VBROADCASTSS r+44(FP), Y15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnparamAVX2_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VSUBPS  Y14, Y0, Y0
+	VMULPS  Y15, Y0, Y0
+	VMOVUPS (DX)(AX*1), Y1
+	VMULPS  Y1, Y0, Y0
+	VADDPS  (DI)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	VADDPS  (R10)(AX*1), Y1, Y1
+	VMOVUPS Y1, (R10)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     lnparamAVX2_loop
+	VZEROUPPER
+	RET
+
+// func vecLNGradRowAVX2(o, gr, x, w *float32, n int, m, r, sg, sgx float32)
+TEXT ·vecLNGradRowAVX2(SB), NOSPLIT, $0-56
+	MOVQ         o+0(FP), DI
+	MOVQ         gr+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         w+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), Y12
+	VBROADCASTSS r+44(FP), Y13
+	VBROADCASTSS sg+48(FP), Y14
+	VBROADCASTSS sgx+52(FP), Y15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lngradAVX2_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VSUBPS  Y12, Y0, Y0
+	VMULPS  Y13, Y0, Y0
+	VMULPS  Y15, Y0, Y0
+	VMOVUPS (DX)(AX*1), Y1
+	VMULPS  (R8)(AX*1), Y1, Y1
+	VSUBPS  Y14, Y1, Y1
+	VSUBPS  Y0, Y1, Y1
+	VMULPS  Y13, Y1, Y1
+	VMOVUPS Y1, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     lngradAVX2_loop
+	VZEROUPPER
+	RET
+
+// func vecSum64AVX2(x *float32, n int, acc *[16]float64)
+TEXT ·vecSum64AVX2(SB), NOSPLIT, $0-24
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    acc+16(FP), R10
+	VMOVUPD (R10), Y12
+	VMOVUPD 32(R10), Y13
+	VMOVUPD 64(R10), Y14
+	VMOVUPD 96(R10), Y15
+	SHLQ    $2, CX
+	XORQ    AX, AX
+
+sum64AVX2_loop:
+	VCVTPS2PD (SI)(AX*1), Y0
+	VADDPD    Y0, Y12, Y12
+	VCVTPS2PD 16(SI)(AX*1), Y1
+	VADDPD    Y1, Y13, Y13
+	VCVTPS2PD 32(SI)(AX*1), Y2
+	VADDPD    Y2, Y14, Y14
+	VCVTPS2PD 48(SI)(AX*1), Y3
+	VADDPD    Y3, Y15, Y15
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sum64AVX2_loop
+	VMOVUPD   Y12, (R10)
+	VMOVUPD   Y13, 32(R10)
+	VMOVUPD   Y14, 64(R10)
+	VMOVUPD   Y15, 96(R10)
+	VZEROUPPER
+	RET
+
+// func vecSumSqDev64AVX2(x *float32, n int, m float64, acc *[16]float64)
+TEXT ·vecSumSqDev64AVX2(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSD m+16(FP), Y11
+	MOVQ         acc+24(FP), R10
+	VMOVUPD      (R10), Y12
+	VMOVUPD      32(R10), Y13
+	VMOVUPD      64(R10), Y14
+	VMOVUPD      96(R10), Y15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+sumsq64AVX2_loop:
+	VCVTPS2PD (SI)(AX*1), Y0
+	VSUBPD    Y11, Y0, Y0
+	VMULPD    Y0, Y0, Y0
+	VADDPD    Y0, Y12, Y12
+	VCVTPS2PD 16(SI)(AX*1), Y1
+	VSUBPD    Y11, Y1, Y1
+	VMULPD    Y1, Y1, Y1
+	VADDPD    Y1, Y13, Y13
+	VCVTPS2PD 32(SI)(AX*1), Y2
+	VSUBPD    Y11, Y2, Y2
+	VMULPD    Y2, Y2, Y2
+	VADDPD    Y2, Y14, Y14
+	VCVTPS2PD 48(SI)(AX*1), Y3
+	VSUBPD    Y11, Y3, Y3
+	VMULPD    Y3, Y3, Y3
+	VADDPD    Y3, Y15, Y15
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sumsq64AVX2_loop
+	VMOVUPD   Y12, (R10)
+	VMOVUPD   Y13, 32(R10)
+	VMOVUPD   Y14, 64(R10)
+	VMOVUPD   Y15, 96(R10)
+	VZEROUPPER
+	RET
+
+// func vecLNGradSumsAVX2(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+TEXT ·vecLNGradSumsAVX2(SB), NOSPLIT, $0-56
+	MOVQ         gr+0(FP), DX
+	MOVQ         w+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS m+32(FP), Y10
+	VBROADCASTSS r+36(FP), Y11
+	MOVQ         sg+40(FP), R10
+	MOVQ         sgx+48(FP), R11
+	VMOVUPS      (R10), Y12
+	VMOVUPS      32(R10), Y13
+	VMOVUPS      (R11), Y14
+	VMOVUPS      32(R11), Y15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnsumsAVX2_loop:
+	VMOVUPS (DX)(AX*1), Y0
+	VMULPS  (R8)(AX*1), Y0, Y0
+	VADDPS  Y0, Y12, Y12
+	VMOVUPS (SI)(AX*1), Y1
+	VSUBPS  Y10, Y1, Y1
+	VMULPS  Y11, Y1, Y1
+	VMULPS  Y1, Y0, Y0
+	VADDPS  Y0, Y14, Y14
+	VMOVUPS 32(DX)(AX*1), Y2
+	VMULPS  32(R8)(AX*1), Y2, Y2
+	VADDPS  Y2, Y13, Y13
+	VMOVUPS 32(SI)(AX*1), Y3
+	VSUBPS  Y10, Y3, Y3
+	VMULPS  Y11, Y3, Y3
+	VMULPS  Y3, Y2, Y2
+	VADDPS  Y2, Y15, Y15
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     lnsumsAVX2_loop
+	VMOVUPS Y12, (R10)
+	VMOVUPS Y13, 32(R10)
+	VMOVUPS Y14, (R11)
+	VMOVUPS Y15, 32(R11)
+	VZEROUPPER
+	RET
+
+// func vecReluGradMulAVX2(o, gr, a *float32, n int)
+TEXT ·vecReluGradMulAVX2(SB), NOSPLIT, $0-32
+	MOVQ   o+0(FP), DI
+	MOVQ   gr+8(FP), DX
+	MOVQ   a+16(FP), SI
+	MOVQ   n+24(FP), CX
+	VXORPS Y15, Y15, Y15
+	SHLQ   $2, CX
+	XORQ   AX, AX
+
+relugradAVX2_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VCMPPS  $0x1e, Y15, Y0, Y0
+	VANDPS  (DX)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     relugradAVX2_loop
+	VZEROUPPER
+	RET
 // ---------------------------------------------------------------- AVX-512F, 16 lanes
 
 // func vecGeluAVX512(o, a, tbl *float32, n int)
@@ -478,3 +736,229 @@ scaleAVX512_loop:
 	VZEROUPPER
 	RET
 
+
+// func vecAddAVX512(o, a, b *float32, n int)
+TEXT ·vecAddAVX512(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+addAVX512_loop:
+	VMOVUPS (SI)(AX*1), Z0
+	VADDPS  (DX)(AX*1), Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     addAVX512_loop
+	VZEROUPPER
+	RET
+
+// func vecReluAVX512(o, a, tbl *float32, n int)
+TEXT ·vecReluAVX512(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ tbl+16(FP), R9
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+reluAVX512_loop:
+	VMOVUPS (SI)(AX*1), Z0
+	VMAXPS  C_ZERO, Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     reluAVX512_loop
+	VZEROUPPER
+	RET
+
+// func vecLNApplyAVX512(o, x, w, b *float32, n int, m, r float32)
+TEXT ·vecLNApplyAVX512(SB), NOSPLIT, $0-48
+	MOVQ         o+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         w+16(FP), DX
+	MOVQ         b+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), Z14
+	VBROADCASTSS r+44(FP), Z15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnapplyAVX512_loop:
+	VMOVUPS (SI)(AX*1), Z0
+	VSUBPS  Z14, Z0, Z0
+	VMULPS  Z15, Z0, Z0
+	VMULPS  (DX)(AX*1), Z0, Z0
+	VADDPS  (R8)(AX*1), Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     lnapplyAVX512_loop
+	VZEROUPPER
+	RET
+
+// func vecLNParamRowAVX512(sw, sb, gr, x *float32, n int, m, r float32)
+TEXT ·vecLNParamRowAVX512(SB), NOSPLIT, $0-48
+	MOVQ         sw+0(FP), DI
+	MOVQ         sb+8(FP), R10
+	MOVQ         gr+16(FP), DX
+	MOVQ         x+24(FP), SI
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), Z14
+	VBROADCASTSS r+44(FP), Z15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnparamAVX512_loop:
+	VMOVUPS (SI)(AX*1), Z0
+	VSUBPS  Z14, Z0, Z0
+	VMULPS  Z15, Z0, Z0
+	VMOVUPS (DX)(AX*1), Z1
+	VMULPS  Z1, Z0, Z0
+	VADDPS  (DI)(AX*1), Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	VADDPS  (R10)(AX*1), Z1, Z1
+	VMOVUPS Z1, (R10)(AX*1)
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     lnparamAVX512_loop
+	VZEROUPPER
+	RET
+
+// func vecLNGradRowAVX512(o, gr, x, w *float32, n int, m, r, sg, sgx float32)
+TEXT ·vecLNGradRowAVX512(SB), NOSPLIT, $0-56
+	MOVQ         o+0(FP), DI
+	MOVQ         gr+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         w+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), Z12
+	VBROADCASTSS r+44(FP), Z13
+	VBROADCASTSS sg+48(FP), Z14
+	VBROADCASTSS sgx+52(FP), Z15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lngradAVX512_loop:
+	VMOVUPS (SI)(AX*1), Z0
+	VSUBPS  Z12, Z0, Z0
+	VMULPS  Z13, Z0, Z0
+	VMULPS  Z15, Z0, Z0
+	VMOVUPS (DX)(AX*1), Z1
+	VMULPS  (R8)(AX*1), Z1, Z1
+	VSUBPS  Z14, Z1, Z1
+	VSUBPS  Z0, Z1, Z1
+	VMULPS  Z13, Z1, Z1
+	VMOVUPS Z1, (DI)(AX*1)
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     lngradAVX512_loop
+	VZEROUPPER
+	RET
+
+// func vecSum64AVX512(x *float32, n int, acc *[16]float64)
+TEXT ·vecSum64AVX512(SB), NOSPLIT, $0-24
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    acc+16(FP), R10
+	VMOVUPD (R10), Z12
+	VMOVUPD 64(R10), Z13
+	SHLQ    $2, CX
+	XORQ    AX, AX
+
+sum64AVX512_loop:
+	VCVTPS2PD (SI)(AX*1), Z0
+	VADDPD    Z0, Z12, Z12
+	VCVTPS2PD 32(SI)(AX*1), Z1
+	VADDPD    Z1, Z13, Z13
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sum64AVX512_loop
+	VMOVUPD   Z12, (R10)
+	VMOVUPD   Z13, 64(R10)
+	VZEROUPPER
+	RET
+
+// func vecSumSqDev64AVX512(x *float32, n int, m float64, acc *[16]float64)
+TEXT ·vecSumSqDev64AVX512(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSD m+16(FP), Z11
+	MOVQ         acc+24(FP), R10
+	VMOVUPD      (R10), Z12
+	VMOVUPD      64(R10), Z13
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+sumsq64AVX512_loop:
+	VCVTPS2PD (SI)(AX*1), Z0
+	VSUBPD    Z11, Z0, Z0
+	VMULPD    Z0, Z0, Z0
+	VADDPD    Z0, Z12, Z12
+	VCVTPS2PD 32(SI)(AX*1), Z1
+	VSUBPD    Z11, Z1, Z1
+	VMULPD    Z1, Z1, Z1
+	VADDPD    Z1, Z13, Z13
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sumsq64AVX512_loop
+	VMOVUPD   Z12, (R10)
+	VMOVUPD   Z13, 64(R10)
+	VZEROUPPER
+	RET
+
+// func vecLNGradSumsAVX512(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+TEXT ·vecLNGradSumsAVX512(SB), NOSPLIT, $0-56
+	MOVQ         gr+0(FP), DX
+	MOVQ         w+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS m+32(FP), Z10
+	VBROADCASTSS r+36(FP), Z11
+	MOVQ         sg+40(FP), R10
+	MOVQ         sgx+48(FP), R11
+	VMOVUPS      (R10), Z12
+	VMOVUPS      (R11), Z14
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnsumsAVX512_loop:
+	VMOVUPS (DX)(AX*1), Z0
+	VMULPS  (R8)(AX*1), Z0, Z0
+	VADDPS  Z0, Z12, Z12
+	VMOVUPS (SI)(AX*1), Z1
+	VSUBPS  Z10, Z1, Z1
+	VMULPS  Z11, Z1, Z1
+	VMULPS  Z1, Z0, Z0
+	VADDPS  Z0, Z14, Z14
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     lnsumsAVX512_loop
+	VMOVUPS Z12, (R10)
+	VMOVUPS Z14, (R11)
+	VZEROUPPER
+	RET
+
+// func vecReluGradMulAVX512(o, gr, a *float32, n int)
+TEXT ·vecReluGradMulAVX512(SB), NOSPLIT, $0-32
+	MOVQ   o+0(FP), DI
+	MOVQ   gr+8(FP), DX
+	MOVQ   a+16(FP), SI
+	MOVQ   n+24(FP), CX
+	VPXORD Z15, Z15, Z15
+	SHLQ   $2, CX
+	XORQ   AX, AX
+
+relugradAVX512_loop:
+	VMOVUPS   (SI)(AX*1), Z0
+	VCMPPS    $0x1e, Z15, Z0, K1
+	VMOVUPS.Z (DX)(AX*1), K1, Z1
+	VMOVUPS   Z1, (DI)(AX*1)
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       relugradAVX512_loop
+	VZEROUPPER
+	RET

@@ -343,6 +343,381 @@ scale{S}_loop:
 `
 )
 
+// Elementwise kernels without fused multiply-adds (their Go loops are
+// bitwise equal as written, so tails need no padding): sums, ReLU and the
+// LayerNorm rows.
+const plainKernels = `
+// func vecAdd{S}(o, a, b *float32, n int)
+TEXT ·vecAdd{S}(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+add{S}_loop:
+	VMOVUPS (SI)(AX*1), {R0}
+	VADDPS  (DX)(AX*1), {R0}, {R0}
+	VMOVUPS {R0}, (DI)(AX*1)
+	ADDQ    ${STEP}, AX
+	CMPQ    AX, CX
+	JLT     add{S}_loop
+	VZEROUPPER
+	RET
+
+// func vecRelu{S}(o, a, tbl *float32, n int)
+TEXT ·vecRelu{S}(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ tbl+16(FP), R9
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ AX, AX
+
+relu{S}_loop:
+	VMOVUPS (SI)(AX*1), {R0}
+	VMAXPS  C_ZERO, {R0}, {R0}
+	VMOVUPS {R0}, (DI)(AX*1)
+	ADDQ    ${STEP}, AX
+	CMPQ    AX, CX
+	JLT     relu{S}_loop
+	VZEROUPPER
+	RET
+
+// func vecLNApply{S}(o, x, w, b *float32, n int, m, r float32)
+TEXT ·vecLNApply{S}(SB), NOSPLIT, $0-48
+	MOVQ         o+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         w+16(FP), DX
+	MOVQ         b+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), {R14}
+	VBROADCASTSS r+44(FP), {R15}
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnapply{S}_loop:
+	VMOVUPS (SI)(AX*1), {R0}
+	VSUBPS  {R14}, {R0}, {R0}
+	VMULPS  {R15}, {R0}, {R0}
+	VMULPS  (DX)(AX*1), {R0}, {R0}
+	VADDPS  (R8)(AX*1), {R0}, {R0}
+	VMOVUPS {R0}, (DI)(AX*1)
+	ADDQ    ${STEP}, AX
+	CMPQ    AX, CX
+	JLT     lnapply{S}_loop
+	VZEROUPPER
+	RET
+
+// func vecLNParamRow{S}(sw, sb, gr, x *float32, n int, m, r float32)
+TEXT ·vecLNParamRow{S}(SB), NOSPLIT, $0-48
+	MOVQ         sw+0(FP), DI
+	MOVQ         sb+8(FP), R10
+	MOVQ         gr+16(FP), DX
+	MOVQ         x+24(FP), SI
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), {R14}
+	VBROADCASTSS r+44(FP), {R15}
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnparam{S}_loop:
+	VMOVUPS (SI)(AX*1), {R0}
+	VSUBPS  {R14}, {R0}, {R0}
+	VMULPS  {R15}, {R0}, {R0}
+	VMOVUPS (DX)(AX*1), {R1}
+	VMULPS  {R1}, {R0}, {R0}
+	VADDPS  (DI)(AX*1), {R0}, {R0}
+	VMOVUPS {R0}, (DI)(AX*1)
+	VADDPS  (R10)(AX*1), {R1}, {R1}
+	VMOVUPS {R1}, (R10)(AX*1)
+	ADDQ    ${STEP}, AX
+	CMPQ    AX, CX
+	JLT     lnparam{S}_loop
+	VZEROUPPER
+	RET
+
+// func vecLNGradRow{S}(o, gr, x, w *float32, n int, m, r, sg, sgx float32)
+TEXT ·vecLNGradRow{S}(SB), NOSPLIT, $0-56
+	MOVQ         o+0(FP), DI
+	MOVQ         gr+8(FP), DX
+	MOVQ         x+16(FP), SI
+	MOVQ         w+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS m+40(FP), {R12}
+	VBROADCASTSS r+44(FP), {R13}
+	VBROADCASTSS sg+48(FP), {R14}
+	VBROADCASTSS sgx+52(FP), {R15}
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lngrad{S}_loop:
+	VMOVUPS (SI)(AX*1), {R0}
+	VSUBPS  {R12}, {R0}, {R0}
+	VMULPS  {R13}, {R0}, {R0}
+	VMULPS  {R15}, {R0}, {R0}
+	VMOVUPS (DX)(AX*1), {R1}
+	VMULPS  (R8)(AX*1), {R1}, {R1}
+	VSUBPS  {R14}, {R1}, {R1}
+	VSUBPS  {R0}, {R1}, {R1}
+	VMULPS  {R13}, {R1}, {R1}
+	VMOVUPS {R1}, (DI)(AX*1)
+	ADDQ    ${STEP}, AX
+	CMPQ    AX, CX
+	JLT     lngrad{S}_loop
+	VZEROUPPER
+	RET
+`
+
+// The 16-lane reductions of the LayerNorm rows. float64 sums: element i
+// goes to lane i mod 16, the AVX2 kernels in four ymm of 4 doubles, the
+// AVX-512 ones in two zmm of 8 (lanes16Sum64 combines them). The float32
+// sums of the backward (Σ g·w and Σ g·w·x̂) use one zmm or two ymm.
+const lnSumsYmm = `
+// func vecSum64{S}(x *float32, n int, acc *[16]float64)
+TEXT ·vecSum64{S}(SB), NOSPLIT, $0-24
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    acc+16(FP), R10
+	VMOVUPD (R10), Y12
+	VMOVUPD 32(R10), Y13
+	VMOVUPD 64(R10), Y14
+	VMOVUPD 96(R10), Y15
+	SHLQ    $2, CX
+	XORQ    AX, AX
+
+sum64{S}_loop:
+	VCVTPS2PD (SI)(AX*1), Y0
+	VADDPD    Y0, Y12, Y12
+	VCVTPS2PD 16(SI)(AX*1), Y1
+	VADDPD    Y1, Y13, Y13
+	VCVTPS2PD 32(SI)(AX*1), Y2
+	VADDPD    Y2, Y14, Y14
+	VCVTPS2PD 48(SI)(AX*1), Y3
+	VADDPD    Y3, Y15, Y15
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sum64{S}_loop
+	VMOVUPD   Y12, (R10)
+	VMOVUPD   Y13, 32(R10)
+	VMOVUPD   Y14, 64(R10)
+	VMOVUPD   Y15, 96(R10)
+	VZEROUPPER
+	RET
+
+// func vecSumSqDev64{S}(x *float32, n int, m float64, acc *[16]float64)
+TEXT ·vecSumSqDev64{S}(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSD m+16(FP), Y11
+	MOVQ         acc+24(FP), R10
+	VMOVUPD      (R10), Y12
+	VMOVUPD      32(R10), Y13
+	VMOVUPD      64(R10), Y14
+	VMOVUPD      96(R10), Y15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+sumsq64{S}_loop:
+	VCVTPS2PD (SI)(AX*1), Y0
+	VSUBPD    Y11, Y0, Y0
+	VMULPD    Y0, Y0, Y0
+	VADDPD    Y0, Y12, Y12
+	VCVTPS2PD 16(SI)(AX*1), Y1
+	VSUBPD    Y11, Y1, Y1
+	VMULPD    Y1, Y1, Y1
+	VADDPD    Y1, Y13, Y13
+	VCVTPS2PD 32(SI)(AX*1), Y2
+	VSUBPD    Y11, Y2, Y2
+	VMULPD    Y2, Y2, Y2
+	VADDPD    Y2, Y14, Y14
+	VCVTPS2PD 48(SI)(AX*1), Y3
+	VSUBPD    Y11, Y3, Y3
+	VMULPD    Y3, Y3, Y3
+	VADDPD    Y3, Y15, Y15
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sumsq64{S}_loop
+	VMOVUPD   Y12, (R10)
+	VMOVUPD   Y13, 32(R10)
+	VMOVUPD   Y14, 64(R10)
+	VMOVUPD   Y15, 96(R10)
+	VZEROUPPER
+	RET
+
+// func vecLNGradSums{S}(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+TEXT ·vecLNGradSums{S}(SB), NOSPLIT, $0-56
+	MOVQ         gr+0(FP), DX
+	MOVQ         w+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS m+32(FP), Y10
+	VBROADCASTSS r+36(FP), Y11
+	MOVQ         sg+40(FP), R10
+	MOVQ         sgx+48(FP), R11
+	VMOVUPS      (R10), Y12
+	VMOVUPS      32(R10), Y13
+	VMOVUPS      (R11), Y14
+	VMOVUPS      32(R11), Y15
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnsums{S}_loop:
+	VMOVUPS (DX)(AX*1), Y0
+	VMULPS  (R8)(AX*1), Y0, Y0
+	VADDPS  Y0, Y12, Y12
+	VMOVUPS (SI)(AX*1), Y1
+	VSUBPS  Y10, Y1, Y1
+	VMULPS  Y11, Y1, Y1
+	VMULPS  Y1, Y0, Y0
+	VADDPS  Y0, Y14, Y14
+	VMOVUPS 32(DX)(AX*1), Y2
+	VMULPS  32(R8)(AX*1), Y2, Y2
+	VADDPS  Y2, Y13, Y13
+	VMOVUPS 32(SI)(AX*1), Y3
+	VSUBPS  Y10, Y3, Y3
+	VMULPS  Y11, Y3, Y3
+	VMULPS  Y3, Y2, Y2
+	VADDPS  Y2, Y15, Y15
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     lnsums{S}_loop
+	VMOVUPS Y12, (R10)
+	VMOVUPS Y13, 32(R10)
+	VMOVUPS Y14, (R11)
+	VMOVUPS Y15, 32(R11)
+	VZEROUPPER
+	RET
+
+// func vecReluGradMul{S}(o, gr, a *float32, n int)
+TEXT ·vecReluGradMul{S}(SB), NOSPLIT, $0-32
+	MOVQ   o+0(FP), DI
+	MOVQ   gr+8(FP), DX
+	MOVQ   a+16(FP), SI
+	MOVQ   n+24(FP), CX
+	VXORPS Y15, Y15, Y15
+	SHLQ   $2, CX
+	XORQ   AX, AX
+
+relugrad{S}_loop:
+	VMOVUPS (SI)(AX*1), Y0
+	VCMPPS  $0x1e, Y15, Y0, Y0
+	VANDPS  (DX)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, CX
+	JLT     relugrad{S}_loop
+	VZEROUPPER
+	RET
+`
+
+const lnSumsZmm = `
+// func vecSum64{S}(x *float32, n int, acc *[16]float64)
+TEXT ·vecSum64{S}(SB), NOSPLIT, $0-24
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    acc+16(FP), R10
+	VMOVUPD (R10), Z12
+	VMOVUPD 64(R10), Z13
+	SHLQ    $2, CX
+	XORQ    AX, AX
+
+sum64{S}_loop:
+	VCVTPS2PD (SI)(AX*1), Z0
+	VADDPD    Z0, Z12, Z12
+	VCVTPS2PD 32(SI)(AX*1), Z1
+	VADDPD    Z1, Z13, Z13
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sum64{S}_loop
+	VMOVUPD   Z12, (R10)
+	VMOVUPD   Z13, 64(R10)
+	VZEROUPPER
+	RET
+
+// func vecSumSqDev64{S}(x *float32, n int, m float64, acc *[16]float64)
+TEXT ·vecSumSqDev64{S}(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSD m+16(FP), Z11
+	MOVQ         acc+24(FP), R10
+	VMOVUPD      (R10), Z12
+	VMOVUPD      64(R10), Z13
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+sumsq64{S}_loop:
+	VCVTPS2PD (SI)(AX*1), Z0
+	VSUBPD    Z11, Z0, Z0
+	VMULPD    Z0, Z0, Z0
+	VADDPD    Z0, Z12, Z12
+	VCVTPS2PD 32(SI)(AX*1), Z1
+	VSUBPD    Z11, Z1, Z1
+	VMULPD    Z1, Z1, Z1
+	VADDPD    Z1, Z13, Z13
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       sumsq64{S}_loop
+	VMOVUPD   Z12, (R10)
+	VMOVUPD   Z13, 64(R10)
+	VZEROUPPER
+	RET
+
+// func vecLNGradSums{S}(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+TEXT ·vecLNGradSums{S}(SB), NOSPLIT, $0-56
+	MOVQ         gr+0(FP), DX
+	MOVQ         w+8(FP), R8
+	MOVQ         x+16(FP), SI
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS m+32(FP), Z10
+	VBROADCASTSS r+36(FP), Z11
+	MOVQ         sg+40(FP), R10
+	MOVQ         sgx+48(FP), R11
+	VMOVUPS      (R10), Z12
+	VMOVUPS      (R11), Z14
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+lnsums{S}_loop:
+	VMOVUPS (DX)(AX*1), Z0
+	VMULPS  (R8)(AX*1), Z0, Z0
+	VADDPS  Z0, Z12, Z12
+	VMOVUPS (SI)(AX*1), Z1
+	VSUBPS  Z10, Z1, Z1
+	VMULPS  Z11, Z1, Z1
+	VMULPS  Z1, Z0, Z0
+	VADDPS  Z0, Z14, Z14
+	ADDQ    $64, AX
+	CMPQ    AX, CX
+	JLT     lnsums{S}_loop
+	VMOVUPS Z12, (R10)
+	VMOVUPS Z14, (R11)
+	VZEROUPPER
+	RET
+
+// func vecReluGradMul{S}(o, gr, a *float32, n int)
+TEXT ·vecReluGradMul{S}(SB), NOSPLIT, $0-32
+	MOVQ   o+0(FP), DI
+	MOVQ   gr+8(FP), DX
+	MOVQ   a+16(FP), SI
+	MOVQ   n+24(FP), CX
+	VPXORD Z15, Z15, Z15
+	SHLQ   $2, CX
+	XORQ   AX, AX
+
+relugrad{S}_loop:
+	VMOVUPS   (SI)(AX*1), Z0
+	VCMPPS    $0x1e, Z15, Z0, K1
+	VMOVUPS.Z (DX)(AX*1), K1, Z1
+	VMOVUPS   Z1, (DI)(AX*1)
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       relugrad{S}_loop
+	VZEROUPPER
+	RET
+`
+
 func isa(b *strings.Builder, name, reg string, step int, suffix string) {
 	two := reg == "Y"
 	pairs := []string{"{NAME}", name, "{S}", suffix, "{STEP}", fmt.Sprint(step)}
@@ -357,7 +732,7 @@ func isa(b *strings.Builder, name, reg string, step int, suffix string) {
 		return z
 	}
 	for _, s := range []string{kernelsHead, pick(expSumTwoYmm, expSumOneZmm), maxHead, pick(maxTwoYmm, maxOneZmm),
-		maxTailAndDot, pick(dotTwoYmm, dotOneZmm), kernelsTail} {
+		maxTailAndDot, pick(dotTwoYmm, dotOneZmm), kernelsTail, plainKernels, pick(lnSumsYmm, lnSumsZmm)} {
 		b.WriteString(r.Replace(s))
 	}
 }

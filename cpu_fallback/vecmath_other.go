@@ -17,6 +17,25 @@ func vecKernelDot(vecID, *float32, *float32, int, *[vecLanes]float32)      { pan
 func vecKernelSoftmaxGrad(vecID, *float32, *float32, *float32, int, float32, float32) {
 	panic(noVecAsm)
 }
-func vecKernelScale(vecID, *float32, int, float32) { panic(noVecAsm) }
+func vecKernelScale(vecID, *float32, int, float32)                  { panic(noVecAsm) }
+func vecKernelAdd(vecID, *float32, *float32, *float32, int)         { panic(noVecAsm) }
+func vecKernelRelu(vecID, *float32, *float32, int)                  { panic(noVecAsm) }
+func vecKernelReluGradMul(vecID, *float32, *float32, *float32, int) { panic(noVecAsm) }
+func vecKernelSum64(vecID, *float32, int, *[vecLanes]float64)       { panic(noVecAsm) }
+func vecKernelSumSqDev64(vecID, *float32, int, float64, *[vecLanes]float64) {
+	panic(noVecAsm)
+}
+func vecKernelLNApply(vecID, *float32, *float32, *float32, *float32, int, float32, float32) {
+	panic(noVecAsm)
+}
+func vecKernelLNGradSums(vecID, *float32, *float32, *float32, int, float32, float32, *[vecLanes]float32, *[vecLanes]float32) {
+	panic(noVecAsm)
+}
+func vecKernelLNGradRow(vecID, *float32, *float32, *float32, *float32, int, float32, float32, float32, float32) {
+	panic(noVecAsm)
+}
+func vecKernelLNParamRow(vecID, *float32, *float32, *float32, *float32, int, float32, float32) {
+	panic(noVecAsm)
+}
 
 const noVecAsm = "cpu: no vector assembly in this build"

@@ -195,6 +195,47 @@ func checkVecCase(t *testing.T, k *vecImpl, a, g []float32, name string) {
 	scaleVec(vecGo, want, -1.7)
 	scaleVec(k, got, -1.7)
 	cmp("scale")
+
+	addVec(vecGo, want, a, g)
+	addVec(k, got, a, g)
+	cmp("add")
+	reluVec(vecGo, want, a)
+	reluVec(k, got, a)
+	cmp("relu")
+	reluGradMulVec(vecGo, want, g, a)
+	reluGradMulVec(k, got, g, a)
+	cmp("reluGradMul")
+
+	// LayerNorm rows (g doubles as w and b, a as x and dout).
+	if n > 0 {
+		m1, r1 := lnStats(vecGo, a, 1e-5)
+		m2, r2 := lnStats(k, a, 1e-5)
+		if !sameBits(m1, m2) || !sameBits(r1, r2) {
+			t.Fatalf("lnStats %s: %g %g, Go gives %g %g", name, m2, r2, m1, r1)
+		}
+	}
+	lnApplyVec(vecGo, want, a, g, a, 0.25, 1.5)
+	lnApplyVec(k, got, a, g, a, 0.25, 1.5)
+	cmp("lnApply")
+	sg1, sx1 := lnGradSums(vecGo, a, g, a, 0.25, 1.5)
+	sg2, sx2 := lnGradSums(k, a, g, a, 0.25, 1.5)
+	if !sameBits(sg1, sg2) || !sameBits(sx1, sx2) {
+		t.Fatalf("lnGradSums %s: %g %g, Go gives %g %g", name, sg2, sx2, sg1, sx1)
+	}
+	lnGradRowVec(vecGo, want, a, g, a, 0.25, 1.5, 0.125, -0.75)
+	lnGradRowVec(k, got, a, g, a, 0.25, 1.5, 0.125, -0.75)
+	cmp("lnGradRow")
+	w2, g2 := make([]float32, n), make([]float32, n)
+	copy(want, g)
+	copy(w2, a)
+	copy(got, g)
+	copy(g2, a)
+	lnParamRowVec(vecGo, want, w2, a, g, 0.25, 1.5)
+	lnParamRowVec(k, got, g2, a, g, 0.25, 1.5)
+	cmp("lnParamRow sw")
+	copy(want, w2)
+	copy(got, g2)
+	cmp("lnParamRow sb")
 }
 
 // ulp32 is the spacing of float32 values at |x| (x a normal float32 value
