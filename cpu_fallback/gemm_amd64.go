@@ -18,27 +18,29 @@ var gemmAVX2Kernel = &gemmKernel{
 	// the A block is 144 KiB, under half the 512 KiB-1 MiB per-core L2.
 	// nc=4096: the B block is 4 MiB, a share of a 32 MiB L3; it also
 	// covers every BERT width (<= 3072) in one block. On a CPU with
-	// AVX-512 its kc becomes the AVX-512 kernel's (gemmSharedKC).
+	// AVX-512 its kc is the AVX-512 kernel's (gemmSharedKC; both 256).
 	mc: 144, kc: 256, nc: 4096,
 	fn:        sgemmKernelAVX2Go,
 	fnDirectA: sgemmKernelAVX2DirectAGo,
 }
 
 // gemmAVX512Kernel is the 12×32 AVX-512F micro-kernel: 24 zmm accumulators,
-// two zmm of B and one broadcast of A per step, and its direct-A variant.
-// Blocking measured on AMD EPYC Zen 5 (family 0x1A; 48 KiB L1d, 1 MiB L2
-// per core, 32 MiB L3), BenchmarkGemm -cpu 1, best of 3, GFLOP per
-// CPU-second (docs/benchmarks.md): kc=768 beat 512, 384, 256 and 192 by up
-// to 25% (fewer passes over C, whose loads and stores the k loop
-// amortises; the 96 KiB B panel streams from L2 without stalling the
-// kernel), and mc=96 (A block 288 KiB in L2) matched or beat 48, 144 and
-// 192. nc=4096 as for AVX2. A is read unpacked (direct-A) up to 24 B
-// panels (n <= 768): 4-17% faster than packing A there (4096x384x384_NT 216
-// against 184 GFLOP/cpu-s, 4096x768x768_NN 222 against 207), slower from
-// n = 1536 (4096x3072x768_NT 179 against 211).
+// two zmm of B and one broadcast of A per step, a prefetch of the C tile
+// at the start, and its direct-A variant. Blocking measured on AMD EPYC
+// Zen 5 (family 0x1A; 48 KiB L1d, 1 MiB L2 per core, 32 MiB L3),
+// BenchmarkGemm -cpu 1, best of 3-4, GFLOP per CPU-second
+// (docs/benchmarks.md): without the C prefetch kc=768 ran 20-30% faster
+// than kc=256 (fewer stalls on C per k step); with it kc=256 matches 384
+// and 768, so kc=256, the AVX2 kernel's, which keeps the two kernels'
+// roundings identical (gemmSharedKC) and the sums as short as before. mc:
+// 96, 144 and 192 were within 3% (noise here); 96 (A block 96 KiB). nc=4096
+// as for AVX2. A is read unpacked (direct-A) up to 24 B panels (n <= 768):
+// 4-17% faster than packing A there (4096x384x384_NT 216 against 184,
+// 4096x768x768_NN 222 against 207), slower from n = 1536
+// (4096x3072x768_NT 179 against 211).
 var gemmAVX512Kernel = &gemmKernel{
 	name: "avx512", mr: 12, nr: 32,
-	mc: 96, kc: 768, nc: 4096,
+	mc: 96, kc: 256, nc: 4096,
 	fn:        sgemmKernelAVX512Go,
 	fnDirectA: sgemmKernelAVX512DirectAGo,
 	directMax: 24,
@@ -107,8 +109,8 @@ func availableGemmKernels() []*gemmKernel {
 // and A packing only decide where that happens. With the same k blocks the
 // AVX2 and AVX-512 kernels therefore give bitwise the same C
 // (TestGemmKernelsBitwiseEqual), and the per-shape choice cannot change a
-// result. The AVX2 kernel measured the same with kc 256, 512 and 768 on
-// Zen 5 (within 5%).
+// result. (Both are 256 today; the rule keeps it so if either is retuned.
+// The AVX2 kernel measured the same with kc 256, 512 and 768 on Zen 5.)
 func gemmSharedKC(ks []*gemmKernel) {
 	kc := ks[len(ks)-1].kc
 	for _, k := range ks {

@@ -316,6 +316,16 @@ avx2d_store:
 	VMOVUPS r1, 64(R9);            \
 	ADDQ    R8, R9
 
+// AVX512_PREFETCH_C prefetches the 12×32 C tile at R9 (row stride R8),
+// advancing R9; AVX512_PREFETCH_C13 does it with R13.
+#define PF_ROW(r) PREFETCHT0 (r); PREFETCHT0 64(r); ADDQ R8, r
+#define AVX512_PREFETCH_C \
+	PF_ROW(R9); PF_ROW(R9); PF_ROW(R9); PF_ROW(R9); PF_ROW(R9); PF_ROW(R9); \
+	PF_ROW(R9); PF_ROW(R9); PF_ROW(R9); PF_ROW(R9); PF_ROW(R9); PF_ROW(R9)
+#define AVX512_PREFETCH_C13 \
+	PF_ROW(R13); PF_ROW(R13); PF_ROW(R13); PF_ROW(R13); PF_ROW(R13); PF_ROW(R13); \
+	PF_ROW(R13); PF_ROW(R13); PF_ROW(R13); PF_ROW(R13); PF_ROW(R13); PF_ROW(R13)
+
 // func sgemmKernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), CX
@@ -349,6 +359,11 @@ TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-48
 	VPXORD Z29, Z29, Z29
 	VPXORD Z30, Z30, Z30
 	VPXORD Z31, Z31, Z31
+
+	// Bring the C tile (12 rows of 128 bytes) towards L1 while the k loop
+	// runs.
+	MOVQ DX, R9
+	AVX512_PREFETCH_C
 
 	MOVQ CX, BX
 	SHRQ $1, BX
@@ -460,6 +475,9 @@ TEXT ·sgemmKernelAVX512DirectA(SB), NOSPLIT, $0-56
 	VPXORD Z29, Z29, Z29
 	VPXORD Z30, Z30, Z30
 	VPXORD Z31, Z31, Z31
+
+	MOVQ DX, R13
+	AVX512_PREFETCH_C13
 
 	MOVQ CX, BX
 	SHRQ $2, BX

@@ -679,8 +679,12 @@ func lnApplyVec(k *vecImpl, o, x, w, b []float32, m, r float32) {
 	}
 }
 
-// lnGradSums returns Σ g·w and Σ (g·w)·x̂ with x̂ = (x-m)·r, in float32, 16
-// lanes each.
+// lnGradSums returns Σ g·w and Σ (g·w)·x̂ with x̂ = (x-m)·r, accumulated in
+// float64 (16 lanes each; the products of float32 values are exact in
+// float64) and rounded to float32. float64 here, as for the forward's
+// statistics: with float32 sums the ten-step training trajectory of
+// tests/trainstep_parity_test.go drifted from PyTorch's float64 run more
+// than PyTorch's float32 run does.
 func lnGradSums(k *vecImpl, g, x, w []float32, m, r float32) (sg, sgx float32) {
 	n := len(g)
 	x, w = x[:n], w[:n]
@@ -688,16 +692,17 @@ func lnGradSums(k *vecImpl, g, x, w []float32, m, r float32) (sg, sgx float32) {
 	if k.id == vecGoID {
 		nb = 0
 	}
-	var a, b [vecLanes]float32
+	var a, b [vecLanes]float64
+	m64, r64 := float64(m), float64(r)
 	if nb > 0 {
-		vecKernelLNGradSums(k.id, &g[0], &w[0], &x[0], nb, m, r, &a, &b)
+		vecKernelLNGradSums(k.id, &g[0], &w[0], &x[0], nb, m64, r64, &a, &b)
 	}
 	for i := nb; i < n; i++ {
-		gw := g[i] * w[i]
+		gw := float64(g[i]) * float64(w[i])
 		a[i%vecLanes] += gw
-		b[i%vecLanes] += float32(gw * float32((x[i]-m)*r))
+		b[i%vecLanes] += float64(gw * float64((float64(x[i])-m64)*r64))
 	}
-	return lanes16Sum(&a), lanes16Sum(&b)
+	return float32(lanes16Sum64(&a)), float32(lanes16Sum64(&b))
 }
 
 // lnGradRowVec sets o[i] = r·((g[i]·w[i] - sg) - x̂[i]·sgx), x̂ = (x-m)·r:

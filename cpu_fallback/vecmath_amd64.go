@@ -152,8 +152,9 @@ func vecKernelLNApply(id vecID, o, x, w, b *float32, n int, m, r float32) {
 	}
 }
 
-// vecKernelLNGradSums: sg[i mod 16] += g·w, sgx[i mod 16] += (g·w)·((x-m)·r).
-func vecKernelLNGradSums(id vecID, g, w, x *float32, n int, m, r float32, sg, sgx *[vecLanes]float32) {
+// vecKernelLNGradSums: sg[i mod 16] += g·w, sgx[i mod 16] += (g·w)·((x-m)·r),
+// in float64.
+func vecKernelLNGradSums(id vecID, g, w, x *float32, n int, m, r float64, sg, sgx *[vecLanes]float64) {
 	if id == vecAVX512ID {
 		vecLNGradSumsAVX512(g, w, x, n, m, r, sg, sgx)
 	} else {
@@ -248,7 +249,7 @@ func vecSumSqDev64AVX2(x *float32, n int, m float64, acc *[16]float64)
 func vecLNApplyAVX2(o, x, w, b *float32, n int, m, r float32)
 
 //go:noescape
-func vecLNGradSumsAVX2(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+func vecLNGradSumsAVX2(gr, w, x *float32, n int, m, r float64, sg, sgx *[16]float64)
 
 //go:noescape
 func vecLNGradRowAVX2(o, gr, x, w *float32, n int, m, r, sg, sgx float32)
@@ -275,7 +276,7 @@ func vecSumSqDev64AVX512(x *float32, n int, m float64, acc *[16]float64)
 func vecLNApplyAVX512(o, x, w, b *float32, n int, m, r float32)
 
 //go:noescape
-func vecLNGradSumsAVX512(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
+func vecLNGradSumsAVX512(gr, w, x *float32, n int, m, r float64, sg, sgx *[16]float64)
 
 //go:noescape
 func vecLNGradRowAVX512(o, gr, x, w *float32, n int, m, r, sg, sgx float32)

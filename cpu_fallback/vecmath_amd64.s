@@ -500,47 +500,75 @@ sumsq64AVX2_loop:
 	VZEROUPPER
 	RET
 
-// func vecLNGradSumsAVX2(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
-TEXT ·vecLNGradSumsAVX2(SB), NOSPLIT, $0-56
+// func vecLNGradSumsAVX2(gr, w, x *float32, n int, m, r float64, sg, sgx *[16]float64)
+TEXT ·vecLNGradSumsAVX2(SB), NOSPLIT, $0-64
 	MOVQ         gr+0(FP), DX
 	MOVQ         w+8(FP), R8
 	MOVQ         x+16(FP), SI
 	MOVQ         n+24(FP), CX
-	VBROADCASTSS m+32(FP), Y10
-	VBROADCASTSS r+36(FP), Y11
-	MOVQ         sg+40(FP), R10
-	MOVQ         sgx+48(FP), R11
-	VMOVUPS      (R10), Y12
-	VMOVUPS      32(R10), Y13
-	VMOVUPS      (R11), Y14
-	VMOVUPS      32(R11), Y15
+	VBROADCASTSD m+32(FP), Y2
+	VBROADCASTSD r+40(FP), Y3
+	MOVQ         sg+48(FP), R10
+	MOVQ         sgx+56(FP), R11
+	VMOVUPD      (R10), Y8
+	VMOVUPD      32(R10), Y9
+	VMOVUPD      64(R10), Y10
+	VMOVUPD      96(R10), Y11
+	VMOVUPD      (R11), Y12
+	VMOVUPD      32(R11), Y13
+	VMOVUPD      64(R11), Y14
+	VMOVUPD      96(R11), Y15
 	SHLQ         $2, CX
 	XORQ         AX, AX
 
 lnsumsAVX2_loop:
-	VMOVUPS (DX)(AX*1), Y0
-	VMULPS  (R8)(AX*1), Y0, Y0
-	VADDPS  Y0, Y12, Y12
-	VMOVUPS (SI)(AX*1), Y1
-	VSUBPS  Y10, Y1, Y1
-	VMULPS  Y11, Y1, Y1
-	VMULPS  Y1, Y0, Y0
-	VADDPS  Y0, Y14, Y14
-	VMOVUPS 32(DX)(AX*1), Y2
-	VMULPS  32(R8)(AX*1), Y2, Y2
-	VADDPS  Y2, Y13, Y13
-	VMOVUPS 32(SI)(AX*1), Y3
-	VSUBPS  Y10, Y3, Y3
-	VMULPS  Y11, Y3, Y3
-	VMULPS  Y3, Y2, Y2
-	VADDPS  Y2, Y15, Y15
-	ADDQ    $64, AX
-	CMPQ    AX, CX
-	JLT     lnsumsAVX2_loop
-	VMOVUPS Y12, (R10)
-	VMOVUPS Y13, 32(R10)
-	VMOVUPS Y14, (R11)
-	VMOVUPS Y15, 32(R11)
+	VCVTPS2PD 0(DX)(AX*1), Y0
+	VCVTPS2PD 0(R8)(AX*1), Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y8, Y8
+	VCVTPS2PD 0(SI)(AX*1), Y1
+	VSUBPD    Y2, Y1, Y1
+	VMULPD    Y3, Y1, Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y12, Y12
+	VCVTPS2PD 16(DX)(AX*1), Y0
+	VCVTPS2PD 16(R8)(AX*1), Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y9, Y9
+	VCVTPS2PD 16(SI)(AX*1), Y1
+	VSUBPD    Y2, Y1, Y1
+	VMULPD    Y3, Y1, Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y13, Y13
+	VCVTPS2PD 32(DX)(AX*1), Y0
+	VCVTPS2PD 32(R8)(AX*1), Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y10, Y10
+	VCVTPS2PD 32(SI)(AX*1), Y1
+	VSUBPD    Y2, Y1, Y1
+	VMULPD    Y3, Y1, Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y14, Y14
+	VCVTPS2PD 48(DX)(AX*1), Y0
+	VCVTPS2PD 48(R8)(AX*1), Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y11, Y11
+	VCVTPS2PD 48(SI)(AX*1), Y1
+	VSUBPD    Y2, Y1, Y1
+	VMULPD    Y3, Y1, Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    Y0, Y15, Y15
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       lnsumsAVX2_loop
+	VMOVUPD   Y8, (R10)
+	VMOVUPD   Y9, 32(R10)
+	VMOVUPD   Y10, 64(R10)
+	VMOVUPD   Y11, 96(R10)
+	VMOVUPD   Y12, (R11)
+	VMOVUPD   Y13, 32(R11)
+	VMOVUPD   Y14, 64(R11)
+	VMOVUPD   Y15, 96(R11)
 	VZEROUPPER
 	RET
 
@@ -910,35 +938,49 @@ sumsq64AVX512_loop:
 	VZEROUPPER
 	RET
 
-// func vecLNGradSumsAVX512(gr, w, x *float32, n int, m, r float32, sg, sgx *[16]float32)
-TEXT ·vecLNGradSumsAVX512(SB), NOSPLIT, $0-56
+// func vecLNGradSumsAVX512(gr, w, x *float32, n int, m, r float64, sg, sgx *[16]float64)
+TEXT ·vecLNGradSumsAVX512(SB), NOSPLIT, $0-64
 	MOVQ         gr+0(FP), DX
 	MOVQ         w+8(FP), R8
 	MOVQ         x+16(FP), SI
 	MOVQ         n+24(FP), CX
-	VBROADCASTSS m+32(FP), Z10
-	VBROADCASTSS r+36(FP), Z11
-	MOVQ         sg+40(FP), R10
-	MOVQ         sgx+48(FP), R11
-	VMOVUPS      (R10), Z12
-	VMOVUPS      (R11), Z14
+	VBROADCASTSD m+32(FP), Z14
+	VBROADCASTSD r+40(FP), Z15
+	MOVQ         sg+48(FP), R10
+	MOVQ         sgx+56(FP), R11
+	VMOVUPD      (R10), Z8
+	VMOVUPD      64(R10), Z9
+	VMOVUPD      (R11), Z10
+	VMOVUPD      64(R11), Z11
 	SHLQ         $2, CX
 	XORQ         AX, AX
 
 lnsumsAVX512_loop:
-	VMOVUPS (DX)(AX*1), Z0
-	VMULPS  (R8)(AX*1), Z0, Z0
-	VADDPS  Z0, Z12, Z12
-	VMOVUPS (SI)(AX*1), Z1
-	VSUBPS  Z10, Z1, Z1
-	VMULPS  Z11, Z1, Z1
-	VMULPS  Z1, Z0, Z0
-	VADDPS  Z0, Z14, Z14
-	ADDQ    $64, AX
-	CMPQ    AX, CX
-	JLT     lnsumsAVX512_loop
-	VMOVUPS Z12, (R10)
-	VMOVUPS Z14, (R11)
+	VCVTPS2PD (DX)(AX*1), Z0
+	VCVTPS2PD (R8)(AX*1), Z1
+	VMULPD    Z1, Z0, Z0
+	VADDPD    Z0, Z8, Z8
+	VCVTPS2PD (SI)(AX*1), Z2
+	VSUBPD    Z14, Z2, Z2
+	VMULPD    Z15, Z2, Z2
+	VMULPD    Z2, Z0, Z0
+	VADDPD    Z0, Z10, Z10
+	VCVTPS2PD 32(DX)(AX*1), Z3
+	VCVTPS2PD 32(R8)(AX*1), Z4
+	VMULPD    Z4, Z3, Z3
+	VADDPD    Z3, Z9, Z9
+	VCVTPS2PD 32(SI)(AX*1), Z5
+	VSUBPD    Z14, Z5, Z5
+	VMULPD    Z15, Z5, Z5
+	VMULPD    Z5, Z3, Z3
+	VADDPD    Z3, Z11, Z11
+	ADDQ      $64, AX
+	CMPQ      AX, CX
+	JLT       lnsumsAVX512_loop
+	VMOVUPD   Z8, (R10)
+	VMOVUPD   Z9, 64(R10)
+	VMOVUPD   Z10, (R11)
+	VMOVUPD   Z11, 64(R11)
 	VZEROUPPER
 	RET
 

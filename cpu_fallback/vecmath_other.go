@@ -28,7 +28,7 @@ func vecKernelSumSqDev64(vecID, *float32, int, float64, *[vecLanes]float64) {
 func vecKernelLNApply(vecID, *float32, *float32, *float32, *float32, int, float32, float32) {
 	panic(noVecAsm)
 }
-func vecKernelLNGradSums(vecID, *float32, *float32, *float32, int, float32, float32, *[vecLanes]float32, *[vecLanes]float32) {
+func vecKernelLNGradSums(vecID, *float32, *float32, *float32, int, float64, float64, *[vecLanes]float64, *[vecLanes]float64) {
 	panic(noVecAsm)
 }
 func vecKernelLNGradRow(vecID, *float32, *float32, *float32, *float32, int, float32, float32, float32, float32) {
