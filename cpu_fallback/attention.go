@@ -212,20 +212,17 @@ func (t *attnTask) backward(w, lo, hi int) {
 		dq, dk, dv := t.dqkv[off:], t.dqkv[off+C:], t.dqkv[off+2*C:]
 		g := t.out[b*T*C+h*HS:]
 		P := t.probs[bh*T*T : bh*T*T+T*T]
+		dS := t.s2[w*T*T : w*T*T+T*T]
+		// dP̃ = dout·Vᵀ (T×T).
+		sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
 		pd := P
 		if t.p > 0 {
+			// P̃ = dropout(P) and dP = dP̃·keep/(1-p) under one hash.
 			pd = t.s1[w*T*T : w*T*T+T*T]
-			dropoutApply(pd, P, bh*T*T, t.p, t.seed)
+			dropoutApplyPair(pd, P, dS, dS, bh*T*T, t.p, t.seed)
 		}
-		dS := t.s2[w*T*T : w*T*T+T*T]
-		// dV = P̃ᵀ·dout (T×HS), dP̃ = dout·Vᵀ (T×T).
+		// dV = P̃ᵀ·dout (T×HS).
 		sgemm(true, false, T, HS, T, 1, pd, T, g, C, 0, dv, C3)
-		sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
-		if t.p > 0 {
-			// dP = dP̃·keep/(1-p): the same mask, hashed again (vectorized,
-			// cheaper than a data-dependent branch on pd per element).
-			dropoutApply(dS, dS, bh*T*T, t.p, t.seed)
-		}
 		for i := 0; i < T; i++ {
 			pr, dr := P[i*T:i*T+T], dS[i*T:i*T+T]
 			softmaxGradVec(vec, dr, dr, pr, dotVec(vec, pr, dr), 1)

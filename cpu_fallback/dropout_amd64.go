@@ -27,3 +27,20 @@ func dropoutKernel(dst, src []float32, base int, seed uint64, thr uint32, s floa
 //
 //go:noescape
 func dropoutAVX512(dst, src *float32, n int, base int, seed uint64, thr uint32, s float32)
+
+// dropoutPairKernel is dropoutKernel on two arrays under one mask.
+func dropoutPairKernel(dst, src, dst2, src2 []float32, base int, seed uint64, thr uint32, s float32) int {
+	n := len(dst) &^ 15
+	if !dropoutSIMD || n == 0 {
+		return 0
+	}
+	_, _, _ = src[n-1], dst2[n-1], src2[n-1]
+	dropoutPairAVX512(&dst[0], &src[0], &dst2[0], &src2[0], n, base, seed, thr, s)
+	return n
+}
+
+// dropoutPairAVX512 is dropoutAVX512 on two arrays with one hash per
+// element.
+//
+//go:noescape
+func dropoutPairAVX512(dst, src, dst2, src2 *float32, n int, base int, seed uint64, thr uint32, s float32)

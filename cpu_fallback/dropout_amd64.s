@@ -78,3 +78,43 @@ drop_loop:
 	JLT          drop_loop
 	VZEROUPPER
 	RET
+
+// func dropoutPairAVX512(dst, src, dst2, src2 *float32, n int, base int, seed uint64, thr uint32, s float32)
+// dropoutAVX512 applied to two arrays with one hash per element: dst = src
+// and dst2 = src2 under the same mask (an attention backward's P̃ and dP).
+TEXT ·dropoutPairAVX512(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         dst2+16(FP), R8
+	MOVQ         src2+24(FP), R9
+	MOVQ         n+32(FP), CX
+	VPBROADCASTQ base+40(FP), Z0
+	VPBROADCASTQ seed+48(FP), Z23
+	MOVL         thr+56(FP), AX
+	VPBROADCASTQ AX, Z24
+	VBROADCASTSS s+60(FP), Z25
+	VPBROADCASTQ dropk<>+0(SB), Z20
+	VPBROADCASTQ dropk<>+8(SB), Z21
+	VPBROADCASTQ dropk<>+16(SB), Z22
+	VPBROADCASTQ dropk<>+24(SB), Z26
+	VPADDQ       dropk<>+32(SB), Z0, Z0
+	VPBROADCASTQ dropk<>+96(SB), Z1
+	VPADDQ       Z0, Z1, Z1
+	SHLQ         $2, CX
+	XORQ         AX, AX
+
+drop2_loop:
+	KEEP(Z0, Z2, Z3, K1)
+	KEEP(Z1, Z4, Z5, K2)
+	KUNPCKBW     K1, K2, K3
+	VMULPS.Z     (SI)(AX*1), Z25, K3, Z6
+	VMOVUPS      Z6, (DI)(AX*1)
+	VMULPS.Z     (R9)(AX*1), Z25, K3, Z7
+	VMOVUPS      Z7, (R8)(AX*1)
+	VPADDQ       Z26, Z0, Z0
+	VPADDQ       Z26, Z1, Z1
+	ADDQ         $64, AX
+	CMPQ         AX, CX
+	JLT          drop2_loop
+	VZEROUPPER
+	RET

@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// TestDropoutAVX512MatchesGo: dropoutApply with the AVX-512 kernel gives
-// bitwise the plain loop's result for every length 0..80, start offset
+// TestDropoutAVX512MatchesGo: dropoutApply with the AVX-512 kernel (and
+// dropoutApplyPair, with and without it) gives bitwise the plain loop's
+// result for every length 0..80, start offset
 // 0..15, several index bases (including ones near 2³²) and probabilities.
 func TestDropoutAVX512MatchesGo(t *testing.T) {
 	if !dropoutSIMD {
@@ -29,6 +30,14 @@ func TestDropoutAVX512MatchesGo(t *testing.T) {
 						dropoutSIMD = false
 						dropoutApply(want[off:off+n], src[off:off+n], base, p, seed)
 						dropoutSIMD = true
+						// The pair kernel: both outputs equal dropoutApply's.
+						g1, g2 := make([]float32, n), make([]float32, n)
+						dropoutApplyPair(g1, src[off:off+n], g2, src[off:off+n], base, p, seed)
+						for i := range g1 {
+							if !sameBits(g1[i], want[off+i]) || !sameBits(g2[i], want[off+i]) {
+								t.Fatalf("pair p=%v base=%d n=%d off=%d: element %d = %v, %v; want %v", p, base, n, off, i, g1[i], g2[i], want[off+i])
+							}
+						}
 						for i := off; i < off+n; i++ {
 							if !sameBits(got[i], want[i]) {
 								t.Fatalf("p=%v base=%d seed=%#x n=%d off=%d: element %d = %v, Go loop %v", p, base, seed, n, off, i-off, got[i], want[i])

@@ -8,9 +8,9 @@ import "fmt"
 // (NaNs in C do not propagate), as in reference BLAS. When alpha == 0 or
 // k == 0, A and B are not read and C = beta·C.
 //
-// It runs the packed, cache-blocked path (gemm_blocked.go) with the fastest
-// micro-kernel this CPU supports (AVX-512, AVX2+FMA, or plain Go; see
-// bestGemmKernel) on all cores. Results are deterministic: every C element is
+// It runs the packed, cache-blocked path (gemm_blocked.go) with the
+// micro-kernel gemmKernelFor picks for this CPU and shape (AVX-512 where it
+// was measured faster, else AVX2+FMA, or plain Go) on all cores. Results are deterministic: every C element is
 // reduced in an order fixed by (m, n, k) and the kernel alone, never by thread
 // scheduling or GOMAXPROCS. sgemm does not allocate after warm-up.
 //

@@ -593,6 +593,97 @@ copy32_loop:
 	JNZ    copy32_loop
 	RET
 
+// func copyRows12SSE(dst, src *float32, ld, kc int)
+// Copies 12 floats from each of kc rows of src (stride ld elements) to dst,
+// 48 bytes per row, back to back: a transposed A panel of the AVX-512
+// kernel. kc >= 1.
+TEXT ·copyRows12SSE(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kc+24(FP), CX
+
+copy12_loop:
+	MOVUPS (SI), X0
+	MOVUPS 16(SI), X1
+	MOVUPS 32(SI), X2
+	MOVUPS X0, (DI)
+	MOVUPS X1, 16(DI)
+	MOVUPS X2, 32(DI)
+	ADDQ   R8, SI
+	ADDQ   $48, DI
+	DECQ   CX
+	JNZ    copy12_loop
+	RET
+
+// func transpose8AVX(dst *float32, nr int, src *float32, ld int, kc8 int)
+// Packs 8 stored rows of B (row r at src + r*ld, 8*kc8 floats each) into 8
+// columns of a p-major panel of width nr: dst[p*nr + r] = src[r*ld + p],
+// one 8×8 block per step (unpack, shuffle, 128-bit permute: the standard
+// AVX 8×8 transpose). kc8 >= 1.
+TEXT ·transpose8AVX(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ nr+8(FP), R9
+	SHLQ $2, R9
+	MOVQ src+16(FP), SI
+	MOVQ ld+24(FP), R8
+	SHLQ $2, R8
+	MOVQ kc8+32(FP), CX
+	LEAQ (SI)(R8*4), R10 // rows 4..7
+	LEAQ (R9)(R9*2), R11 // 3 panel rows
+	LEAQ (R8)(R8*2), R12 // 3 stored rows
+
+tr8_loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(R8*1), Y1
+	VMOVUPS (SI)(R8*2), Y2
+	VMOVUPS (SI)(R12*1), Y3
+	VMOVUPS (R10), Y4
+	VMOVUPS (R10)(R8*1), Y5
+	VMOVUPS (R10)(R8*2), Y6
+	VMOVUPS (R10)(R12*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(R9*1)
+	VMOVUPS Y10, (DI)(R9*2)
+	VMOVUPS Y11, (DI)(R11*1)
+	LEAQ    (DI)(R9*4), DI
+	VMOVUPS Y12, (DI)
+	VMOVUPS Y13, (DI)(R9*1)
+	VMOVUPS Y14, (DI)(R9*2)
+	VMOVUPS Y15, (DI)(R11*1)
+	LEAQ    (DI)(R9*4), DI
+	ADDQ    $32, SI
+	ADDQ    $32, R10
+	DECQ    CX
+	JNZ     tr8_loop
+	VZEROUPPER
+	RET
+
 // ------------------------------------------------------------- FMA peak loop
 
 // func fmaPeakAVX2(n int)

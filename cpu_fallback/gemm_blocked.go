@@ -308,12 +308,7 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, pc, mc, kc, mr int)
 				continue
 			}
 			if rows == 12 && mr == 12 {
-				for p := 0; p < kc; p++ {
-					s := a[base+p*lda : base+p*lda+12 : base+p*lda+12]
-					d := panel[12*p : 12*p+12 : 12*p+12]
-					d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
-					d[6], d[7], d[8], d[9], d[10], d[11] = s[6], s[7], s[8], s[9], s[10], s[11]
-				}
+				copyRows12(panel, a[base:], lda, kc)
 				continue
 			}
 			for p := 0; p < kc; p++ {
@@ -451,25 +446,12 @@ func copyRows16Go(dst, src []float32, ld, kc int) {
 }
 
 // packBT16 interleaves 16 full stored rows of B (b[base+j*ldb:][:kc],
-// j < 16) into one p-major panel, two groups of 8 rows so the row slices
-// stay in registers: the AVX2 kernel's case for X·Wᵀ.
+// j < 16) into one p-major panel, in two groups of 8 rows (packBTRows8):
+// the AVX2 kernel's case for X·Wᵀ.
 func packBT16(panel, b []float32, base, ldb, kc int) {
 	panel = panel[:16*kc]
-	for h := 0; h < 16; h += 8 {
-		o := base + h*ldb
-		r0 := b[o : o+kc]
-		r1 := b[o+ldb : o+ldb+kc]
-		r2 := b[o+2*ldb : o+2*ldb+kc]
-		r3 := b[o+3*ldb : o+3*ldb+kc]
-		r4 := b[o+4*ldb : o+4*ldb+kc]
-		r5 := b[o+5*ldb : o+5*ldb+kc]
-		r6 := b[o+6*ldb : o+6*ldb+kc]
-		r7 := b[o+7*ldb : o+7*ldb+kc]
-		for p := range r0 {
-			d := panel[16*p+h : 16*p+h+8 : 16*p+h+8]
-			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
-		}
-	}
+	packBTRows8(panel, 16, b, base, ldb, kc)
+	packBTRows8(panel[8:], 16, b, base+8*ldb, ldb, kc)
 }
 
 // packBT32 is packBT16 for the AVX-512 kernel's 32-wide panels: four
@@ -477,19 +459,42 @@ func packBT16(panel, b []float32, base, ldb, kc int) {
 func packBT32(panel, b []float32, base, ldb, kc int) {
 	panel = panel[:32*kc]
 	for h := 0; h < 32; h += 8 {
-		o := base + h*ldb
-		r0 := b[o : o+kc]
-		r1 := b[o+ldb : o+ldb+kc]
-		r2 := b[o+2*ldb : o+2*ldb+kc]
-		r3 := b[o+3*ldb : o+3*ldb+kc]
-		r4 := b[o+4*ldb : o+4*ldb+kc]
-		r5 := b[o+5*ldb : o+5*ldb+kc]
-		r6 := b[o+6*ldb : o+6*ldb+kc]
-		r7 := b[o+7*ldb : o+7*ldb+kc]
-		for p := range r0 {
-			d := panel[32*p+h : 32*p+h+8 : 32*p+h+8]
-			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
-		}
+		packBTRows8(panel[h:], 32, b, base+h*ldb, ldb, kc)
+	}
+}
+
+// packBTRows8Go sets panel[p*nr+r] = b[base+r*ldb+p] for r < 8, p < kc: 8
+// stored rows of B into 8 columns of a panel of width nr, the portable
+// packBTRows8 (and its tail).
+func packBTRows8Go(panel []float32, nr int, b []float32, base, ldb, kc int) {
+	if kc == 0 {
+		return
+	}
+	r0 := b[base : base+kc]
+	r1 := b[base+ldb : base+ldb+kc]
+	r2 := b[base+2*ldb : base+2*ldb+kc]
+	r3 := b[base+3*ldb : base+3*ldb+kc]
+	r4 := b[base+4*ldb : base+4*ldb+kc]
+	r5 := b[base+5*ldb : base+5*ldb+kc]
+	r6 := b[base+6*ldb : base+6*ldb+kc]
+	r7 := b[base+7*ldb : base+7*ldb+kc]
+	_ = panel[(kc-1)*nr+7]
+	for p := range r0 {
+		d := panel[nr*p : nr*p+8 : nr*p+8]
+		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
+	}
+}
+
+// copyRows12Go copies 12 floats from each of kc rows of src (leading
+// dimension ld) into dst, back to back: the portable copyRows12.
+func copyRows12Go(dst, src []float32, ld, kc int) {
+	_ = src[(kc-1)*ld+11]
+	dst = dst[:12*kc]
+	for p := 0; p < kc; p++ {
+		s := src[p*ld : p*ld+12 : p*ld+12]
+		d := dst[12*p : 12*p+12 : 12*p+12]
+		d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
+		d[6], d[7], d[8], d[9], d[10], d[11] = s[6], s[7], s[8], s[9], s[10], s[11]
 	}
 }
 

@@ -93,3 +93,43 @@ func TestGemmKernelsBitwiseEqual(t *testing.T) {
 		}
 	}
 }
+
+// TestPackKernelsMatchGo: the assembly packing routines (transpose8AVX via
+// packBTRows8, copyRows12/16/32) give the Go routines' panels for every kc
+// 1..40, both panel widths and padded leading dimensions at every offset.
+func TestPackKernelsMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	src := make([]float32, 40*64)
+	for i := range src {
+		src[i] = rng.Float32()
+	}
+	for kc := 1; kc <= 40; kc++ {
+		for off := 0; off < 8; off++ {
+			ld := kc + off + 3
+			for _, nr := range []int{16, 32} {
+				want, got := make([]float32, kc*nr), make([]float32, kc*nr)
+				packBTRows8Go(want, nr, src, off, ld, kc)
+				packBTRows8(got, nr, src, off, ld, kc)
+				for i := range want {
+					if want[i] != got[i] {
+						t.Fatalf("packBTRows8 kc=%d off=%d nr=%d: element %d = %v, want %v", kc, off, nr, i, got[i], want[i])
+					}
+				}
+			}
+			ld = 32 + off
+			for _, c := range []struct {
+				w      int
+				asm, g func(dst, src []float32, ld, kc int)
+			}{{12, copyRows12, copyRows12Go}, {16, copyRows16, copyRows16Go}, {32, copyRows32, copyRows32Go}} {
+				want, got := make([]float32, kc*c.w), make([]float32, kc*c.w)
+				c.g(want, src[off:], ld, kc)
+				c.asm(got, src[off:], ld, kc)
+				for i := range want {
+					if want[i] != got[i] {
+						t.Fatalf("copyRows%d kc=%d off=%d: element %d = %v, want %v", c.w, kc, off, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}

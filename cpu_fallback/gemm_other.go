@@ -17,3 +17,9 @@ var copyRows16 = copyRows16Go
 
 // copyRows32 packs 32-wide rows of B; see copyRows32Go.
 var copyRows32 = copyRows32Go
+
+// copyRows12 packs a transposed 12-row A panel; see copyRows12Go.
+var copyRows12 = copyRows12Go
+
+// packBTRows8 packs 8 stored rows of B into a panel; see packBTRows8Go.
+var packBTRows8 = packBTRows8Go

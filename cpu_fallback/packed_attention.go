@@ -359,9 +359,8 @@ func (t *packedTask) backward(ws *gemmWorkspace, sc []float32, s, h int) {
 			if t.p > 0 {
 				Pd = sc[t.pTile : t.pTile+nq*nk]
 				for r := 0; r < nq; r++ {
-					idx := base + (i0+r)*g.maxT + j0
-					dropoutApply(Pd[r*nk:r*nk+nk], P[r*nk:r*nk+nk], idx, t.p, t.seed)
-					dropoutApply(dP[r*nk:r*nk+nk], dP[r*nk:r*nk+nk], idx, t.p, t.seed)
+					dropoutApplyPair(Pd[r*nk:r*nk+nk], P[r*nk:r*nk+nk], dP[r*nk:r*nk+nk], dP[r*nk:r*nk+nk],
+						base+(i0+r)*g.maxT+j0, t.p, t.seed)
 				}
 			}
 			// dV_j += P̃ᵀ·dout_i.
