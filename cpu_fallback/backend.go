@@ -38,8 +38,8 @@ type Backend struct {
 	pattn   packedTask
 	attnWS  []*gemmWorkspace
 	attnCut []int
-	// packTiles overrides the packed attention's tile sizes (attnBq,
-	// attnBk) when nonzero: tests use small tiles so that small inputs
+	// packTiles overrides the packed attention's tile sizes (attnBqFwd or
+	// attnBqBwd, attnBk) when nonzero: tests use small tiles so that small inputs
 	// cross tile boundaries.
 	packTiles [2]int
 }

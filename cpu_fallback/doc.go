@@ -15,8 +15,9 @@
 //     AVX-512 micro-kernel by a static rule (gemmKernelFor; the kernels are
 //     bitwise equal). Attention runs two sgemm calls per (batch, head)
 //     reading Q, K and V in place through the leading dimension 3C; the
-//     packed attention (packed_attention.go) runs tiles of 48 queries by
-//     128 keys with an online softmax and keeps no T×T matrix; the fused
+//     packed attention (packed_attention.go) runs tiles of 48 (forward) or
+//     96 (backward) queries by 128 keys with an online softmax and keeps
+//     no T×T matrix; the fused
 //     adapter is three to five sgemm calls around row-parallel bias and
 //     activation passes.
 //   - Arguments are validated before any work: a bad size, dtype, short or

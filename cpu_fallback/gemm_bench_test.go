@@ -59,12 +59,15 @@ var gemmBenchShapes = []gemmBenchShape{
 	{4096, 64, 384, false, false},
 	{64, 384, 4096, true, false},
 	{384, 64, 4096, true, false},
-	// tiles of the packed attention (attnBq = 48 queries, attnBk = 128
-	// keys, HS = 32): scores Q·Kᵀ, P·V and dQ, dV = P̃ᵀ·dout and dK; and
-	// the padded attention's per-head products at T = 128
+	// tiles of the packed attention (48 queries forward, 96 backward, by
+	// attnBk = 128 keys, HS = 32): forward scores Q·Kᵀ and P·V; backward
+	// scores and dP̃ = dout·Vᵀ, dV = P̃ᵀ·dout and dK, dQ; and the padded
+	// attention's per-head products at T = 128
 	{48, 128, 32, false, true},
 	{48, 32, 128, false, false},
-	{128, 32, 48, true, false},
+	{96, 128, 32, false, true},
+	{128, 32, 96, true, false},
+	{96, 32, 128, false, false},
 	{128, 128, 32, false, true},
 	{128, 32, 128, false, false},
 }

@@ -13,10 +13,10 @@ import (
 // and the backward that recomputes the probabilities from the saved
 // log-sum-exp are FlashAttention's, Dao et al. 2022, and FlashAttention-2's
 // loop order, Dao 2023). No T×T matrix is stored: each worker holds one
-// tile of at most attnBq×attnBk scores.
+// tile of at most attnBqBwd×attnBk scores.
 //
-// For one sequence of L rows and one head, per query block Q_i (≤ attnBq
-// rows) and key tile K_j, V_j (≤ attnBk rows):
+// For one sequence of L rows and one head, per query block Q_i (≤ attnBqFwd
+// or attnBqBwd rows) and key tile K_j, V_j (≤ attnBk rows):
 //
 //	forward:  S = Q_i·K_jᵀ/√HS;  m' = max(m, rowmax S);  E = exp(S - m')
 //	          l = l·exp(m - m') + rowsum E;  O = O·exp(m - m') + dropout(E)·V_j
@@ -32,14 +32,20 @@ import (
 // done by one worker in a fixed order, and the tile sizes are constants, so
 // the result does not depend on the number of workers.
 
-// Tile sizes. attnBq = 48 rows is a multiple of both micro-kernels' mr (6
-// and 12), so the score GEMMs have no edge tiles in m; attnBk = 128 keys
-// covers a whole BERT-length (T <= 128) sequence in one tile, so the online
+// Tile sizes. Query blocks are multiples of both micro-kernels' mr (6 and
+// 12), so the score GEMMs have no edge tiles in m; attnBk = 128 keys covers
+// a whole BERT-length (T <= 128) sequence in one tile, so the online
 // rescaling only runs for longer sequences, and is a multiple of both nr
-// (16, 32). A tile of scores is 48·128·4 B = 24 KiB, within L1/L2.
+// (16, 32). The backward uses taller query blocks: its dK and dV products
+// sum over the block's rows (k = the block height), and with 48 rows the
+// backward with dropout took 1.35x the time of 96 rows (-cpu 1,
+// S=8 x T=128, 12 heads of 32, on Zen 5); the forward measured the same
+// with 48, 96 and 128. A tile of scores is at most 96·128·4 B = 48 KiB,
+// per worker, and never a whole head's T×T at T >= 97.
 const (
-	attnBq = 48
-	attnBk = 128
+	attnBqFwd = 48
+	attnBqBwd = 96
+	attnBk    = 128
 )
 
 // packedGeom is a validated packed-attention call.
@@ -159,7 +165,10 @@ func (be *Backend) PackedAttentionBackward(dqkv, dout, qkv, out, lse, starts bac
 // term), and clears it. Callers hold be.mu.
 func (be *Backend) runPacked() {
 	t := &be.pattn
-	t.bq, t.bk = attnBq, attnBk
+	t.bq, t.bk = attnBqFwd, attnBk
+	if t.back {
+		t.bq = attnBqBwd
+	}
 	if be.packTiles != [2]int{} {
 		t.bq, t.bk = be.packTiles[0], be.packTiles[1]
 	}
@@ -178,7 +187,7 @@ type packedTask struct {
 	out, lse, qkv, dqkv, dout []float32
 	p                         float32
 	seed                      uint64
-	bq, bk                    int // tile sizes (attnBq, attnBk; tests use small ones)
+	bq, bk                    int // tile sizes (attnBq*, attnBk; tests use small ones)
 	scale, negInf             float32
 	scratch                   []float32
 	per                       int // scratch floats per worker
