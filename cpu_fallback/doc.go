@@ -34,7 +34,7 @@
 //   - Transcendentals are float32 vector kernels (vecmath.go): exp
 //     (Cephes: Cody–Waite reduction and a degree-5 minimax polynomial,
 //     ≤ 1.01 ulp) for the softmax, GELU' and swish, and Eigen's rational
-//     erf (|error| ≤ 3.5e-7) for GELU, in AVX2 and AVX-512 assembly and
+//     erf (|error| ≤ 4.5e-7) for GELU, in AVX2 and AVX-512 assembly and
 //     plain Go, all bitwise equal, so the instruction set never changes a
 //     result.
 package cpu

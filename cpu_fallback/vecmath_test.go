@@ -337,8 +337,8 @@ func TestVecMathAccuracy(t *testing.T) {
 		}
 	})
 	t.Logf("erf32: max absolute error %.3g on [-6, 6]", erfAbs)
-	if erfAbs > 3.6e-7 {
-		t.Errorf("erf32 absolute error %.3g, want <= 3.6e-7", erfAbs)
+	if erfAbs > 4.5e-7 {
+		t.Errorf("erf32 absolute error %.3g, want <= 4.5e-7", erfAbs)
 	}
 
 	// GELU and its derivative: absolute error (relative to max(1, |x|) for
@@ -362,8 +362,8 @@ func TestVecMathAccuracy(t *testing.T) {
 		}
 	})
 	t.Logf("gelu32: max |error|/max(1,|x|) %.3g (at x=%g); geluGrad32: max |error| %.3g (at x=%g), on [-20, 20]", geluErr, geluWorst, gradErr, gradWorst)
-	if geluErr > 2e-7 || gradErr > 2.5e-7 {
-		t.Errorf("gelu32 error %.3g (want <= 2e-7), geluGrad32 %.3g (want <= 2.5e-7)", geluErr, gradErr)
+	if geluErr > 2.5e-7 || gradErr > 2.5e-7 {
+		t.Errorf("gelu32 error %.3g (want <= 2.5e-7), geluGrad32 %.3g (want <= 2.5e-7)", geluErr, gradErr)
 	}
 	// Beyond ±20 GELU is x or -0/0 and its derivative 1 or 0 in float32.
 	for _, x := range []float32{20, 1e3, 1e30, math.MaxFloat32, -20, -1e3, -1e30, -math.MaxFloat32} {
