@@ -38,10 +38,11 @@ import (
 // rescaling only runs for longer sequences, and is a multiple of both nr
 // (16, 32). The backward uses taller query blocks: its dK and dV products
 // sum over the block's rows (k = the block height), and with 48 rows the
-// backward with dropout took 1.35x the time of 96 rows (-cpu 1,
-// S=8 x T=128, 12 heads of 32, on Zen 5); the forward measured the same
-// with 48, 96 and 128. A tile of scores is at most 96·128·4 B = 48 KiB,
-// per worker, and never a whole head's T×T at T >= 97.
+// backward with dropout took 1.2x the time of 96 rows and 1.4x that of 128
+// (-cpu 1, S=8 x T=128, 12 heads of 32, on Zen 5); 96, not 128, so that no
+// worker holds a whole head's T×T at BERT's T = 128. The forward measured
+// the same with 48, 96 and 128. A tile of scores is at most 96·128·4 B =
+// 48 KiB per worker.
 const (
 	attnBqFwd = 48
 	attnBqBwd = 96
