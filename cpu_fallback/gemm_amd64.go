@@ -133,7 +133,7 @@ func sgemmKernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 func sgemmKernelAVX2DirectA(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
 
 // sgemmKernelAVX512 is the assembly body of gemmAVX512Kernel (mr=12,
-// nr=32). Untested on hardware; see gemmAVX512Kernel.
+// nr=32; contract: gemmKernel.fn).
 //
 //go:noescape
 func sgemmKernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)
