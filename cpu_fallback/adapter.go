@@ -6,39 +6,6 @@ import (
 	"github.com/houlsby/adapters/backend"
 )
 
-// actForward returns f(z) for the adapter nonlinearity.
-func actForward(act backend.Act, z float32) float32 {
-	switch act {
-	case backend.ReLU:
-		if z > 0 {
-			return z
-		}
-		return 0
-	case backend.GELU:
-		return gelu(z)
-	case backend.Swish:
-		return float32(float64(z) * sigmoid(z))
-	}
-	panic(fmt.Sprintf("cpu: unknown activation %v", act))
-}
-
-// actGrad returns f'(z). ReLU'(0) is 0, as in PyTorch.
-func actGrad(act backend.Act, z float32) float32 {
-	switch act {
-	case backend.ReLU:
-		if z > 0 {
-			return 1
-		}
-		return 0
-	case backend.GELU:
-		return geluGrad(z)
-	case backend.Swish:
-		s := sigmoid(z)
-		return float32(s * (1 + float64(z)*(1-s)))
-	}
-	panic(fmt.Sprintf("cpu: unknown activation %v", act))
-}
-
 func checkAct(op string, act backend.Act) error {
 	if act.Valid() {
 		return nil

@@ -73,47 +73,40 @@ func (be *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, 
 }
 
 // softmaxMasked replaces each row of S (rows, T) by its softmax over the
-// keys whose mask (T) is nonzero; masked keys get probability 0, and a row
-// with no unmasked key becomes all zeros.
-func softmaxMasked(S []float32, mask []int32, rows, T int) {
+// keys whose mask (T) is nonzero; masked keys get probability exactly 0,
+// and a row with no unmasked key (or whose unmasked scores are all -Inf
+// or NaN) becomes all zeros. Masked scores are set to -Inf, whose exp32 is
+// +0, so the vector kernels run over whole rows: max, exp(s - max) with the
+// sum in 16 lanes, and the scaling by 1/sum.
+func softmaxMasked(k *vecImpl, S []float32, mask []int32, rows, T int) {
+	mask = mask[:T]
+	masked := 0
+	for _, m := range mask {
+		if m == 0 {
+			masked++
+		}
+	}
+	if masked == T {
+		clear(S[:rows*T])
+		return
+	}
+	negInf := math.Float32frombits(negInfF32bits)
 	for t := 0; t < rows; t++ {
 		row := S[t*T : t*T+T]
-		mx := float32(math.Inf(-1))
-		for s, v := range row {
-			if mask[s] != 0 && v > mx {
-				mx = v
+		if masked > 0 {
+			for s, m := range mask {
+				if m == 0 {
+					row[s] = negInf
+				}
 			}
 		}
-		if math.IsInf(float64(mx), -1) {
+		mx := maxVec(k, row, negInf)
+		if mx == negInf {
 			clear(row)
 			continue
 		}
-		var sum float32
-		for s, v := range row {
-			if mask[s] == 0 {
-				row[s] = 0
-				continue
-			}
-			// exp(v-mx) as in exp(), written out (it does not inline).
-			x := float64(v - mx) // <= 0
-			var e float32
-			if x > expUnder {
-				k := (x*log2e + shifter) - shifter
-				r := (x - k*ln2Hi) - k*ln2Lo
-				r2 := r * r
-				r4 := r2 * r2
-				p := (1 + r) + r2*(0.5+r*(1.0/6)) + r4*((1.0/24+r*(1.0/120))+r2*(1.0/720+r*(1.0/5040)))
-				e = float32(p * math.Float64frombits(uint64(int64(k)+1023)<<52))
-			} else if x != x {
-				e = float32(x)
-			}
-			row[s] = e
-			sum += e
-		}
-		inv := 1 / sum
-		for s := range row {
-			row[s] *= inv
-		}
+		sum := expSubSumVec(k, row, mx)
+		scaleVec(k, row, 1/sum)
 	}
 }
 
@@ -197,7 +190,7 @@ func (t *attnTask) forward(w, lo, hi int) {
 		q, k, v := t.qkv[off:], t.qkv[off+C:], t.qkv[off+2*C:]
 		P := t.probs[bh*T*T : bh*T*T+T*T]
 		sgemm(false, true, T, T, HS, scale, q, C3, k, C3, 0, P, T)
-		softmaxMasked(P, t.mask[b*T:b*T+T], T, T)
+		softmaxMasked(vec, P, t.mask[b*T:b*T+T], T, T)
 		pd := P
 		if t.p > 0 {
 			pd = t.s1[w*T*T : w*T*T+T*T]
@@ -219,37 +212,20 @@ func (t *attnTask) backward(w, lo, hi int) {
 		dq, dk, dv := t.dqkv[off:], t.dqkv[off+C:], t.dqkv[off+2*C:]
 		g := t.out[b*T*C+h*HS:]
 		P := t.probs[bh*T*T : bh*T*T+T*T]
+		dS := t.s2[w*T*T : w*T*T+T*T]
+		// dP̃ = dout·Vᵀ (T×T).
+		sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
 		pd := P
 		if t.p > 0 {
+			// P̃ = dropout(P) and dP = dP̃·keep/(1-p) under one hash.
 			pd = t.s1[w*T*T : w*T*T+T*T]
-			dropoutApply(pd, P, bh*T*T, t.p, t.seed)
+			dropoutApplyPair(pd, P, dS, dS, bh*T*T, t.p, t.seed)
 		}
-		dS := t.s2[w*T*T : w*T*T+T*T]
-		// dV = P̃ᵀ·dout (T×HS), dP̃ = dout·Vᵀ (T×T).
+		// dV = P̃ᵀ·dout (T×HS).
 		sgemm(true, false, T, HS, T, 1, pd, T, g, C, 0, dv, C3)
-		sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
-		if t.p > 0 {
-			// dP = dP̃·keep/(1-p). keep is known from pd without hashing
-			// again: pd = 0 where dropped (or where P = 0, and there the
-			// softmax backward multiplies dP by P = 0 anyway).
-			s := 1 / (1 - t.p)
-			for i, x := range pd {
-				if x == 0 {
-					dS[i] = 0
-				} else {
-					dS[i] *= s
-				}
-			}
-		}
 		for i := 0; i < T; i++ {
 			pr, dr := P[i*T:i*T+T], dS[i*T:i*T+T]
-			var dot float32
-			for s, x := range pr {
-				dot += x * dr[s]
-			}
-			for s, x := range pr {
-				dr[s] = x * (dr[s] - dot)
-			}
+			softmaxGradVec(vec, dr, dr, pr, dotVec(vec, pr, dr), 1)
 		}
 		sgemm(false, false, T, HS, T, scale, dS, T, k, C3, 0, dq, C3)
 		sgemm(true, false, T, HS, T, scale, dS, T, q, C3, 0, dk, C3)

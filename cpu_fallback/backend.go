@@ -32,6 +32,16 @@ type Backend struct {
 	attn attnTask
 	sm   smTask
 	ce   ceTask
+
+	// The packed attention's task, its per-worker GEMM packing workspaces
+	// and its work split (grown on demand, reused).
+	pattn   packedTask
+	attnWS  []*gemmWorkspace
+	attnCut []int
+	// packTiles overrides the packed attention's tile sizes (attnBqFwd or
+	// attnBqBwd, attnBk) when nonzero: tests use small tiles so that small inputs
+	// cross tile boundaries.
+	packTiles [2]int
 }
 
 // Scratch slots; each op uses its own fixed slots.
@@ -42,12 +52,13 @@ const (
 	nScratch
 )
 
-// The CPU backend implements the core contract, both fused capabilities
-// and both grouped (serving) capabilities, for every size.
+// The CPU backend implements the core contract, the fused capabilities, the
+// packed attention and both grouped (serving) capabilities, for every size.
 var (
 	_ backend.Backend          = (*Backend)(nil)
 	_ backend.FusedAdapter     = (*Backend)(nil)
 	_ backend.FusedAttention   = (*Backend)(nil)
+	_ backend.PackedAttention  = (*Backend)(nil)
 	_ backend.GroupedAdapter   = (*Backend)(nil)
 	_ backend.GroupedLayerNorm = (*Backend)(nil)
 )

@@ -79,6 +79,39 @@ func BenchmarkOp(b *testing.B) {
 				})
 			})
 		}
+		// The packed attention on the same batch (every sequence T rows
+		// long, so the same flops) and on sequences of lengths T/4..T
+		// (flops of the real rows only; the padded op would pay for B·T²).
+		lse := benchTensor(b, be, r, 0, NH, B*T)
+		starts, _ := be.Alloc(backend.I32, B+1)
+		mixed, _ := be.Alloc(backend.I32, B+1)
+		var flMixed float64
+		for i := 0; i < B; i++ {
+			starts.(*Tensor).Ints[i+1] = int32((i + 1) * T)
+			L := T/4 + (3*T/4)*i/max(B-1, 1)
+			mixed.(*Tensor).Ints[i+1] = mixed.(*Tensor).Ints[i] + int32(L)
+			flMixed += float64(NH) * 2 * 2 * float64(L*L*HS)
+		}
+		for _, st := range []struct {
+			name   string
+			starts backend.Tensor
+			fl     float64
+		}{{"full", starts, fl}, {"mixed", mixed, flMixed}} {
+			for _, p := range []float32{0, 0.1} {
+				name := fmt.Sprintf("cpu/packed_attention_fwd_%s_S%d_maxT%d_NH%d_HS%d_p%v", st.name, B, T, NH, HS, p)
+				b.Run(name, func(b *testing.B) {
+					benchRun(b, be, st.fl, 0, func() error {
+						return be.PackedAttentionForward(out, lse, qkv, st.starts, B, T, NH, HS, p, 1)
+					})
+				})
+				name = fmt.Sprintf("cpu/packed_attention_bwd_%s_S%d_maxT%d_NH%d_HS%d_p%v", st.name, B, T, NH, HS, p)
+				b.Run(name, func(b *testing.B) {
+					benchRun(b, be, 2*st.fl, 0, func() error {
+						return be.PackedAttentionBackward(dqkv, dout, qkv, out, lse, st.starts, B, T, NH, HS, p, 1)
+					})
+				})
+			}
+		}
 	}
 
 	const N, C, M = 4096, 384, 64

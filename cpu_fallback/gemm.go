@@ -8,16 +8,34 @@ import "fmt"
 // (NaNs in C do not propagate), as in reference BLAS. When alpha == 0 or
 // k == 0, A and B are not read and C = beta·C.
 //
-// It runs the packed, cache-blocked path (gemm_blocked.go) with the fastest
-// micro-kernel this CPU supports (AVX-512, AVX2+FMA, or plain Go; see
-// bestGemmKernel) on all cores. Results are deterministic: every C element is
+// It runs the packed, cache-blocked path (gemm_blocked.go) with the
+// micro-kernel gemmKernelFor picks for this CPU and shape (AVX-512 where it
+// was measured faster, else AVX2+FMA, or plain Go) on all cores. Results are deterministic: every C element is
 // reduced in an order fixed by (m, n, k) and the kernel alone, never by thread
 // scheduling or GOMAXPROCS. sgemm does not allocate after warm-up.
 //
 // Bad sizes or slices too short for them are programmer bugs and panic.
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	sgemmBlocked(bestGemmKernel, gemmWorkers(bestGemmKernel, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	kern := gemmKernelFor(transA, m, n, k)
+	sgemmBlocked(kern, gemmWorkers(kern, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmSerial is sgemm on the calling goroutine with the caller's packing
+// workspace, for the small products inside a parallel region (the packed
+// attention's tiles), where splitting the product or taking a workspace
+// from the shared free list would cost more than it saves. Same arithmetic
+// as sgemm, so the same bits.
+func sgemmSerial(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	gemmSerial(gemmKernelFor(transA, m, n, k), ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // sgemmRef is the straightforward triple loop, kept as the oracle for every

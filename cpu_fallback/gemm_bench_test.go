@@ -19,7 +19,8 @@ func (s gemmBenchShape) String() string {
 
 // gemmBenchShapes are the GEMMs of a BERT layer over 4096 tokens (BERT-base
 // d=768/FFN 3072 and MiniLM d=384/FFN 1536) in the three transpose cases the
-// model uses, and of a d=768, m=64 bottleneck adapter:
+// model uses, of a d=768 and a d=384 m=64 bottleneck adapter, and the small
+// per-head products of attention:
 //
 //	forward     Y  = X·Wᵀ   M=tokens, N=out, K=in    NT
 //	input grad  dX = dY·W   M=tokens, N=in,  K=out   NN
@@ -51,14 +52,43 @@ var gemmBenchShapes = []gemmBenchShape{
 	{4096, 64, 768, false, false},
 	{64, 768, 4096, true, false},
 	{768, 64, 4096, true, false},
+	// adapter d=384 (all-MiniLM-L6-v2), m=64: the same six products
+	{4096, 64, 384, false, true},
+	{4096, 384, 64, false, true},
+	{4096, 384, 64, false, false},
+	{4096, 64, 384, false, false},
+	{64, 384, 4096, true, false},
+	{384, 64, 4096, true, false},
+	// tiles of the packed attention (48 queries forward, 96 backward, by
+	// attnBk = 128 keys, HS = 32): forward scores Q·Kᵀ and P·V; backward
+	// scores and dP̃ = dout·Vᵀ, dV = P̃ᵀ·dout and dK, dQ; and the padded
+	// attention's per-head products at T = 128
+	{48, 128, 32, false, true},
+	{48, 32, 128, false, false},
+	{96, 128, 32, false, true},
+	{128, 32, 96, true, false},
+	{96, 32, 128, false, false},
+	{128, 128, 32, false, true},
+	{128, 32, 128, false, false},
 }
 
 // BenchmarkGemm times sgemm (beta = 0, all cores) on gemmBenchShapes as
-// BenchmarkGemm/cpu/<shape>, and the plain Go kernel on two shapes as
-// BenchmarkGemm/cpu-go/<shape>, reporting GFLOP/s = 2·M·N·K / time.
+// BenchmarkGemm/cpu/<shape> with the kernel sgemm chooses for the shape,
+// every SIMD kernel this CPU has as BenchmarkGemm/kernel-<name>/<shape>
+// (the measurements behind the choice rule, gemmKernelFor), and the plain
+// Go kernel on two shapes as BenchmarkGemm/cpu-go/<shape>, reporting
+// GFLOP/s = 2·M·N·K / time.
 func BenchmarkGemm(b *testing.B) {
 	for _, s := range gemmBenchShapes {
-		b.Run("cpu/"+s.String(), func(b *testing.B) { benchGemm(b, bestGemmKernel, s) })
+		b.Run("cpu/"+s.String(), func(b *testing.B) { benchGemm(b, gemmKernelFor(s.transA, s.m, s.n, s.k), s) })
+	}
+	for _, k := range gemmKernels {
+		if k == gemmGoKernel {
+			continue
+		}
+		for _, s := range gemmBenchShapes {
+			b.Run("kernel-"+k.name+"/"+s.String(), func(b *testing.B) { benchGemm(b, k, s) })
+		}
 	}
 	for _, s := range []gemmBenchShape{{4096, 768, 768, false, true}, {4096, 768, 64, false, true}} {
 		b.Run("cpu-go/"+s.String(), func(b *testing.B) { benchGemm(b, gemmGoKernel, s) })

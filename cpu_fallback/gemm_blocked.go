@@ -51,15 +51,17 @@ type gemmKernel struct {
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
 	// fnDirectA, when not nil, is fn reading A unpacked from row-major
 	// storage: element (i, p) at a[i*lda+p]. Used where packing A would not
-	// pay for itself (few B panels to reuse it on, see directAMaxPanels).
+	// pay for itself: B blocks of at most directMax panels (directAPanels
+	// when 0), so few reuses of each packed A panel.
 	fnDirectA func(kc int, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32)
+	directMax int
 }
 
-// directAMaxPanels: when a B block has at most this many nr-wide panels
-// (n <= 128 for nr=16, e.g. the adapter's m=64 side), each packed A panel
-// would be used that few times, and packing A cost about a third of the time
-// (profile of 4096x64x768_NT), so kernels with fnDirectA read A in place.
-const directAMaxPanels = 8
+// directAPanels is the default of gemmKernel.directMax: with at most 8
+// nr-wide B panels (n <= 128 for nr=16, e.g. the adapter's m=64 side) each
+// packed A panel would be used that few times, and packing A cost about a
+// third of the time (profile of 4096x64x768_NT on Zen 3).
+const directAPanels = 8
 
 // maxTile bounds mr*nr over all kernels (AVX-512: 12×32), for the scratch tile.
 const maxTile = 12 * 32
@@ -199,7 +201,11 @@ func gemmSerial(kern *gemmKernel, ws *gemmWorkspace, transA, transB bool, m, n, 
 	ap := ws.buf(&ws.a, mcMax*kcB)
 	bp := ws.buf(&ws.b, ncMax*kcB)
 	tile := ws.tile[:mr*nr]
-	directA := kern.fnDirectA != nil && !transA && ceilDiv(ncMax, nr) <= directAMaxPanels
+	dmax := kern.directMax
+	if dmax == 0 {
+		dmax = directAPanels
+	}
+	directA := kern.fnDirectA != nil && !transA && ceilDiv(ncMax, nr) <= dmax
 	for jc := 0; jc < n; jc += kern.nc {
 		nc := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kcB {
@@ -253,7 +259,11 @@ func macroKernel(kern *gemmKernel, tile []float32, mc, nc, kc int, alpha float32
 				continue
 			}
 			// Edge tile: full tile into scratch (padding is zero), then
-			// copy the valid part out with the same alpha/beta rule.
+			// copy the valid part out with the kernels' alpha/beta
+			// arithmetic: alpha·acc rounded, then one fused multiply-add
+			// with beta·C (fma32), so an element gets the same bits in an
+			// edge tile as in a full one, whichever kernel's tiling puts
+			// it there (TestGemmKernelsBitwiseEqual).
 			if direct {
 				kern.fnDirectA(kc, aDirect[ir*lda:], lda, bPanel, tile, nr, 1, 0)
 			} else {
@@ -268,7 +278,7 @@ func macroKernel(kern *gemmKernel, tile []float32, mc, nc, kc int, alpha float32
 					}
 				} else {
 					for j := range row {
-						row[j] = alpha*t[j] + beta*row[j]
+						row[j] = fma32(beta, row[j], alpha*t[j])
 					}
 				}
 			}
@@ -297,6 +307,10 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, pc, mc, kc, mr int)
 				}
 				continue
 			}
+			if rows == 12 && mr == 12 {
+				copyRows12(panel, a[base:], lda, kc)
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				src := a[base+p*lda : base+p*lda+rows]
 				d := panel[p*mr : p*mr+mr]
@@ -314,6 +328,10 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, pc, mc, kc, mr int)
 		base := (ic+ir)*lda + pc
 		if rows == 6 && mr == 6 {
 			packA6(panel, a, base, lda, kc)
+			continue
+		}
+		if rows == 12 && mr == 12 {
+			packA12(panel, a, base, lda, kc)
 			continue
 		}
 		for r := 0; r < rows; r++ {
@@ -347,6 +365,25 @@ func packA6(panel, a []float32, base, lda, kc int) {
 	}
 }
 
+// packA12 is packA6 for the AVX-512 kernel's 12-row panels: two groups of
+// six rows, so the row slices stay in registers.
+func packA12(panel, a []float32, base, lda, kc int) {
+	panel = panel[:12*kc]
+	for h := 0; h < 12; h += 6 {
+		o := base + h*lda
+		r0 := a[o : o+kc]
+		r1 := a[o+lda : o+lda+kc]
+		r2 := a[o+2*lda : o+2*lda+kc]
+		r3 := a[o+3*lda : o+3*lda+kc]
+		r4 := a[o+4*lda : o+4*lda+kc]
+		r5 := a[o+5*lda : o+5*lda+kc]
+		for p := range r0 {
+			d := panel[12*p+h : 12*p+h+6 : 12*p+h+6]
+			d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+		}
+	}
+}
+
 // packB copies op(B)[pc:pc+kc, jc:jc+nc] into nr-wide panels (layout at the
 // top of the file), zero-padding the last panel to nr columns.
 func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int) {
@@ -361,6 +398,10 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 				copyRows16(panel, b[base:], ldb, kc)
 				continue
 			}
+			if cols == 32 && nr == 32 {
+				copyRows32(panel, b[base:], ldb, kc)
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				d := panel[p*nr : p*nr+nr]
 				copy(d, b[base+p*ldb:base+p*ldb+cols])
@@ -371,6 +412,10 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, jc, kc, nc, nr int)
 		// B is stored n×k: op(B)[p, j] = b[j*ldb+p]; scatter each stored row.
 		if cols == 16 && nr == 16 {
 			packBT16(panel, b, (jc+jr)*ldb+pc, ldb, kc)
+			continue
+		}
+		if cols == 32 && nr == 32 {
+			packBT32(panel, b, (jc+jr)*ldb+pc, ldb, kc)
 			continue
 		}
 		for j := 0; j < cols; j++ {
@@ -401,24 +446,66 @@ func copyRows16Go(dst, src []float32, ld, kc int) {
 }
 
 // packBT16 interleaves 16 full stored rows of B (b[base+j*ldb:][:kc],
-// j < 16) into one p-major panel, two groups of 8 rows so the row slices
-// stay in registers: the AVX2 kernel's case for X·Wᵀ.
+// j < 16) into one p-major panel, in two groups of 8 rows (packBTRows8):
+// the AVX2 kernel's case for X·Wᵀ.
 func packBT16(panel, b []float32, base, ldb, kc int) {
 	panel = panel[:16*kc]
-	for h := 0; h < 16; h += 8 {
-		o := base + h*ldb
-		r0 := b[o : o+kc]
-		r1 := b[o+ldb : o+ldb+kc]
-		r2 := b[o+2*ldb : o+2*ldb+kc]
-		r3 := b[o+3*ldb : o+3*ldb+kc]
-		r4 := b[o+4*ldb : o+4*ldb+kc]
-		r5 := b[o+5*ldb : o+5*ldb+kc]
-		r6 := b[o+6*ldb : o+6*ldb+kc]
-		r7 := b[o+7*ldb : o+7*ldb+kc]
-		for p := range r0 {
-			d := panel[16*p+h : 16*p+h+8 : 16*p+h+8]
-			d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
-		}
+	packBTRows8(panel, 16, b, base, ldb, kc)
+	packBTRows8(panel[8:], 16, b, base+8*ldb, ldb, kc)
+}
+
+// packBT32 is packBT16 for the AVX-512 kernel's 32-wide panels: four
+// groups of 8 stored rows.
+func packBT32(panel, b []float32, base, ldb, kc int) {
+	panel = panel[:32*kc]
+	for h := 0; h < 32; h += 8 {
+		packBTRows8(panel[h:], 32, b, base+h*ldb, ldb, kc)
+	}
+}
+
+// packBTRows8Go sets panel[p*nr+r] = b[base+r*ldb+p] for r < 8, p < kc: 8
+// stored rows of B into 8 columns of a panel of width nr, the portable
+// packBTRows8 (and its tail).
+func packBTRows8Go(panel []float32, nr int, b []float32, base, ldb, kc int) {
+	if kc == 0 {
+		return
+	}
+	r0 := b[base : base+kc]
+	r1 := b[base+ldb : base+ldb+kc]
+	r2 := b[base+2*ldb : base+2*ldb+kc]
+	r3 := b[base+3*ldb : base+3*ldb+kc]
+	r4 := b[base+4*ldb : base+4*ldb+kc]
+	r5 := b[base+5*ldb : base+5*ldb+kc]
+	r6 := b[base+6*ldb : base+6*ldb+kc]
+	r7 := b[base+7*ldb : base+7*ldb+kc]
+	_ = panel[(kc-1)*nr+7]
+	for p := range r0 {
+		d := panel[nr*p : nr*p+8 : nr*p+8]
+		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p]
+	}
+}
+
+// copyRows12Go copies 12 floats from each of kc rows of src (leading
+// dimension ld) into dst, back to back: the portable copyRows12.
+func copyRows12Go(dst, src []float32, ld, kc int) {
+	_ = src[(kc-1)*ld+11]
+	dst = dst[:12*kc]
+	for p := 0; p < kc; p++ {
+		s := src[p*ld : p*ld+12 : p*ld+12]
+		d := dst[12*p : 12*p+12 : 12*p+12]
+		d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
+		d[6], d[7], d[8], d[9], d[10], d[11] = s[6], s[7], s[8], s[9], s[10], s[11]
+	}
+}
+
+// copyRows32Go copies 32 floats from each of kc rows of src (leading
+// dimension ld) into dst, back to back: the portable copyRows32.
+func copyRows32Go(dst, src []float32, ld, kc int) {
+	_ = src[(kc-1)*ld+31]
+	dst = dst[:32*kc]
+	for p := 0; p < kc; p++ {
+		copyRows16Go(dst[32*p:32*p+16], src[p*ld:], ld, 1)
+		copyRows16Go(dst[32*p+16:32*p+32], src[p*ld+16:], ld, 1)
 	}
 }
 

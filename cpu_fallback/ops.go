@@ -332,11 +332,36 @@ func dropoutApply(dst, src []float32, base int, p float32, seed uint64) {
 	}
 	s := 1 / (1 - p)
 	thr := uint32(p * (1 << 24))
-	for i, v := range src {
+	src = src[:len(dst)]
+	// The assembly does whole blocks of 16 (AVX512DQ), the loop the rest;
+	// both compute the same integer hash, so the split does not matter.
+	done := dropoutKernel(dst, src, base, seed, thr, s)
+	for i := done; i < len(src); i++ {
+		v := src[i]
 		if uint32(splitmix64(seed^splitmix64(uint64(base+i)))>>40) >= thr {
 			dst[i] = v * s
 		} else {
 			dst[i] = 0
+		}
+	}
+}
+
+// dropoutApplyPair is dropoutApply on two arrays under the same mask (one
+// hash per element): dst = src·keep/(1-p) and dst2 = src2·keep/(1-p), for
+// an attention backward's dropped-out probabilities and the gradient
+// through them. p > 0.
+func dropoutApplyPair(dst, src, dst2, src2 []float32, base int, p float32, seed uint64) {
+	s := 1 / (1 - p)
+	thr := uint32(p * (1 << 24))
+	n := len(dst)
+	src, dst2, src2 = src[:n], dst2[:n], src2[:n]
+	done := dropoutPairKernel(dst, src, dst2, src2, base, seed, thr, s)
+	for i := done; i < n; i++ {
+		v, v2 := src[i], src2[i]
+		if uint32(splitmix64(seed^splitmix64(uint64(base+i)))>>40) >= thr {
+			dst[i], dst2[i] = v*s, v2*s
+		} else {
+			dst[i], dst2[i] = 0, 0
 		}
 	}
 }

@@ -44,8 +44,8 @@ func (be *Backend) MaskedSoftmaxForward(probs, scores, mask backend.Tensor, B, R
 }
 
 // MaskedSoftmaxBackward sets dscores = scale·probs ⊙ (dprobs - Σ_t
-// probs·dprobs) over N rows of length T (the row sum in float32, in key
-// order). dscores may alias dprobs.
+// probs·dprobs) over N rows of length T (the row sum in float32, in 16
+// lanes: dotVec). dscores may alias dprobs.
 func (be *Backend) MaskedSoftmaxBackward(dscores, dprobs, probs backend.Tensor, N, T int, scale float32) error {
 	const op = "cpu.MaskedSoftmaxBackward"
 	if err := nonneg(op, "N,T", N, T); err != nil {
@@ -95,19 +95,12 @@ func (t *smTask) run(_, lo, hi int) {
 		p := t.probs[r*T : r*T+T]
 		if t.back {
 			ds, dp := t.scores[r*T:r*T+T], t.dprobs[r*T:r*T+T]
-			var dot float32
-			for j, x := range p {
-				dot += x * dp[j]
-			}
-			for j, x := range p {
-				ds[j] = t.scale * (x * (dp[j] - dot))
-			}
+			softmaxGradVec(vec, ds, dp, p, dotVec(vec, p, dp), t.scale)
 			continue
 		}
-		for j, v := range t.scores[r*T : r*T+T] {
-			p[j] = t.scale * v
-		}
+		copy(p, t.scores[r*T:r*T+T])
+		scaleVec(vec, p, t.scale)
 		b := r / t.R
-		softmaxMasked(p, t.mask[b*T:b*T+T], 1, T)
+		softmaxMasked(vec, p, t.mask[b*T:b*T+T], 1, T)
 	}
 }

@@ -43,10 +43,7 @@ func (t *ewTask) run(_, lo, hi int) {
 	o := t.o[lo:hi]
 	switch t.kind {
 	case ewAdd:
-		a, b := t.a[lo:hi], t.b[lo:hi]
-		for i := range o {
-			o[i] = a[i] + b[i]
-		}
+		addVec(vec, o, t.a[lo:hi], t.b[lo:hi])
 	case ewScale:
 		for i := range o {
 			o[i] *= t.alpha
@@ -64,23 +61,9 @@ func (t *ewTask) run(_, lo, hi int) {
 	case ewDropout:
 		dropoutApply(o, t.a[lo:hi], lo, t.p, t.seed)
 	case ewAct:
-		a := t.a[lo:hi]
-		if t.act == backend.GELU {
-			geluSlice(o, a)
-			break
-		}
-		for i := range o {
-			o[i] = actForward(t.act, a[i])
-		}
+		actVec(vec, t.act, o, t.a[lo:hi])
 	case ewActBack:
-		a, b := t.a[lo:hi], t.b[lo:hi]
-		if t.act == backend.GELU {
-			geluGradMulSlice(o, b, a)
-			break
-		}
-		for i := range o {
-			o[i] = b[i] * actGrad(t.act, a[i])
-		}
+		actGradMulVec(vec, t.act, o, t.b[lo:hi], t.a[lo:hi])
 	case ewAdamW:
 		// Walk [lo, hi) in spans alternating between no decay and a decay
 		// range; the first range ending after lo is found by bisection.
@@ -138,10 +121,7 @@ func (t *colSumTask) run(_, lo, hi int) {
 		a := acc[:c1-c0]
 		clear(a)
 		for n := 0; n < t.N; n++ {
-			row := t.x[n*t.C+c0 : n*t.C+c1]
-			for j, v := range row {
-				a[j] += v
-			}
+			addVec(vec, a, a, t.x[n*t.C+c0:n*t.C+c1])
 		}
 		for j, v := range a {
 			t.dst[c0+j] += v
@@ -172,26 +152,12 @@ func (t *rowTask) run(_, lo, hi int) {
 		o := t.o[n*C : n*C+C]
 		switch t.kind {
 		case rowAddBias:
-			for j, b := range t.a[:C] {
-				o[j] += b
-			}
+			addVec(vec, o, o, t.a[:C])
 		case rowAddRowBias:
-			x := t.x[n*C : n*C+C]
-			for j, b := range t.a[:C] {
-				o[j] = x[j] + b
-			}
+			addVec(vec, o, t.x[n*C:n*C+C], t.a[:C])
 		case rowBiasAct:
-			x := t.x[n*C : n*C+C]
-			for j, b := range t.a[:C] {
-				o[j] += b
-			}
-			if t.act == backend.GELU {
-				geluSlice(x, o)
-				break
-			}
-			for j, z := range o {
-				x[j] = actForward(t.act, z)
-			}
+			addVec(vec, o, o, t.a[:C])
+			actVec(vec, t.act, t.x[n*C:n*C+C], o)
 		}
 	}
 }

@@ -32,11 +32,8 @@ func TestForwardFromCacheIsExact(t *testing.T) {
 			for _, packed := range []bool{false, true} {
 				name := pooling + "/" + tc.name + map[bool]string{false: "/padded", true: "/packed"}[packed]
 				t.Run(name, func(t *testing.T) {
-					var be backend.Backend = cpu.New()
-					if packed {
-						be = unpackingCPU{cpu.New()}
-					}
-					m := newTiny(t, be, ck, Options{Adapter: tc.adapter, Trainable: tc.trainable, NoFrozenDropout: true,
+					be := cpu.New() // it packs; NoPacking keeps the padded layout
+					m := newTiny(t, be, ck, Options{Adapter: tc.adapter, Trainable: tc.trainable, NoFrozenDropout: true, NoPacking: !packed,
 						Head: HeadOptions{Kind: HeadClassification, NumLabels: 3, Pooling: pooling}})
 					require.Equal(t, packed, m.Packed())
 					randomizeTrainable(t, m, 9)

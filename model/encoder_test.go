@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/houlsby/adapters/backend"
 	cpu "github.com/houlsby/adapters/cpu_fallback"
 )
@@ -364,47 +366,58 @@ func TestBackwardStopsAtLowestTrainable(t *testing.T) {
 // values; 1e-3 relative leaves room for cancellation in gradient entries
 // that are sums of terms of both signs.
 func TestCPUMatchesFloat64(t *testing.T) {
-	ck := randomCheckpoint(tinyConfig(), true, 8)
-	opts := Options{Adapter: adapterOpts(backend.GELU), Trainable: allTrainable, Head: classification(3)}
-	mc := newTiny(t, cpu.New(), ck, opts)
-	m64 := newTiny(t, &backend64{}, ck, opts)
-	randomizeTrainable(t, mc, 9)
-	randomizeTrainable(t, m64, 9)
-	bt := tinyBatch(false)
-	var hid [2][]float32
-	var loss [2]float32
-	for i, m := range []*Model{mc, m64} {
-		l, _, err := m.Forward(bt, true, 42)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loss[i] = l
-		hid[i] = hiddenHost(t, m)
-		if err := m.Backward(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	close := func(a, r float32) bool { return math.Abs(float64(a-r)) <= 1e-4+1e-3*math.Abs(float64(r)) }
-	if !close(loss[0], loss[1]) {
-		t.Errorf("loss: cpu %v, float64 %v", loss[0], loss[1])
-	}
-	for i := range hid[0] {
-		if !close(hid[0][i], hid[1][i]) {
-			t.Fatalf("hidden[%d]: cpu %v, float64 %v", i, hid[0][i], hid[1][i])
-		}
-	}
-	worst := 0.0
-	for i, p := range mc.Params() {
-		g := download(t, mc.b, p.Grad)
-		r := download(t, m64.b, m64.Params()[i].Grad)
-		for j := range g {
-			if !close(g[j], r[j]) {
-				t.Fatalf("%s grad[%d]: cpu %v, float64 %v", p.Name, j, g[j], r[j])
+	// Padded with dropout (the float64 backend draws the same masks), and
+	// packed (the CPU's own layout) without: hidden-state dropout masks of
+	// the two layouts are drawn over different element indices. Hidden
+	// states are compared on real tokens (packed, padding rows are 0).
+	for _, tc := range []struct {
+		name      string
+		noPacking bool
+		train     bool
+	}{{"padded", true, true}, {"packed", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ck := randomCheckpoint(tinyConfig(), true, 8)
+			opts := Options{Adapter: adapterOpts(backend.GELU), Trainable: allTrainable, Head: classification(3)}
+			m64 := newTiny(t, &backend64{}, ck, opts)
+			opts.NoPacking = tc.noPacking
+			mc := newTiny(t, cpu.New(), ck, opts)
+			require.Equal(t, !tc.noPacking, mc.Packed())
+			randomizeTrainable(t, mc, 9)
+			randomizeTrainable(t, m64, 9)
+			bt := tinyBatch(false)
+			var hid [2][]float32
+			var loss [2]float32
+			for i, m := range []*Model{mc, m64} {
+				l, _, err := m.Forward(bt, tc.train, 42)
+				require.NoError(t, err)
+				loss[i] = l
+				hid[i] = hiddenHost(t, m)
+				require.NoError(t, m.Backward())
 			}
-			worst = math.Max(worst, math.Abs(float64(g[j]-r[j])))
-		}
+			close := func(a, r float32) bool { return math.Abs(float64(a-r)) <= 1e-4+1e-3*math.Abs(float64(r)) }
+			if !close(loss[0], loss[1]) {
+				t.Errorf("loss: cpu %v, float64 %v", loss[0], loss[1])
+			}
+			C := mc.C
+			for i := range hid[0] {
+				if bt.Mask[i/C] == 1 && !close(hid[0][i], hid[1][i]) {
+					t.Fatalf("hidden[%d]: cpu %v, float64 %v", i, hid[0][i], hid[1][i])
+				}
+			}
+			worst := 0.0
+			for i, p := range mc.Params() {
+				g := download(t, mc.b, p.Grad)
+				r := download(t, m64.b, m64.Params()[i].Grad)
+				for j := range g {
+					if !close(g[j], r[j]) {
+						t.Fatalf("%s grad[%d]: cpu %v, float64 %v", p.Name, j, g[j], r[j])
+					}
+					worst = math.Max(worst, math.Abs(float64(g[j]-r[j])))
+				}
+			}
+			t.Logf("loss cpu %v vs float64 %v; worst gradient difference %.3g", loss[0], loss[1], worst)
+		})
 	}
-	t.Logf("loss cpu %v vs float64 %v; worst gradient difference %.3g", loss[0], loss[1], worst)
 }
 
 // TestGradientsAccumulate: a second Backward adds the same gradient again

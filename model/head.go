@@ -111,8 +111,11 @@ func (m *Model) poolPadded(bt *Batch, v *stepViews, sh shape) error {
 	if err := b.Upload(v.poolW, w); err != nil {
 		return wrap(err, "uploading pooling weights")
 	}
-	return wrap(b.Gemm(m.poolDst(), h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
-		Batch: B, StrideA: T, StrideB: T * C, StrideC: C}), "%s pooling", m.pooling)
+	if err := b.Gemm(m.poolDst(), h.poolW, hidden, backend.MatMul{M: 1, N: C, K: T, Alpha: 1,
+		Batch: B, StrideA: T, StrideB: T * C, StrideC: C}); err != nil {
+		return wrap(err, "%s pooling", m.pooling)
+	}
+	return nil
 }
 
 // poolDst is where the pooling GEMM writes: the gathered [CLS] rows for the
@@ -330,11 +333,14 @@ func (m *Model) clsDenseBackward(dp, scratch backend.Tensor, sh shape, train boo
 // (packed, (N, B)·(B, C)) or w_bᵀ·dpooled_b per sequence (padded).
 func (m *Model) poolBackward(dpooled backend.Tensor, sh shape) error {
 	h, C := &m.headAct, m.C
-	if m.packed {
-		return wrap(m.b.Gemm(m.grads.dh, h.poolW, dpooled, backend.MatMul{TransA: true, M: sh.N, N: C, K: sh.B, Alpha: 1}),
-			"%s pooling backward", m.pooling)
+	p := backend.MatMul{TransA: true, M: sh.N, N: C, K: sh.B, Alpha: 1} // packed: (N, B)·(B, C)
+	if !m.packed {
+		T := sh.T
+		p = backend.MatMul{TransA: true, M: T, N: C, K: 1, Alpha: 1, Batch: sh.B, StrideA: T, StrideB: C, StrideC: T * C}
 	}
-	T := sh.T
-	return wrap(m.b.Gemm(m.grads.dh, h.poolW, dpooled, backend.MatMul{TransA: true, M: T, N: C, K: 1, Alpha: 1,
-		Batch: sh.B, StrideA: T, StrideB: C, StrideC: T * C}), "%s pooling backward", m.pooling)
+	if err := m.b.Gemm(m.grads.dh, h.poolW, dpooled, p); err != nil {
+		// Only here: boxing m.pooling for the message allocates.
+		return wrap(err, "%s pooling backward", m.pooling)
+	}
+	return nil
 }

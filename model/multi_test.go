@@ -39,9 +39,9 @@ func multiCases() []multiTaskCase {
 
 // singleModel builds c's own model with every trainable tensor perturbed
 // (a trained task) and returns it with its TaskSpec.
-func singleModel(t *testing.T, b backend.Backend, ck *Checkpoint, c multiTaskCase, seed uint64) (*Model, TaskSpec) {
+func singleModel(t *testing.T, b backend.Backend, ck *Checkpoint, c multiTaskCase, seed uint64, noPacking bool) (*Model, TaskSpec) {
 	t.Helper()
-	m := newTiny(t, b, ck, Options{MaxBatch: 8, MaxSeq: 8, Adapter: c.adapter, Trainable: c.trainable, Head: c.head, Seed: seed})
+	m := newTiny(t, b, ck, Options{MaxBatch: 8, MaxSeq: 8, Adapter: c.adapter, Trainable: c.trainable, Head: c.head, Seed: seed, NoPacking: noPacking})
 	r := rand.New(rand.NewPCG(seed, 3))
 	spec := TaskSpec{Adapter: c.adapter, Head: c.head, Tensors: map[string][]float32{}}
 	for _, p := range m.TrainableParams() {
@@ -100,19 +100,22 @@ func TestMultiMatchesSingle(t *testing.T) {
 	ck := randomCheckpoint(cfg, true, 31)
 	for _, layout := range []string{"padded", "packed"} {
 		t.Run(layout, func(t *testing.T) {
-			var be backend.Backend = cpu.New()
-			tol := 0.0
-			if layout == "packed" {
-				be, tol = unpackingCPU{cpu.New()}, 1e-5
+			// The CPU backend packs (it has backend.PackedAttention);
+			// NoPacking keeps it padded, where Multi is bitwise its tasks'
+			// own models.
+			be := cpu.New()
+			padded, tol := layout == "padded", 1e-5
+			if padded {
+				tol = 0
 			}
-			mt, err := NewMulti(be, ck, MultiOptions{MaxBatch: 8, MaxSeq: 8})
+			mt, err := NewMulti(be, ck, MultiOptions{MaxBatch: 8, MaxSeq: 8, NoPacking: padded})
 			require.NoError(t, err)
 			defer mt.Free()
 			require.Equal(t, layout == "packed", mt.Backbone().Packed())
 			var singles []*Model
 			var ids []int
 			for k, c := range multiCases() {
-				m, spec := singleModel(t, be, ck, c, uint64(100+k))
+				m, spec := singleModel(t, be, ck, c, uint64(100+k), padded)
 				id, err := mt.AddTask(spec)
 				require.NoError(t, err, c.name)
 				singles, ids = append(singles, m), append(ids, id)
@@ -163,7 +166,7 @@ func TestMultiMatchesSingle(t *testing.T) {
 			require.Error(t, mt.RemoveTask(ids[0]))
 			_, err = mt.Forward(mixedBatch(rand.New(rand.NewPCG(1, 1)), 1, 4, cfg.VocabSize), []TaskRun{{Task: ids[0], Seqs: 1}})
 			require.Error(t, err, "a removed task")
-			m, spec := singleModel(t, be, ck, multiCases()[0], 999)
+			m, spec := singleModel(t, be, ck, multiCases()[0], 999, padded)
 			id, err := mt.AddTask(spec)
 			require.NoError(t, err)
 			singles[0], ids[0] = m, id
@@ -231,7 +234,7 @@ func TestMultiOwnPooler(t *testing.T) {
 	var singles []*Model
 	var runs []TaskRun
 	for k, c := range cases {
-		m, spec := singleModel(t, be, ck, c, uint64(7+k))
+		m, spec := singleModel(t, be, ck, c, uint64(7+k), false)
 		if k == 0 {
 			require.Contains(t, spec.Tensors, NamePoolerWeight, "the created pooler trains")
 		}

@@ -166,22 +166,27 @@ func TestPackedMatchesPadded(t *testing.T) {
 				}
 				be := cpu.New()
 				loss0, logits0, hidden0, grads0 := run(be, true)
-				loss1, logits1, hidden1, grads1 := run(unpackingCPU{be}, false)
-				// Only the pooling GEMM's summation differs (one GEMM over
-				// all packed rows instead of one per sequence) and the rows'
-				// GEMM tiling: float32 roundings of O(1) values, a few ulps.
-				const tol = 1e-5
-				require.InDelta(t, loss0, loss1, tol, "loss")
-				requireClose(t, logits0, logits1, tol, "logits")
-				bt := raggedBatch()
-				for i, m := range bt.Mask {
-					if m == 0 {
-						continue
+				// The packed layout over the padded kernel (unpackingCPU),
+				// then over the CPU's own packed attention (online softmax).
+				for _, packed := range []backend.Backend{unpackingCPU{be}, be} {
+					loss1, logits1, hidden1, grads1 := run(packed, false)
+					// The pooling GEMM's summation (one GEMM over all packed
+					// rows instead of one per sequence), the rows' GEMM
+					// tiling and the online softmax's rescaling: float32
+					// roundings of O(1) values, a few ulps.
+					const tol = 1e-5
+					require.InDelta(t, loss0, loss1, tol, "loss")
+					requireClose(t, logits0, logits1, tol, "logits")
+					bt := raggedBatch()
+					for i, m := range bt.Mask {
+						if m == 0 {
+							continue
+						}
+						C := cfg.HiddenSize
+						requireClose(t, hidden0[i*C:(i+1)*C], hidden1[i*C:(i+1)*C], tol, "hidden")
 					}
-					C := cfg.HiddenSize
-					requireClose(t, hidden0[i*C:(i+1)*C], hidden1[i*C:(i+1)*C], tol, "hidden")
+					requireClose(t, grads0, grads1, tol, "gradients")
 				}
-				requireClose(t, grads0, grads1, tol, "gradients")
 			})
 		}
 	}

@@ -393,6 +393,99 @@ func testAttention(s *suite) {
 	}
 }
 
+// testPackedAttention checks the optional backend.PackedAttention (skipped
+// on backends without it): sequences of lengths 13, 1, 0, 9 and 6 packed
+// back to back with maxT = 13, against the float64 reference (out, the
+// log-sum-exp and dqkv, with and without dropout), against the padded
+// attention of the same backend on the same batch (B = S, T = maxT, the key
+// mask: equal on every real row, the dropout mask included), and repeated
+// calls bitwise equal.
+func testPackedAttention(s *suite) {
+	pa, ok := s.be.(backend.PackedAttention)
+	if !ok {
+		s.t.Skipf("%s has no PackedAttention capability", s.be.Name())
+	}
+	lens := []int{13, 1, 0, 9, 6}
+	const maxT, NH, HS = sT, sNH, sHS
+	const C = NH * HS
+	S := len(lens)
+	starts := make([]int32, S+1)
+	for i, l := range lens {
+		starts[i+1] = starts[i] + int32(l)
+	}
+	N := int(starts[S])
+	st := s.ints(starts, S+1)
+	// The padded layout of the same rows, and its key mask.
+	pad := func(v []float64, w int) []float32 {
+		out := make([]float32, S*maxT*w)
+		for q := 0; q < S; q++ {
+			for i := 0; i < lens[q]; i++ {
+				for k := 0; k < w; k++ {
+					out[(q*maxT+i)*w+k] = float32(v[(int(starts[q])+i)*w+k])
+				}
+			}
+		}
+		return out
+	}
+	unpad := func(v []float64, w int) []float64 {
+		var out []float64
+		for q := 0; q < S; q++ {
+			out = append(out, v[q*maxT*w:(q*maxT+lens[q])*w]...)
+		}
+		return out
+	}
+	maskv := make([]int32, S*maxT)
+	for q := 0; q < S; q++ {
+		for i := 0; i < lens[q]; i++ {
+			maskv[q*maxT+i] = 1
+		}
+	}
+	mask := s.ints(maskv, S, maxT)
+	for _, p := range []float32{0, 0.2} {
+		const seed = 4321
+		name := fmt.Sprintf("p=%v", p)
+		qkv, qv := s.tensor(s.adt, s.rnd(N*3*C, 1.5), N, 3*C)
+		out, _ := s.tensor(s.adt, nans(N*C), N, C)
+		lse, _ := s.tensor(backend.F32, nans(NH*N), NH, N)
+		s.must(pa.PackedAttentionForward(out, lse, qkv, st, S, maxT, NH, HS, p, seed), "PackedAttentionForward "+name)
+		wo, wl := make([]float64, N*C), make([]float64, NH*N)
+		ref64.PackedAttentionForward(wo, wl, qv, starts, S, maxT, NH, HS, p, seed)
+		ov := s.get(out)
+		s.check("out "+name, ov, wo, s.tol.Attention)
+		s.check("lse "+name, s.get(lse), wl, s.tol.Attention)
+
+		dout, gv := s.tensor(s.adt, s.rnd(N*C, 1), N, C)
+		dqkv, _ := s.tensor(s.adt, nans(N*3*C), N, 3*C)
+		s.must(pa.PackedAttentionBackward(dqkv, dout, qkv, out, lse, st, S, maxT, NH, HS, p, seed), "PackedAttentionBackward "+name)
+		wd := make([]float64, N*3*C)
+		ref64.PackedAttentionBackward(wd, gv, qv, starts, S, maxT, NH, HS, p, seed)
+		first := s.get(dqkv)
+		s.check("dqkv "+name, first, wd, s.tol.Attention)
+		s.must(pa.PackedAttentionBackward(dqkv, dout, qkv, out, lse, st, S, maxT, NH, HS, p, seed), "PackedAttentionBackward "+name)
+		s.same("dqkv repeated "+name, first, s.get(dqkv))
+
+		// The padded attention on the same batch.
+		pq, _ := s.tensor(s.adt, pad(qv, 3*C), S, maxT, 3*C)
+		po, _ := s.tensor(s.adt, nans(S*maxT*C), S, maxT, C)
+		pp, _ := s.tensor(s.adt, nans(S*NH*maxT*maxT), S, NH, maxT, maxT)
+		s.must(backend.AttentionForward(s.be, po, pp, pq, mask, S, maxT, NH, HS, p, seed), "AttentionForward (padded) "+name)
+		s.check("out packed vs padded "+name, ov, unpad(s.get(po), C), s.tol.Attention)
+		pg, _ := s.tensor(s.adt, pad(gv, C), S, maxT, C)
+		pd, _ := s.tensor(s.adt, nans(S*maxT*3*C), S, maxT, 3*C)
+		s.must(backend.AttentionBackward(s.be, pd, pg, pq, pp, mask, S, maxT, NH, HS, p, seed), "AttentionBackward (padded) "+name)
+		s.check("dqkv packed vs padded "+name, first, unpad(s.get(pd), 3*C), s.tol.Attention)
+	}
+	// Malformed starts are errors.
+	bad := s.ints([]int32{0, 14}, 2) // a sequence longer than maxT
+	o, _ := s.tensor(s.adt, make([]float32, 14*C), 14, C)
+	l, _ := s.tensor(backend.F32, make([]float32, NH*14), NH, 14)
+	q, _ := s.tensor(s.adt, make([]float32, 14*3*C), 14, 3*C)
+	if err := pa.PackedAttentionForward(o, l, q, bad, 1, maxT, NH, HS, 0, 0); err == nil {
+		s.t.Errorf("PackedAttentionForward accepted a sequence of 14 rows with maxT = %d", maxT)
+	}
+	_ = s.be.Sync()
+}
+
 func testEmbedding(s *suite) {
 	const V, N, C = sVV, sN, sC
 	ids := make([]int32, N)

@@ -358,6 +358,109 @@ func AttentionBackward(dqkv, dout, qkv, probs []float64, mask []int32, B, T, NH,
 	_ = mask // masked keys have P = 0, so they get no gradient through S
 }
 
+// PackedAttentionForward is multi-head self-attention over S sequences
+// packed back to back without padding (backend.PackedAttention): sequence s
+// is rows [starts[s], starts[s+1]) of qkv (N, 3C) and out (N, C), and attends
+// to its own rows only. lse (NH, N) gets, for head h and query row r,
+// log Σ_j exp(q_r·k_j/√HS) over r's sequence. Dropout on the probabilities
+// keeps element (s, h, i, j) (query i, key j, positions within sequence s)
+// when backend.DropoutKeep(seed, ((s·NH+h)·maxT+i)·maxT+j, p): the flat
+// index of the same element in the padded layout (B = S, T = maxT).
+func PackedAttentionForward(out, lse, qkv []float64, starts []int32, S, maxT, NH, HS int, p float32, seed uint64) {
+	C := NH * HS
+	N := int(starts[S])
+	at := func(r, part, h, d int) float64 { return qkv[r*3*C+part*C+h*HS+d] }
+	for s := 0; s < S; s++ {
+		r0, L := int(starts[s]), int(starts[s+1]-starts[s])
+		for h := 0; h < NH; h++ {
+			for i := 0; i < L; i++ {
+				score := make([]float64, L)
+				mx := math.Inf(-1)
+				for j := 0; j < L; j++ {
+					var dot float64
+					for d := 0; d < HS; d++ {
+						dot += at(r0+i, 0, h, d) * at(r0+j, 1, h, d)
+					}
+					score[j] = dot / math.Sqrt(float64(HS))
+					mx = math.Max(mx, score[j])
+				}
+				var z float64
+				for j := range score {
+					z += math.Exp(score[j] - mx)
+				}
+				lse[h*N+r0+i] = mx + math.Log(z)
+				base := ((s*NH+h)*maxT + i) * maxT
+				for d := 0; d < HS; d++ {
+					var o float64
+					for j := 0; j < L; j++ {
+						o += math.Exp(score[j]-mx) / z * dropScale(seed, base+j, p) * at(r0+j, 2, h, d)
+					}
+					out[(r0+i)*C+h*HS+d] = o
+				}
+			}
+		}
+	}
+}
+
+// PackedAttentionBackward sets dqkv (N, 3C) (=) from dout (N, C) for
+// PackedAttentionForward, by the formulas of AttentionBackward applied to
+// each sequence with its probabilities recomputed.
+func PackedAttentionBackward(dqkv, dout, qkv []float64, starts []int32, S, maxT, NH, HS int, p float32, seed uint64) {
+	C := NH * HS
+	N := int(starts[S])
+	idx := func(r, part, h, d int) int { return r*3*C + part*C + h*HS + d }
+	for i := range dqkv[:N*3*C] {
+		dqkv[i] = 0
+	}
+	sc := 1 / math.Sqrt(float64(HS))
+	for s := 0; s < S; s++ {
+		r0, L := int(starts[s]), int(starts[s+1]-starts[s])
+		for h := 0; h < NH; h++ {
+			for i := 0; i < L; i++ {
+				P := make([]float64, L)
+				mx := math.Inf(-1)
+				for j := 0; j < L; j++ {
+					var dot float64
+					for d := 0; d < HS; d++ {
+						dot += qkv[idx(r0+i, 0, h, d)] * qkv[idx(r0+j, 1, h, d)]
+					}
+					P[j] = dot * sc
+					mx = math.Max(mx, P[j])
+				}
+				var z float64
+				for j := range P {
+					P[j] = math.Exp(P[j] - mx)
+					z += P[j]
+				}
+				base := ((s*NH+h)*maxT + i) * maxT
+				dP := make([]float64, L)
+				for j := 0; j < L; j++ {
+					P[j] /= z
+					D := dropScale(seed, base+j, p)
+					var dot float64
+					for d := 0; d < HS; d++ {
+						g := dout[(r0+i)*C+h*HS+d]
+						dot += g * qkv[idx(r0+j, 2, h, d)]
+						dqkv[idx(r0+j, 2, h, d)] += P[j] * D * g
+					}
+					dP[j] = D * dot
+				}
+				var sum float64
+				for j := 0; j < L; j++ {
+					sum += P[j] * dP[j]
+				}
+				for j := 0; j < L; j++ {
+					dS := P[j] * (dP[j] - sum)
+					for d := 0; d < HS; d++ {
+						dqkv[idx(r0+i, 0, h, d)] += dS * qkv[idx(r0+j, 1, h, d)] * sc
+						dqkv[idx(r0+j, 1, h, d)] += dS * qkv[idx(r0+i, 0, h, d)] * sc
+					}
+				}
+			}
+		}
+	}
+}
+
 // EmbeddingForward gathers rows of table (V, C) by ids (N) into out (N, C),
 // adding to out when accumulate is set.
 func EmbeddingForward(out []float64, ids []int32, table []float64, N, C int, accumulate bool) {

@@ -610,3 +610,89 @@ func TestGroupedForward(t *testing.T) {
 	LayerNormForward(want[4*C:], mean, rstd, inp[4*C:], lw[2*C:], lb[2*C:], 7, C, 1e-12)
 	assertClose(t, "layernorm", want, out, 1e-14)
 }
+
+// padPacked copies the rows of packed sequences (starts, row width w) into
+// the padded layout (S, maxT, w), zero rows after each sequence, and returns
+// it with the key mask (S, maxT).
+func padPacked(x []float64, starts []int32, S, maxT, w int) ([]float64, []int32) {
+	out := make([]float64, S*maxT*w)
+	mask := make([]int32, S*maxT)
+	for s := 0; s < S; s++ {
+		for i := 0; i < int(starts[s+1]-starts[s]); i++ {
+			copy(out[(s*maxT+i)*w:(s*maxT+i+1)*w], x[(int(starts[s])+i)*w:(int(starts[s])+i+1)*w])
+			mask[s*maxT+i] = 1
+		}
+	}
+	return out, mask
+}
+
+// TestPackedAttentionGradients: the packed attention's backward against
+// finite differences of its forward, with and without dropout, on
+// sequences of lengths 4, 1 and 6 packed with maxT = 7; and both directions
+// against the padded reference (AttentionForward/Backward on B = S,
+// T = maxT with the key mask), which also checks the dropout index formula
+// and the log-sum-exp.
+func TestPackedAttentionGradients(t *testing.T) {
+	starts := []int32{0, 4, 5, 11}
+	const S, maxT, NH, HS = 3, 7, 2, 3
+	C, N := NH*HS, int(starts[S])
+	for _, p := range []float32{0, 0.25} {
+		t.Run(fmt.Sprintf("p=%v", p), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(13, 14))
+			const seed = 9
+			qkv, g := randVec(r, N*3*C, 1.5), randVec(r, N*C, 1)
+			out, lse := make([]float64, N*C), make([]float64, NH*N)
+			loss := func() float64 {
+				PackedAttentionForward(out, lse, qkv, starts, S, maxT, NH, HS, p, seed)
+				return dot(g, out)
+			}
+			loss()
+			dqkv := make([]float64, N*3*C)
+			PackedAttentionBackward(dqkv, g, qkv, starts, S, maxT, NH, HS, p, seed)
+			fdCheck(t, "dqkv", qkv, dqkv, loss)
+			loss() // out and lse at the unperturbed qkv again
+
+			// The padded layout gives the same rows.
+			pq, mask := padPacked(qkv, starts, S, maxT, 3*C)
+			pg, _ := padPacked(g, starts, S, maxT, C)
+			pout, probs := make([]float64, S*maxT*C), make([]float64, S*NH*maxT*maxT)
+			AttentionForward(pout, probs, pq, mask, S, maxT, NH, HS, p, seed)
+			pd := make([]float64, S*maxT*3*C)
+			AttentionBackward(pd, pg, pq, probs, mask, S, maxT, NH, HS, p, seed)
+			wantOut, _ := padPacked(out, starts, S, maxT, C)
+			wantD, _ := padPacked(dqkv, starts, S, maxT, 3*C)
+			for i := range pout {
+				if mask[i/C] == 0 {
+					continue
+				}
+				if math.Abs(pout[i]-wantOut[i]) > 1e-12 {
+					t.Fatalf("out element %d: packed %v, padded %v", i, wantOut[i], pout[i])
+				}
+			}
+			for i := range pd {
+				if mask[i/(3*C)] != 0 && math.Abs(pd[i]-wantD[i]) > 1e-12 {
+					t.Fatalf("dqkv element %d: packed %v, padded %v", i, wantD[i], pd[i])
+				}
+			}
+			// lse: probs = exp(score - lse) for every real key.
+			for s := 0; s < S; s++ {
+				r0, L := int(starts[s]), int(starts[s+1]-starts[s])
+				for h := 0; h < NH; h++ {
+					for i := 0; i < L; i++ {
+						for j := 0; j < L; j++ {
+							var sc float64
+							for d := 0; d < HS; d++ {
+								sc += qkv[(r0+i)*3*C+h*HS+d] * qkv[(r0+j)*3*C+C+h*HS+d]
+							}
+							sc /= math.Sqrt(HS)
+							pr := probs[((s*NH+h)*maxT+i)*maxT+j]
+							if math.Abs(math.Exp(sc-lse[h*N+r0+i])-pr) > 1e-14 {
+								t.Fatalf("lse of (s=%d, h=%d, i=%d) disagrees with the padded probabilities at key %d", s, h, i, j)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
