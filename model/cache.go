@@ -14,7 +14,10 @@ import (
 // model at layer k (ForwardFrom), with results identical to recomputation.
 // When no encoder layer trains (k = L), what is cached is the head's input
 // per sequence: the [CLS] row for the pooler and the cls_dense head, the
-// pooled vector for the cls and mean heads.
+// pooled vector for the cls head, and for the mean head the last hidden
+// state's rows (the mean itself is one GEMM over the whole batch, whose
+// rounding depends on where a sequence's rows fall in it, so it is
+// recomputed: a [CLS] row is copied exactly wherever it lies).
 
 // CachePoint returns the layer k whose input ForwardFrom takes: the lowest
 // layer with a trainable tensor (k = L: only the pooler or the head train,
@@ -25,10 +28,6 @@ func (m *Model) CachePoint() (int, bool) {
 	k := min(m.lowestLayer, m.L)
 	return k, m.opts.NoFrozenDropout && k >= 0
 }
-
-// CacheWidth is the number of floats cached per token (k < L) or per
-// sequence (k = L): the hidden size.
-func (m *Model) CacheWidth() int { return m.C }
 
 // CacheValues copies, after a successful Forward (not ForwardFrom), each
 // sequence's values at the cache point into dst[s]: its real tokens' rows of
@@ -45,7 +44,7 @@ func (m *Model) CacheValues(dst [][]float32) error {
 		return fmt.Errorf("model: CacheValues: %d destinations for %d sequences", len(dst), m.step.sh.B)
 	}
 	sh, C := m.step.sh, m.C
-	if k == m.L {
+	if m.cachesHeadInput(k) {
 		src := m.poolDst()
 		if m.pooling == PoolingPooler && !m.packed {
 			// The padded pooler reads [CLS] rows in place: gather them.
@@ -94,7 +93,7 @@ func (m *Model) ForwardFrom(bt *Batch, cached [][]float32, train bool, dropoutSe
 func (m *Model) placeCached(bt *Batch, sh shape, cached [][]float32) (int, error) {
 	k, _ := m.CachePoint()
 	C := m.C
-	if k == m.L {
+	if m.cachesHeadInput(k) {
 		host := make([]float32, sh.B*C)
 		for s, v := range cached {
 			if len(v) != C {
@@ -117,7 +116,12 @@ func (m *Model) placeCached(bt *Batch, sh shape, cached [][]float32) (int, error
 	return k, wrap(m.b.Upload(m.prefix(m.layerInput(k), sh.N*C), host), "uploading layer %d's cached input", k)
 }
 
-// layerInput is the tensor layer k reads.
+// cachesHeadInput reports whether the cache point k holds one vector per
+// sequence (the head's input) rather than the rows of layer k's input
+// (k = L: the last hidden state's).
+func (m *Model) cachesHeadInput(k int) bool { return k == m.L && m.pooling != PoolingMean }
+
+// layerInput is the tensor layer k reads (k = L: the last hidden state).
 func (m *Model) layerInput(k int) backend.Tensor {
 	if k == 0 {
 		return m.embActs.out

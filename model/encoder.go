@@ -425,7 +425,7 @@ func (m *Model) forward(bt *Batch, train bool, dropoutSeed uint64, cached [][]fl
 			return 0, nil, err
 		}
 	}
-	if err := m.headForward(bt, v, sh, train, dropoutSeed, cached != nil && from == m.L); err != nil {
+	if err := m.headForward(bt, v, sh, train, dropoutSeed, cached != nil && m.cachesHeadInput(from)); err != nil {
 		return 0, nil, err
 	}
 	var loss float32
