@@ -57,8 +57,18 @@ PY=${GPU_VERIFY_PYTHON:-python3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-verify.XXXXXX")
 t0=$(date +%s)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-export mode here work PY
-# The CPU build finds the CUDA build next to it (bin/); the driver JIT-compiles
+# The bundle carries its binaries gzipped (scripts/gpu-bundle.sh): unpack them
+# into the work folder, so the bundle itself stays as it travelled (and under
+# the 64 MiB) after a run. The CPU build finds the CUDA build next to it.
+BIN="$work/bin"
+mkdir -p "$BIN"
+for gz in bin/*.gz; do
+	[ -e "$gz" ] || { echo "gpu-verify: no bin/*.gz in $here: is this a bundle from make gpu-bundle?" >&2; exit 1; }
+	b="$BIN/$(basename "${gz%.gz}")"
+	gunzip -c "$gz" >"$b" && chmod +x "$b" || { echo "gpu-verify: cannot unpack $gz into $BIN" >&2; exit 1; }
+done
+export mode here work PY BIN
+# The driver JIT-compiles
 # the PTX once and caches it for the later processes.
 export CUDA_CACHE_MAXSIZE=${CUDA_CACHE_MAXSIZE:-1073741824}
 echo "gpu-verify: $mode run, work folder $work, budget ${budget}s, results to $out"
@@ -95,7 +105,7 @@ part_environment() {
 	echo "=== nvidia-smi -L"; nvidia-smi -L 2>&1 || true
 	echo "=== glibc"; ldd --version 2>&1 | head -n 1
 	echo "=== driver symbols the CUDA build references but libcuda.so.1 lacks (lazily bound: only a call would fail)"
-	ldd -r bin/train-gpu-cuda 2>&1 | grep -i "undefined symbol" | sed 's/(.*//' | sort -u | head -n 50 || true
+	ldd -r "$BIN"/train-gpu-cuda 2>&1 | grep -i "undefined symbol" | sed 's/(.*//' | sort -u | head -n 50 || true
 	echo "=== CUDA Graph entry points (verify/graph_symbols.txt) the driver lacks"
 	lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
 	if [ -n "$lib" ]; then
@@ -115,29 +125,29 @@ part_dispatch() {
 	# In a rehearsal the driver check is skipped, so that the probe really
 	# starts the CUDA build (which stops at cuInit without a GPU).
 	[ "$mode" = rehearsal ] && export TRAIN_GPU_SKIP_DRIVER_CHECK=1
-	bin/train-gpu probe
-	bin/train-gpu probe --json
+	"$BIN"/train-gpu probe
+	"$BIN"/train-gpu probe --json
 }
 
 part_driver() {
-	bin/cuda.test -test.v -test.run . -test.timeout 40s || return 1
-	bin/cuda.test -test.run '^$' -test.bench 'Launch|CallRoundTrip' -test.benchtime 20000x -test.benchmem
+	"$BIN"/cuda.test -test.v -test.run . -test.timeout 40s || return 1
+	"$BIN"/cuda.test -test.run '^$' -test.bench 'Launch|CallRoundTrip' -test.benchtime 20000x -test.benchmem
 }
-part_conformance_f32() { bin/gpu.test -test.v -test.run '^TestConformanceGPUF32$' -test.timeout 55s; }
-part_conformance_bf16() { bin/gpu.test -test.v -test.run '^TestConformanceGPUBF16$' -test.timeout 55s; }
+part_conformance_f32() { "$BIN"/gpu.test -test.v -test.run '^TestConformanceGPUF32$' -test.timeout 55s; }
+part_conformance_bf16() { "$BIN"/gpu.test -test.v -test.run '^TestConformanceGPUBF16$' -test.timeout 55s; }
 part_model_step() {
-	GPU_TEST_MODEL_DIR=assets/minilm-slice bin/gpu.test -test.v -test.run '^TestModelMatchesCPUOnGPU$' -test.timeout 40s
+	GPU_TEST_MODEL_DIR=assets/minilm-slice "$BIN"/gpu.test -test.v -test.run '^TestModelMatchesCPUOnGPU$' -test.timeout 40s
 }
 
 # train_run [ENV...]: the bundle's run on the GPU through the one program
-# (bin/train-gpu hands --device cuda to bin/train-gpu-cuda).
+# (bin/train-gpu hands --device cuda to bin/train-gpu-cuda, both unpacked into $BIN).
 train_run() {
-	env "$@" bin/train-gpu train -c assets/run200.toml --device cuda --output "$PART_DIR/run"
+	env "$@" "$BIN"/train-gpu train -c assets/run200.toml --device cuda --output "$PART_DIR/run"
 }
 part_train200_f32() {
 	if [ "$mode" = rehearsal ]; then
 		# The CPU build's first 20 steps must equal the shipped CPU curve's.
-		bin/train-gpu train -c assets/run200.toml --device cpu --max-steps 20 --output "$PART_DIR/run" || return 1
+		"$BIN"/train-gpu train -c assets/run200.toml --device cpu --max-steps 20 --output "$PART_DIR/run" || return 1
 		"$PY" verify/verify.py compare assets/cpu_curve_20.json "$PART_DIR/run/log.jsonl" exact >"$PART_DIR/compare.json"
 		return
 	fi
@@ -158,17 +168,17 @@ part_train200_graphs() {
 	"$PY" verify/verify.py compare "$PART_DIR/f32_curve.json" "$PART_DIR/run/log.jsonl" exact >"$PART_DIR/compare.json"
 }
 part_kernels() {
-	bin/gpu.test -test.run '^$' -test.bench 'BenchmarkOp|BenchmarkGemmCuBLAS|BenchmarkLaunchOverhead' -test.benchtime 30x -test.timeout 70s
+	"$BIN"/gpu.test -test.run '^$' -test.bench 'BenchmarkOp|BenchmarkGemmCuBLAS|BenchmarkLaunchOverhead' -test.benchtime 30x -test.timeout 70s
 }
 part_bert_base_ours() {
 	if [ "$mode" = rehearsal ]; then
 		"$PY" verify/make_random_bert.py --shape smoke --out "$PART_DIR/bert" || return 1
-		bin/train-gpu bench --model "$PART_DIR/bert" --device cpu --batch-size 2 --seq-len 16 --steps 2
+		"$BIN"/train-gpu bench --model "$PART_DIR/bert" --device cpu --batch-size 2 --seq-len 16 --steps 2
 		return
 	fi
 	"$PY" verify/make_random_bert.py --shape bert-base --out "$PART_DIR/bert" || return 1
-	bin/train-gpu bench --model "$PART_DIR/bert" --device cuda --batch-size 32 --seq-len 128 --steps 20 || return 1
-	TRAIN_GPU_CUDA_GRAPHS=1 bin/train-gpu bench --model "$PART_DIR/bert" --device cuda --batch-size 32 --seq-len 128 --steps 20
+	"$BIN"/train-gpu bench --model "$PART_DIR/bert" --device cuda --batch-size 32 --seq-len 128 --steps 20 || return 1
+	TRAIN_GPU_CUDA_GRAPHS=1 "$BIN"/train-gpu bench --model "$PART_DIR/bert" --device cuda --batch-size 32 --seq-len 128 --steps 20
 }
 has_torch() { "$PY" -c 'import torch' >/dev/null 2>&1 || { echo "no torch: $PY cannot import torch"; return 1; }; }
 part_bert_base_torch_eager() {

@@ -188,7 +188,7 @@ func (b Bundle) check() error {
 	if sum != b.SizeBytes {
 		return fmt.Errorf("gpuverify: bundle files add up to %d bytes, size_bytes says %d", sum, b.SizeBytes)
 	}
-	for _, need := range []string{"bin/train-gpu", "bin/train-gpu-cuda", "bin/gpu.test", "bin/cuda.test", "gpu-verify.sh", "assets/cpu_curve.json"} {
+	for _, need := range []string{"bin/train-gpu.gz", "bin/train-gpu-cuda.gz", "bin/gpu.test.gz", "bin/cuda.test.gz", "gpu-verify.sh", "assets/cpu_curve.json"} {
 		if _, ok := b.Files[need]; !ok {
 			return fmt.Errorf("gpuverify: the bundle lacks %s", need)
 		}
