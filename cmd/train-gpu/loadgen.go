@@ -259,38 +259,11 @@ func (lg *loadgen) run(tasks, texts []string, clients, per int, dur time.Duratio
 				for i := range in {
 					in[i] = texts[r.IntN(len(texts))]
 				}
-				body, _ := json.Marshal(map[string]any{"task": task, "inputs": in})
-				t0 := time.Now()
-				// Requests already sent finish even after the duration:
-				// their own context, not ctx.
-				resp, err := lg.request(context.Background(), "POST", "/v1/predict", body)
-				d := time.Since(t0)
-				code, msg := 0, ""
-				if err != nil {
-					msg = "no answer: " + err.Error()
-				} else {
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					code = resp.StatusCode
-					if code != http.StatusOK {
-						msg = fmt.Sprintf("%d %s", code, strings.TrimSpace(string(b)))
-					} else if err := checkAnswer(b, task, per); err != nil {
-						msg = "200 with a bad body: " + err.Error()
-					}
-				}
+				code, msg, d := lg.predict(task, in)
 				mu.Lock()
-				rep.Sent++
-				if code != 0 {
-					rep.Answered++
-					rep.Codes[fmt.Sprint(code)]++
-				} else {
-					rep.Dropped++
-				}
+				rep.record(code, msg)
 				if msg == "" {
-					rep.OK++
 					lat = append(lat, d)
-				} else {
-					rep.Errors[msg]++
 				}
 				mu.Unlock()
 			}
@@ -302,19 +275,69 @@ func (lg *loadgen) run(tasks, texts []string, clients, per int, dur time.Duratio
 	<-churnDone
 	rep.RequestsPS = float64(rep.OK) / rep.Seconds
 	rep.InputsPS = float64(rep.OK*per) / rep.Seconds
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	rep.LatencyMs = map[string]float64{}
-	if len(lat) > 0 {
-		q := func(p float64) float64 {
-			i := int(p*float64(len(lat))+0.5) - 1
-			return float64(lat[max(0, min(i, len(lat)-1))].Microseconds()) / 1000
-		}
-		rep.LatencyMs = map[string]float64{"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": q(1)}
-	}
+	rep.LatencyMs = percentiles(lat)
 	if len(rep.Errors) == 0 {
 		rep.Errors = nil
 	}
 	return rep
+}
+
+// predict sends one request and says how it went: the status code (0: no
+// answer), an error message ("" when the answer is a good 200) and the time
+// it took. Requests already sent finish even after the load's duration: they
+// run under their own context.
+func (lg *loadgen) predict(task string, in []string) (code int, msg string, d time.Duration) {
+	body, _ := json.Marshal(map[string]any{"task": task, "inputs": in})
+	t0 := time.Now()
+	resp, err := lg.request(context.Background(), "POST", "/v1/predict", body)
+	d = time.Since(t0)
+	if err != nil {
+		return 0, "no answer: " + err.Error(), d
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	code = resp.StatusCode
+	if code != http.StatusOK {
+		return code, fmt.Sprintf("%d %s", code, strings.TrimSpace(string(b))), d
+	}
+	if err := checkAnswer(b, task, len(in)); err != nil {
+		return code, "200 with a bad body: " + err.Error(), d
+	}
+	return code, "", d
+}
+
+// record counts one request's outcome (the caller holds the lock).
+func (rep *loadReport) record(code int, msg string) {
+	rep.Sent++
+	if code != 0 {
+		rep.Answered++
+		rep.Codes[fmt.Sprint(code)]++
+	} else {
+		rep.Dropped++
+	}
+	if msg == "" {
+		rep.OK++
+	} else {
+		rep.Errors[msg]++
+	}
+}
+
+// percentiles gives p50, p95, p99 and max of the latencies in milliseconds
+// (nearest rank), or an empty map when there are none. It sorts lat.
+func percentiles(lat []time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	if len(lat) == 0 {
+		return out
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) float64 {
+		i := int(p*float64(len(lat))+0.5) - 1
+		return float64(lat[max(0, min(i, len(lat)-1))].Microseconds()) / 1000
+	}
+	for name, p := range map[string]float64{"p50": 0.50, "p95": 0.95, "p99": 0.99, "max": 1} {
+		out[name] = q(p)
+	}
+	return out
 }
 
 // checkAnswer checks a 200 body: the task and one prediction per input.

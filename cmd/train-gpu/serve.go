@@ -200,21 +200,10 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 // freed. hup rescans the adapters folder. listening, when set, gets the
 // bound address (tests listen on port 0).
 func serveUntil(ctx context.Context, cfg serveConfig, hup <-chan os.Signal, stderr io.Writer, listening func(addr string)) error {
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
-	if cfg.LogJSON {
-		h = slog.NewJSONHandler(stderr, nil)
-	}
-	log := slog.New(h)
-	token := os.Getenv("HOULSBY_SERVE_TOKEN")
-	if cfg.TokenFile != "" {
-		b, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return fmt.Errorf("--token-file %s: empty", cfg.TokenFile)
-		}
+	log := serveLogger(cfg, stderr)
+	token, err := serveToken(cfg)
+	if err != nil {
+		return err
 	}
 	if st, err := os.Stat(cfg.Adapters); err != nil || !st.IsDir() {
 		return fmt.Errorf("--adapters %s: not a folder", cfg.Adapters)
@@ -253,14 +242,59 @@ func serveUntil(ctx context.Context, cfg serveConfig, hup <-chan os.Signal, stde
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
+	s := &serving{cfg: cfg, log: log, p: p, w: w, srv: srv}
+	return s.run(ctx, ln, hup)
+}
+
+// serveLogger is the server's structured log on stderr: text, or JSON with
+// --log-json.
+func serveLogger(cfg serveConfig, stderr io.Writer) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if cfg.LogJSON {
+		h = slog.NewJSONHandler(stderr, nil)
+	}
+	return slog.New(h)
+}
+
+// serveToken is the bearer token: --token-file's content, else
+// $HOULSBY_SERVE_TOKEN, else "" (no token).
+func serveToken(cfg serveConfig) (string, error) {
+	if cfg.TokenFile == "" {
+		return os.Getenv("HOULSBY_SERVE_TOKEN"), nil
+	}
+	b, err := os.ReadFile(cfg.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("--token-file %s: empty", cfg.TokenFile)
+	}
+	return token, nil
+}
+
+// serving is a started server: its predictor, the adapters folder's watcher
+// and the HTTP handler.
+type serving struct {
+	cfg serveConfig
+	log *slog.Logger
+	p   *serve.Predictor
+	w   *serve.Watcher
+	srv *serve.Server
+}
+
+// run serves on ln until ctx ends or the HTTP server stops, reloading on
+// hup, then shuts down.
+func (s *serving) run(ctx context.Context, ln net.Listener, hup <-chan os.Signal) error {
 	wctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
 	watchDone := make(chan error, 1)
-	go func() { watchDone <- w.Run(wctx) }()
+	go func() { watchDone <- s.w.Run(wctx) }()
 	// Timeouts bound what a slow or stalled client can hold: the headers,
 	// the whole request (the body is at most --max-body-bytes), and the
 	// answer, which may take up to --timeout in the queue and the model.
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		WriteTimeout: cfg.Timeout.Duration + 30*time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: s.srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: s.cfg.Timeout.Duration + 30*time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -271,36 +305,43 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-hup:
-			r := w.Sync()
-			log.Info("reloaded (SIGHUP)", "added", r.Added, "replaced", r.Replaced, "removed", r.Removed, "refused", len(r.Refused))
+			r := s.w.Sync()
+			s.log.Info("reloaded (SIGHUP)", "added", r.Added, "replaced", r.Replaced, "removed", r.Removed, "refused", len(r.Refused))
 		case err := <-served:
 			runErr = err
 			break loop
 		case err := <-watchDone:
 			if err != nil {
-				log.Error("the adapters folder watcher stopped; use POST /v1/reload or SIGHUP", "err", err)
+				s.log.Error("the adapters folder watcher stopped; use POST /v1/reload or SIGHUP", "err", err)
 			}
 			watchDone = nil
 		}
 	}
-	log.Info("shutting down: finishing in-flight requests")
-	srv.SetReady(false)
-	if cfg.ShutdownDelay.Duration > 0 {
-		time.Sleep(cfg.ShutdownDelay.Duration)
+	return s.shutdown(hs, stopWatch, runErr)
+}
+
+// shutdown turns /readyz to 503, waits ShutdownDelay, lets in-flight
+// requests finish (up to ShutdownWait), stops the watcher and drains and
+// frees the predictor.
+func (s *serving) shutdown(hs *http.Server, stopWatch context.CancelFunc, runErr error) error {
+	s.log.Info("shutting down: finishing in-flight requests")
+	s.srv.SetReady(false)
+	if s.cfg.ShutdownDelay.Duration > 0 {
+		time.Sleep(s.cfg.ShutdownDelay.Duration)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait.Duration)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownWait.Duration)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		log.Error("in-flight requests did not finish in time", "err", err)
+		s.log.Error("in-flight requests did not finish in time", "err", err)
 		runErr = errors.Join(runErr, err)
 	}
 	stopWatch()
-	if err := p.Close(sctx); err != nil {
+	if err := s.p.Close(sctx); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
 	}
-	log.Info("stopped")
+	s.log.Info("stopped")
 	return runErr
 }
