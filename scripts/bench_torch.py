@@ -427,7 +427,7 @@ def render(res):
     if pk:
         out += [f"FP32 peak = {pk['cores']} cores × {pk['fma_units']} FMA units × {pk['lanes']} lanes × 2 × {pk['clock_ghz']:.2f} GHz "
                 f"({pk['clock_from']}) = {pk['gflops']:.0f} GFLOP/s", ""]
-        out += [f"AVX2 peak (8 lanes, the kernel sgemm uses unless HOULSBY_GEMM_AVX512=1): {pk['gflops_avx2']:.0f} GFLOP/s; "
+        out += [f"AVX2 peak (8 lanes; sgemm uses AVX-512 where it was measured faster, AMD family 0x1A, or with HOULSBY_GEMM_AVX512=1, else AVX2: the profile below names the kernels that ran): {pk['gflops_avx2']:.0f} GFLOP/s; "
                 f"HOULSBY_GEMM_AVX512={m.get('gemm_avx512_env') or '<unset>'}", "",
                 "wall: model GFLOP / our median wall seconds, against the 2-core peak; CPU: model GFLOP / our median CPU seconds, "
                 "against one core's peak (what a core did while it ran, whatever else loaded the machine)", "",
