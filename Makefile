@@ -11,11 +11,12 @@ all: build
 # build/train-gpu (the CPU build: runs everywhere) and, where the CUDA
 # toolkit is installed, build/train-gpu-cuda (the CUDA build it hands GPU
 # jobs to; cmd/train-gpu/device.go). Without the toolkit the second says so.
-# -buildvcs=auto stamps the commit into the binary (sweep results record it)
-# even where GOFLAGS turns stamping off.
+# The commit is stamped into the binary (sweep results record it; Go's own
+# VCS stamp may be off, GOFLAGS=-buildvcs=false).
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
 build:
 	$(GO) build ./...
-	$(GO) build -buildvcs=auto -o build/train-gpu ./cmd/train-gpu
+	$(GO) build -ldflags "-X github.com/houlsby/adapters/sweep.stampedCommit=$(COMMIT)" -o build/train-gpu ./cmd/train-gpu
 	bash scripts/build-cuda.sh build/train-gpu-cuda
 
 # All CPU tests. Needs no GPU and no CUDA toolkit. Parity tests use the assets

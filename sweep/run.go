@@ -170,10 +170,19 @@ func (p *Plan) prune(dir, setting string) {
 	}
 }
 
-// Commit names the source revision of this binary: the VCS stamp of `go
-// build` when present, else `git rev-parse` in the working directory, with
-// "-dirty" when tracked files differ; "unknown" when neither works.
+// stampedCommit is the commit `make build` writes into the binary
+// (-ldflags -X), "-dirty" appended when tracked files differed; empty in
+// other builds.
+var stampedCommit string
+
+// Commit names the source revision of this binary: the commit `make build`
+// stamped, else the VCS stamp of `go build` when present (GOFLAGS may turn
+// it off), else `git rev-parse` in the working directory, with "-dirty"
+// when tracked files differ; "unknown" when none works.
 func Commit() string {
+	if stampedCommit != "" {
+		return stampedCommit
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		rev, dirty := "", false
 		for _, s := range bi.Settings {
