@@ -55,7 +55,9 @@ step "CUDA Graph entry points (cuda/graph.go) in the installed driver library"
 # cuda/graph.go resolves them with dlsym at run time; a name the driver
 # does not export would only show on a GPU. Check the names against the
 # libcuda.so.1 installed here (a driver library without a GPU suffices).
-lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
+# awk reads to the end (no `exit`): with pipefail, ldconfig would die of
+# SIGPIPE when its list is longer than the pipe's buffer, and set -e with it.
+lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 / && !found {print $NF; found = 1}')
 if [ -n "$lib" ] && command -v nm >/dev/null 2>&1; then
 	missing=0
 	# The symbol list once, in a variable: with pipefail, `nm | grep -q`

@@ -57,10 +57,10 @@ if ! $table_only; then
 fi
 
 # field FILE PATTERN: the value after "PATTERN: " in a /usr/bin/time -v file.
-field() { sed -n "s/^[[:space:]]*$2: //p" "$1" | head -1; }
+field() { sed -n "/^[[:space:]]*$2: /{s///;p;q}" "$1"; }
 # score LINE_PREFIX NAME METRIC: a metric from the CLI's "validation:" / "test:" line.
 score() {
-  sed -n "s/^$1:[[:space:]]*//p" "$R/$2.out" | head -1 |
+  sed -n "/^$1:[[:space:]]*/{s///;p;q}" "$R/$2.out" |
     awk -v m="$3" '{for (i = 1; i < NF; i++) if ($i == m) {print $(i + 1); exit}}'
 }
 # load1 NAME LINE: the 1-minute load average from line LINE of NAME.load.
@@ -75,8 +75,8 @@ for n in "${names[@]}"; do
     echo "| $n | not run | | | | | | | | | | | | | | |"
     continue
   fi
-  lr=$(sed -n 's/^lr = \([^ #]*\).*/\1/p' "examples/results/$n.toml" | head -1)
-  trained=$(sed -n 's/.*; trains \([0-9,]*\) of .*/\1/p' "$out" | head -1)
+  lr=$(sed -n '/^lr = \([^ #]*\).*/{s//\1/;p;q}' "examples/results/$n.toml")
+  trained=$(sed -n '/.*; trains \([0-9,]*\) of .*/{s//\1/;p;q}' "$out")
   wall=$(field "$tf" "Elapsed (wall clock) time (h:mm:ss or m:ss)")
   cpu=$(awk -v u="$(field "$tf" "User time (seconds)")" -v s="$(field "$tf" "System time (seconds)")" 'BEGIN {printf "%.0f s", u + s}')
   rss=$(awk -v k="$(field "$tf" "Maximum resident set size (kbytes)")" 'BEGIN {printf "%.0f MiB", k / 1024}')

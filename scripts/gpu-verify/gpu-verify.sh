@@ -107,7 +107,7 @@ part_environment() {
 	echo "=== driver symbols the CUDA build references but libcuda.so.1 lacks (lazily bound: only a call would fail)"
 	ldd -r "$BIN"/train-gpu-cuda 2>&1 | grep -i "undefined symbol" | sed 's/(.*//' | sort -u | head -n 50 || true
 	echo "=== CUDA Graph entry points (verify/graph_symbols.txt) the driver lacks"
-	lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}')
+	lib=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 / && !found {print $NF; found = 1}')
 	if [ -n "$lib" ]; then
 		exported=$(nm -D --defined-only "$lib" 2>/dev/null | awk '{print $3}')
 		for s in $(cat verify/graph_symbols.txt); do grep -qx "$s" <<<"$exported" || echo "$s"; done
@@ -211,7 +211,7 @@ run_part bert_base_torch_compile 150 part_bert_base_torch_compile
 
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 elapsed=$(($(date +%s) - t0))
-gpu_line=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+gpu_line=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | sed -n 1p)
 host_json=$(printf '{"hostname": "%s", "kernel": "%s", "nvidia_smi": "%s"}' "$(hostname)" "$(uname -r)" "${gpu_line:-none}")
 printf '{"started": "%s", "finished": "%s", "elapsed_s": %s, "budget_s": %s, "bundle": %s, "host": %s}\n' \
 	"$started" "$finished" "$elapsed" "$budget" "$(cat MANIFEST.json)" "$host_json" >"$work/meta.json"
