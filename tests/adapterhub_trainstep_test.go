@@ -261,8 +261,13 @@ func TestAdapterHubTrainStepParity(t *testing.T) {
 // 373,263 determined elements Go is closer (RMS 3.21e-8 vs 3.49e-8). The
 // elements beyond are ones whose step-0 gradient is below ~1e-8, AdamW's ε,
 // where the first step LR·g/(|g|+ε) moves them by an amount proportional to
-// g's rounding error. (With the earlier scalar kernels and the padded
-// layout Go had 6 beyond, worst 6.6e-5, RMS 4.32e-8.)
+// g's rounding error. All three are in head.dense.weight; their step-0
+// gradient, recomputed in float64 from each side's float32 encoder output,
+// reproduces each side's value, so the difference is the encoder output's
+// float32 rounding (ours RMS 1.68e-7 from float64, PyTorch's 1.79e-7), and
+// it stays with the batch rows in 8 different orders (docs/interop.md, "Why
+// the worst element misses"). (With the earlier scalar kernels and the
+// padded layout Go had 6 beyond, worst 6.6e-5, RMS 4.32e-8.)
 const ahtsYardstickNote = "measured 3 (4.45e-5) vs 3 (2.12e-5) on 2026-12-02: the worst element only, one whose step-0 gradient is below AdamW's epsilon; RMS on determined elements 3.21e-8 vs 3.49e-8; see ahtsYardstickNote in tests/adapterhub_trainstep_test.go"
 
 // ahtsIllConditioned marks, per trainable tensor, the elements whose every
