@@ -120,6 +120,19 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 	if m.opts.Adapter != nil {
 		M = m.opts.Adapter.M
 	}
+	// A trainable layer whose FFN weights are frozen keeps neither the
+	// FFN's (N, F) GELU input nor its output (8·C floats a token): its
+	// backward reads the GELU input only, recomputed from h1 (one GEMM, the
+	// forward's own call, so bit for bit). Nor is a layer's output kept
+	// when the next layer's Q/K/V weights (the only reader in the
+	// backward) are frozen. Such buffers are one scratch shared by all
+	// those layers (x may alias a.out in layerForward). Adapter and
+	// LayerNorm training keep 9.2·C floats a token a layer instead of 18.2.
+	var scratch struct {
+		ff, out  bool
+		pre, act backend.Tensor
+		o        backend.Tensor
+	}
 	newSet := func(l int) *layerActs {
 		a := &layerActs{
 			qkv:   act.take(N, 3*C),
@@ -129,13 +142,23 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 			mean1: f32.take(N),
 			rstd1: f32.take(N),
 			h1:    act.take(N, C),
-			ffPre: act.take(N, F),
-			ffAct: act.take(N, F),
-			fo:    act.take(N, C),
-			res2:  act.take(N, C),
-			mean2: f32.take(N),
-			rstd2: f32.take(N),
-			out:   act.take(N, C),
+		}
+		if a.recomputeFF = l >= 0 && !m.opts.KeepFFNActivations && m.ffnFrozen(l); a.recomputeFF {
+			if !scratch.ff {
+				scratch.ff, scratch.pre, scratch.act = true, act.take(N, F), act.take(N, F)
+			}
+			a.ffPre, a.ffAct = scratch.pre, scratch.act
+		} else {
+			a.ffPre, a.ffAct = act.take(N, F), act.take(N, F)
+		}
+		a.fo, a.res2, a.mean2, a.rstd2 = act.take(N, C), act.take(N, C), f32.take(N), f32.take(N)
+		if l >= 0 && !m.outputRead(l) {
+			if !scratch.out {
+				scratch.out, scratch.o = true, act.take(N, C)
+			}
+			a.out = scratch.o
+		} else {
+			a.out = act.take(N, C)
 		}
 		for i := range a.z {
 			if m.hasAdapter(l, i) {
@@ -152,7 +175,8 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 		return a
 	}
 	// Layers below the lowest trainable one never run backward: they share
-	// one set (l = -1: it gets adapter buffers if any layer has adapters).
+	// one set (l = -1: it gets adapter buffers if any layer has adapters;
+	// its output is the cache point's input, CachePoint).
 	m.acts = make([]*layerActs, m.L)
 	var shared *layerActs
 	for l := range m.acts {
@@ -217,6 +241,24 @@ func (m *Model) layoutActivations(act, f32, i32 *carver) {
 			g.bias3Part[i] = t
 		}
 	}
+}
+
+// ffnFrozen reports whether layer l's FFN weights are frozen (its backward
+// then needs only the GELU input, recomputed).
+func (m *Model) ffnFrozen(l int) bool {
+	p := &m.layers[l]
+	return p.inter.dW == nil && p.out.dW == nil
+}
+
+// outputRead reports whether the backward reads layer l's output: the last
+// layer's (the head's input), or as the input of layer l+1 whose Q/K/V
+// weights train.
+func (m *Model) outputRead(l int) bool {
+	if l == m.L-1 {
+		return true
+	}
+	p := &m.layers[l+1]
+	return p.qkvDW != nil || p.qkvPartDW[0] != nil || p.qkvPartDW[1] != nil || p.qkvPartDW[2] != nil
 }
 
 // hasAdapter reports whether layer l has adapter i (0 attention, 1 FFN); for

@@ -188,3 +188,52 @@ func TestGradientFiniteDifference(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedActivations: buffers a layer's backward never reads are shared
+// scratch, and only those. Adapter training (FFN and Q/K/V weights frozen)
+// shares every layer's GELU input and output and every output but the last
+// layer's; a layer whose intermediate or output weights train keeps its
+// own FFN buffers, and a layer's output is kept when the next layer's Q/K/V
+// weights train. (The gradients of these layouts are checked by
+// TestGradientFiniteDifference; the parity tests in tests/ run them on
+// MiniLM.)
+func TestSharedActivations(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.NumHiddenLayers = 4
+	ck := randomCheckpoint(cfg, true, 9)
+	build := func(trainable func(string) bool) *Model {
+		m, err := New(&backend64{}, ck, Options{MaxBatch: 2, MaxSeq: 4, Trainable: trainable, Adapter: adapterOpts(backend.GELU),
+			Head: HeadOptions{Kind: HeadClassification, NumLabels: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Free)
+		return m
+	}
+	isAd := func(n string) bool { return strings.Contains(n, ".adapter.") || strings.Contains(n, "LayerNorm") }
+	ad := build(isAd)
+	for l, a := range ad.acts {
+		if !a.recomputeFF || a.ffPre != ad.acts[0].ffPre || a.ffAct != ad.acts[0].ffAct {
+			t.Errorf("adapters: layer %d's FFN buffers are not the shared scratch", l)
+		}
+		if shared := a.out == ad.acts[0].out; shared != (l < cfg.NumHiddenLayers-1) {
+			t.Errorf("adapters: layer %d's output shared = %v", l, shared)
+		}
+	}
+	mixed := build(func(n string) bool {
+		return isAd(n) || n == "encoder.layer.2.attention.self.query.weight" || n == "encoder.layer.1.output.dense.weight"
+	})
+	a := mixed.acts
+	if a[1].recomputeFF || a[1].ffPre == a[0].ffPre || a[1].ffAct == a[0].ffAct || !a[0].recomputeFF || !a[2].recomputeFF {
+		t.Error("mixed: layer 1 (output.dense trains) must keep its own FFN buffers, layers 0 and 2 share theirs")
+	}
+	if a[1].out == a[0].out || a[0].out != a[2].out {
+		t.Error("mixed: layer 1's output is layer 2's Q/K/V input and must be kept; 0 and 2 share theirs")
+	}
+	full := build(func(string) bool { return true })
+	for l, a := range full.acts {
+		if a.recomputeFF || (l > 0 && (a.out == full.acts[0].out || a.ffPre == full.acts[0].ffPre)) {
+			t.Errorf("full fine-tuning: layer %d shares a buffer", l)
+		}
+	}
+}

@@ -48,6 +48,9 @@ type layerActs struct {
 	mean2 backend.Tensor    // (N) F32
 	rstd2 backend.Tensor    // (N) F32
 	out   backend.Tensor    // (N, C) layer output (next layer's input)
+	// recomputeFF: ffPre and ffAct are scratch shared with other layers
+	// (the FFN's weights are frozen): the backward recomputes ffPre from h1.
+	recomputeFF bool
 }
 
 // site numbers the dropout sites, so each gets its own seed (siteSeed).
@@ -220,6 +223,11 @@ func (m *Model) layerBackward(l int, dx, dout, x backend.Tensor, a *layerActs, s
 		return nil
 	}
 	// GELU and intermediate.dense: dh1 → g.b, plus the residual dres2.
+	if a.recomputeFF {
+		if err := m.linear(a.ffPre, a.h1, p.inter, N, F, C); err != nil {
+			return wrap(err, "layer %d intermediate.dense recomputed", l)
+		}
+	}
 	if err := b.ActBackward(g.f2, dffAct, a.ffPre, N*F, backend.GELU); err != nil {
 		return wrap(err, "layer %d GELU backward", l)
 	}

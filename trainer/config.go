@@ -165,6 +165,11 @@ type TrainConfig struct {
 	// budget (0: none), the rest are recomputed.
 	CacheMemoryMB int `toml:"cache_memory_mb"`
 	CacheDiskMB   int `toml:"cache_disk_mb"`
+	// RecomputeFFN (default true): layers whose FFN weights are frozen
+	// keep no FFN activations for the backward and recompute the GELU input
+	// there (model.Options.KeepFFNActivations): identical results, less
+	// memory, a little more time. false keeps them.
+	RecomputeFFN bool `toml:"recompute_ffn"`
 }
 
 // OutputConfig is the [output] section.
@@ -192,7 +197,7 @@ func Default() Config {
 		Train: TrainConfig{
 			Epochs: 3, BatchSize: 32, WeightDecay: 0.01, WarmupRatio: 0.1, ClipNorm: 1.0,
 			Dropout: true, Seed: 42, OnNonFinite: "skip", LogEvery: 10,
-			FrozenDropout: true, CacheMemoryMB: 2048,
+			FrozenDropout: true, CacheMemoryMB: 2048, RecomputeFFN: true,
 		},
 		Output: OutputConfig{Dir: "runs/default"},
 		Device: DeviceConfig{Kind: "auto"},

@@ -165,7 +165,7 @@ func newRun(s *Session, be backend.Backend, o Options) (*run, error) {
 		}
 	}
 	m, err := NewModelOpts(be, s.Ckpt, r.af, model.Options{MaxBatch: c.Train.BatchSize, MaxSeq: c.Model.MaxLength, Seed: c.Train.Seed,
-		NoFrozenDropout: !c.Train.FrozenDropout})
+		NoFrozenDropout: !c.Train.FrozenDropout, KeepFFNActivations: !c.Train.RecomputeFFN})
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ type benchOptions struct {
 	data, textField, dump, cpuprof   string
 	ordinal, batch, seqLen, steps, m int
 	batches, reps, warmup            int
-	json, syncStdin                  bool
+	json, syncStdin, keepFFN         bool
 }
 
 // benchStdin is where --sync-stdin reads its go-ahead lines (a variable so
@@ -63,6 +63,7 @@ func benchFlags(stdout io.Writer, o *benchOptions) *flag.FlagSet {
 	fs.StringVar(&o.mode, "mode", "both", "what to time: train, forward or both")
 	fs.StringVar(&o.strategy, "strategy", "adapters", "strategy: "+strings.Join(adapter.Strategies, ", "))
 	fs.IntVar(&o.m, "bottleneck", 64, "adapter bottleneck m")
+	fs.BoolVar(&o.keepFFN, "keep-ffn", false, "keep the FFN activations of layers whose FFN weights are frozen instead of recomputing (train.recompute_ffn = false)")
 	fs.BoolVar(&o.json, "json", false, "print JSON Lines (setup, one line per repetition, summary) instead of text")
 	fs.BoolVar(&o.syncStdin, "sync-stdin", false, "wait for a line on stdin before each repetition (a harness interleaves several programs' repetitions)")
 	fs.StringVar(&o.dump, "dump-batches", "", "write the workload's batches (token ids, labels) as JSON to this file and exit")
@@ -102,7 +103,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := trainer.NewModel(be, ck, f, o.batch, o.seqLen, 1)
+	m, err := trainer.NewModelOpts(be, ck, f, model.Options{MaxBatch: o.batch, MaxSeq: o.seqLen, Seed: 1, KeepFFNActivations: o.keepFFN})
 	if err != nil {
 		return err
 	}
