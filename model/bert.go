@@ -199,6 +199,9 @@ func New(b backend.Backend, ck *Checkpoint, opts Options) (*Model, error) {
 	if b == nil || ck == nil {
 		panic("model: New needs a backend and a checkpoint")
 	}
+	if err := ck.EnsureTensors(); err != nil {
+		return nil, err
+	}
 	cfg := ck.Config
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("model: checkpoint config: %w", err)

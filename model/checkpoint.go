@@ -75,6 +75,40 @@ type Checkpoint struct {
 	Files []string
 	// Sources maps each canonical name in Tensors to where it was read from.
 	Sources map[string]TensorSource
+
+	released  bool // Release dropped Tensors; EnsureTensors reads them again
+	numParams int  // NumParams at Release
+}
+
+// Release drops the host copy of the tensors (Tensors becomes nil) once a
+// model holds them, so their memory can return to the system: the base
+// model's size again, on top of the model's own copy, for nothing.
+// EnsureTensors, which model.New and the exporters call, reads them again
+// from Dir. A checkpoint not loaded from a folder keeps its tensors.
+func (c *Checkpoint) Release() {
+	if c.Dir == "" || c.Tensors == nil {
+		return
+	}
+	c.numParams = c.NumParams()
+	c.Tensors, c.released = nil, true
+}
+
+// EnsureTensors reloads the tensors after Release from Dir, and fails if
+// the folder no longer holds the same weights (fingerprint). Without a
+// Release it does nothing.
+func (c *Checkpoint) EnsureTensors() error {
+	if !c.released {
+		return nil
+	}
+	again, err := LoadCheckpoint(c.Dir)
+	if err != nil {
+		return fmt.Errorf("model: reloading the base model's released tensors: %w", err)
+	}
+	if again.Fingerprint != c.Fingerprint {
+		return fmt.Errorf("model: %s changed since it was loaded: fingerprint %s, was %s", c.Dir, again.Fingerprint, c.Fingerprint)
+	}
+	c.Tensors, c.released = again.Tensors, false
+	return nil
 }
 
 // VocabPath is the WordPiece vocabulary file of the model folder.
@@ -86,6 +120,9 @@ func (c *Checkpoint) TokenizerPath() string { return filepath.Join(c.Dir, Tokeni
 // NumParams is the number of loaded encoder parameters (pooler included when
 // present).
 func (c *Checkpoint) NumParams() int {
+	if c.released {
+		return c.numParams
+	}
 	n := 0
 	for _, t := range c.Tensors {
 		n += len(t.Data)

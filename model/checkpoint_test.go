@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -372,4 +373,56 @@ func TestLoadCheckpointMiniLM(t *testing.T) {
 		t.Fatalf("fingerprint %q then %q", ck.Fingerprint, ck2.Fingerprint)
 	}
 	t.Logf("all-MiniLM-L6-v2 fingerprint %s", ck.Fingerprint)
+}
+
+// TestCheckpointReleaseReload: Release drops the host tensors (NumParams
+// still answers), model.New reloads them from the folder with the same
+// fingerprint, and a folder whose weights changed meanwhile is refused.
+func TestCheckpointReleaseReload(t *testing.T) {
+	cfg := ckTinyConfig(t)
+	dir := ckWriteModel(t, ckTinyConfigJSON, ckTinyTensors(cfg, true, safetensors.F32, ckKeepName))
+	ck, err := LoadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, n := ck.Tensors, ck.NumParams()
+	ck.Release()
+	if ck.Tensors != nil || ck.NumParams() != n {
+		t.Fatalf("after Release: %d tensors, NumParams %d (want nil, %d)", len(ck.Tensors), ck.NumParams(), n)
+	}
+	m, err := New(&backend64{}, ck, Options{MaxBatch: 1, MaxSeq: 4, Head: HeadOptions{Kind: HeadClassification, NumLabels: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Free()
+	if len(ck.Tensors) != len(want) {
+		t.Fatalf("New reloaded %d tensors, want %d", len(ck.Tensors), len(want))
+	}
+	for name, w := range want {
+		if g := ck.Tensors[name]; !slices.Equal(g.Data, w.Data) || !slices.Equal(g.Shape, w.Shape) {
+			t.Fatalf("%s differs after the reload", name)
+		}
+	}
+	ck.Release()
+	ck.Release() // twice is harmless
+	// Another checkpoint in the same folder: the reload must notice.
+	tensors := ckTinyTensors(cfg, true, safetensors.F32, ckKeepName)
+	other := ckWriteModel(t, ckTinyConfigJSON, tensors)
+	raw, err := os.ReadFile(filepath.Join(other, WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 0x40 // the last weight's top byte
+	if err := os.WriteFile(filepath.Join(dir, WeightsFile), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ck.EnsureTensors(); err == nil || !strings.Contains(err.Error(), "changed since it was loaded") {
+		t.Fatalf("a changed folder reloaded: %v", err)
+	}
+	// A checkpoint built in memory (no folder) keeps its tensors.
+	mem := &Checkpoint{Config: cfg, Tensors: want}
+	mem.Release()
+	if mem.Tensors == nil {
+		t.Error("Release dropped the tensors of a checkpoint it cannot reload")
+	}
 }

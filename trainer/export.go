@@ -49,6 +49,9 @@ func ExportHF(dir string, ck *model.Checkpoint, f *adapter.File) error {
 	if err := CanExportHF(f); err != nil {
 		return err
 	}
+	if err := ck.EnsureTensors(); err != nil {
+		return err
+	}
 	if f.BaseFingerprint != "" && f.BaseFingerprint != ck.Fingerprint {
 		return fmt.Errorf("export: the trained tensors were made for base model %s, not %s (%s)", f.BaseFingerprint, ck.Fingerprint, ck.Dir)
 	}

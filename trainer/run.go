@@ -169,6 +169,7 @@ func newRun(s *Session, be backend.Backend, o Options) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
+	ReleaseHostWeights(s.Ckpt)
 	if r.learner, err = NewLearner(m, c.Train.WeightDecay); err != nil {
 		m.Free()
 		return nil, err

@@ -108,6 +108,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Free()
+	trainer.ReleaseHostWeights(ck) // as Train does
 	l, err := trainer.NewLearner(m, 0.01)
 	if err != nil {
 		return err

@@ -61,6 +61,9 @@ func Export(path string, ck *model.Checkpoint, f *adapter.File) error {
 
 // Build returns the ONNX model f describes on ck.
 func Build(ck *model.Checkpoint, f *adapter.File) (*onnxpb.ModelProto, error) {
+	if err := ck.EnsureTensors(); err != nil {
+		return nil, err
+	}
 	if f.BaseFingerprint != "" && f.BaseFingerprint != ck.Fingerprint {
 		return nil, fmt.Errorf("onnx export: the adapter was made for base model %s, not %s (%s)", f.BaseFingerprint, ck.Fingerprint, ck.Dir)
 	}
