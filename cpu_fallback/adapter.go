@@ -72,7 +72,7 @@ func (be *Backend) adapterForward(ov, zv, iv, wdv, bdv, wuv, buv []float32, N, C
 		return
 	}
 	// z = inp·wDownᵀ + bDown; h = act(z).
-	sgemm(false, true, N, M, C, 1, iv, C, wdv, C, 0, zv, M)
+	be.acc.gemm(false, true, N, M, C, 1, iv, C, wdv, C, 0, zv, M)
 	hv := be.buf(scrA, N*M)
 	be.row = rowTask{kind: rowBiasAct, o: zv, a: bdv, x: hv, C: M, act: act}
 	parallelRange(N, grainRows, &be.row)
@@ -80,7 +80,7 @@ func (be *Backend) adapterForward(ov, zv, iv, wdv, bdv, wuv, buv []float32, N, C
 	be.row = rowTask{kind: rowAddRowBias, o: ov, a: buv, x: iv, C: C}
 	parallelRange(N, grainRows, &be.row)
 	be.row = rowTask{}
-	sgemm(false, true, N, C, M, 1, hv, M, wuv, M, 1, ov, C)
+	be.acc.gemm(false, true, N, C, M, 1, hv, M, wuv, M, 1, ov, C)
 }
 
 // AdapterBackward computes, from dout (N, C) and the forward's inp and z:
@@ -149,26 +149,26 @@ func (be *Backend) AdapterBackward(dinp, dWDown, dBDown, dWUp, dBUp, dout, inp, 
 		hv := be.buf(scrA, nm)
 		be.ew = ewTask{kind: ewAct, o: hv, a: zv, act: act}
 		be.runEW(nm, grainElems/4)
-		sgemm(true, false, C, M, N, 1, gv, C, hv, M, 1, dwuv, M)
+		be.acc.gemm(true, false, C, M, N, 1, gv, C, hv, M, 1, dwuv, M)
 	}
 	needDz := M > 0 && (div != nil || dwdv != nil || dbdv != nil)
 	var dz []float32
 	if needDz {
 		dz = be.buf(scrB, nm)
-		sgemm(false, false, N, M, C, 1, gv, C, wuv, M, 0, dz, M)
+		be.acc.gemm(false, false, N, M, C, 1, gv, C, wuv, M, 0, dz, M)
 		be.ew = ewTask{kind: ewActBack, o: dz, a: zv, b: dz, act: act}
 		be.runEW(nm, grainElems/4)
 		if dbdv != nil {
 			be.colSumsAdd(dbdv, dz, N, M)
 		}
 		if dwdv != nil {
-			sgemm(true, false, M, C, N, 1, dz, M, iv, C, 1, dwdv, C)
+			be.acc.gemm(true, false, M, C, N, 1, dz, M, iv, C, 1, dwdv, C)
 		}
 	}
 	if div != nil {
 		copy(div, gv)
 		if M > 0 {
-			sgemm(false, false, N, C, M, 1, dz, M, wdv, C, 1, div, C)
+			be.acc.gemm(false, false, N, C, M, 1, dz, M, wdv, C, 1, div, C)
 		}
 	}
 	return nil

@@ -65,7 +65,7 @@ func (be *Backend) AttentionForward(out, probs, qkv, mask backend.Tensor, B, T, 
 	if p > 0 {
 		drop = be.buf(scrA, nw*T*T)
 	}
-	be.attn = attnTask{out: ov, probs: pv, qkv: qv, mask: mk, s1: drop,
+	be.attn = attnTask{acc: be.acc, out: ov, probs: pv, qkv: qv, mask: mk, s1: drop,
 		T: T, NH: NH, HS: HS, p: p, seed: seed}
 	parallelRangeW(B*NH, 1, nw, &be.attn)
 	be.attn = attnTask{}
@@ -152,7 +152,7 @@ func (be *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor
 	nw := maxWorkers()
 	ws := nw * T * T
 	all := be.buf(scrA, 2*ws)
-	be.attn = attnTask{back: true, out: gv, probs: pv, qkv: qv, dqkv: dv, s1: all[:ws], s2: all[ws:],
+	be.attn = attnTask{acc: be.acc, back: true, out: gv, probs: pv, qkv: qv, dqkv: dv, s1: all[:ws], s2: all[ws:],
 		T: T, NH: NH, HS: HS, p: p, seed: seed}
 	parallelRangeW(B*NH, 1, nw, &be.attn)
 	be.attn = attnTask{}
@@ -162,6 +162,7 @@ func (be *Backend) AttentionBackward(dqkv, dout, qkv, probs, mask backend.Tensor
 // attnTask is attention's parallel work over (b, h) pairs. s1 and s2 are
 // per-worker T×T scratch (dropped-out probabilities, dS).
 type attnTask struct {
+	acc                   gemmAcc
 	back                  bool
 	out, probs, qkv, dqkv []float32 // back: out holds dout
 	mask                  []int32
@@ -189,14 +190,14 @@ func (t *attnTask) forward(w, lo, hi int) {
 		off := b*T*C3 + h*HS
 		q, k, v := t.qkv[off:], t.qkv[off+C:], t.qkv[off+2*C:]
 		P := t.probs[bh*T*T : bh*T*T+T*T]
-		sgemm(false, true, T, T, HS, scale, q, C3, k, C3, 0, P, T)
+		t.acc.gemm(false, true, T, T, HS, scale, q, C3, k, C3, 0, P, T)
 		softmaxMasked(vec, P, t.mask[b*T:b*T+T], T, T)
 		pd := P
 		if t.p > 0 {
 			pd = t.s1[w*T*T : w*T*T+T*T]
 			dropoutApply(pd, P, bh*T*T, t.p, t.seed)
 		}
-		sgemm(false, false, T, HS, T, 1, pd, T, v, C3, 0, t.out[b*T*C+h*HS:], C)
+		t.acc.gemm(false, false, T, HS, T, 1, pd, T, v, C3, 0, t.out[b*T*C+h*HS:], C)
 	}
 }
 
@@ -214,7 +215,7 @@ func (t *attnTask) backward(w, lo, hi int) {
 		P := t.probs[bh*T*T : bh*T*T+T*T]
 		dS := t.s2[w*T*T : w*T*T+T*T]
 		// dP̃ = dout·Vᵀ (T×T).
-		sgemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
+		t.acc.gemm(false, true, T, T, HS, 1, g, C, v, C3, 0, dS, T)
 		pd := P
 		if t.p > 0 {
 			// P̃ = dropout(P) and dP = dP̃·keep/(1-p) under one hash.
@@ -222,12 +223,12 @@ func (t *attnTask) backward(w, lo, hi int) {
 			dropoutApplyPair(pd, P, dS, dS, bh*T*T, t.p, t.seed)
 		}
 		// dV = P̃ᵀ·dout (T×HS).
-		sgemm(true, false, T, HS, T, 1, pd, T, g, C, 0, dv, C3)
+		t.acc.gemm(true, false, T, HS, T, 1, pd, T, g, C, 0, dv, C3)
 		for i := 0; i < T; i++ {
 			pr, dr := P[i*T:i*T+T], dS[i*T:i*T+T]
 			softmaxGradVec(vec, dr, dr, pr, dotVec(vec, pr, dr), 1)
 		}
-		sgemm(false, false, T, HS, T, scale, dS, T, k, C3, 0, dq, C3)
-		sgemm(true, false, T, HS, T, scale, dS, T, q, C3, 0, dk, C3)
+		t.acc.gemm(false, false, T, HS, T, scale, dS, T, k, C3, 0, dq, C3)
+		t.acc.gemm(true, false, T, HS, T, scale, dS, T, q, C3, 0, dk, C3)
 	}
 }

@@ -17,6 +17,9 @@ import (
 // sizes alone (not by the number of cores), so the same inputs give bitwise
 // identical outputs on every run and every machine with the same sgemm.
 type Backend struct {
+	// acc is how every matrix product accumulates (Options.AccumulateF64).
+	acc gemmAcc
+
 	mu      sync.Mutex
 	scratch [nScratch][]float32
 
@@ -65,6 +68,26 @@ var (
 
 // New returns a CPU backend.
 func New() *Backend { return &Backend{} }
+
+// Options configure a CPU backend; the zero value is New's.
+type Options struct {
+	// AccumulateF64 makes every matrix product (the frozen and trainable
+	// weights' GEMMs, the adapters' and the attention's) sum its terms in
+	// float64 and round each result to float32 once; storage, every other
+	// op and the results' type stay float32. The results are within half a
+	// float32 ulp of the exact product of the stored inputs, where float32
+	// accumulation loses up to about k/2 ulps. It costs speed: the products
+	// run at a third to a half of the float32 kernels' rate (docs/numerics.md
+	// "Float64 accumulation" has the measurements and when it matters).
+	AccumulateF64 bool
+}
+
+// NewWithOptions returns a CPU backend configured by o.
+func NewWithOptions(o Options) *Backend { return &Backend{acc: gemmAcc(o.AccumulateF64)} }
+
+// AccumulatesF64 reports whether the backend's matrix products accumulate
+// in float64 (Options.AccumulateF64).
+func (be *Backend) AccumulatesF64() bool { return bool(be.acc) }
 
 // Name identifies the backend.
 func (*Backend) Name() string { return "cpu" }

@@ -267,3 +267,74 @@ func cpuid() (vendor string, family, model uint32) {
 
 // cpuidRaw executes CPUID with EAX = eaxArg, ECX = ecxArg.
 func cpuidRaw(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
+
+// gemmAVX512KernelF64 is the 12×16 float64-accumulating AVX-512 kernel
+// (gemm_f64.go, gemm_amd64.s). Blocking: an A panel is 12·k float64 (36 KiB
+// at k = 384, in L1; 288 KiB at k = 3072, in L2), the A block mc·k float64
+// and the B block nc·k float32 (docs/numerics.md gives the speed).
+var gemmAVX512KernelF64 = &gemmKernelF64{
+	name: "avx512-f64", mr: 12, nr: 16,
+	mc: 48, nc: 512,
+	fn: sgemmF64KernelAVX512Go,
+}
+
+// gemmAVX2KernelF64 is the 6×8 float64-accumulating AVX2+FMA kernel: 12
+// ymm accumulators, the register budget of the 16 ymm registers.
+var gemmAVX2KernelF64 = &gemmKernelF64{
+	name: "avx2-f64", mr: 6, nr: 8,
+	mc: 48, nc: 512,
+	fn: sgemmF64KernelAVX2Go,
+}
+
+// bestGemmKernelF64 is the float64-accumulating kernel sgemmF64 uses: the
+// AVX-512 one where the CPU has AVX-512F (whatever its family: this path is
+// for accuracy, and every kernel gives the same bits), else AVX2+FMA, else
+// the Go one.
+var bestGemmKernelF64 = func() *gemmKernelF64 {
+	switch {
+	case cpu.X86.HasAVX512F:
+		return gemmAVX512KernelF64
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return gemmAVX2KernelF64
+	}
+	return gemmGoKernelF64
+}()
+
+// gemmKernelsF64 lists the float64-accumulating kernels this CPU can run.
+var gemmKernelsF64 = func() []*gemmKernelF64 {
+	ks := []*gemmKernelF64{gemmGoKernelF64}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, gemmAVX2KernelF64)
+	}
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, gemmAVX512KernelF64)
+	}
+	return ks
+}()
+
+// sgemmF64KernelAVX2 is the assembly body of gemmAVX2KernelF64 (contract:
+// gemmKernelF64.fn, with mr=6, nr=8, kc >= 1, ldc in elements).
+//
+//go:noescape
+func sgemmF64KernelAVX2(kc int, a *float64, b, c *float32, ldc int, alpha, beta float32)
+
+func sgemmF64KernelAVX2Go(kc int, a []float64, b, c []float32, ldc int, alpha, beta float32) {
+	_ = a[kc*6-1]
+	_ = b[kc*8-1]
+	_ = c[5*ldc+7]
+	sgemmF64KernelAVX2(kc, &a[0], &b[0], &c[0], ldc, alpha, beta)
+}
+
+// sgemmF64KernelAVX512 is the assembly body of gemmAVX512KernelF64
+// (contract: gemmKernelF64.fn, with mr=12, nr=16, kc >= 1, ldc in
+// elements).
+//
+//go:noescape
+func sgemmF64KernelAVX512(kc int, a *float64, b, c *float32, ldc int, alpha, beta float32)
+
+func sgemmF64KernelAVX512Go(kc int, a []float64, b, c []float32, ldc int, alpha, beta float32) {
+	_ = a[kc*12-1]
+	_ = b[kc*16-1]
+	_ = c[11*ldc+15]
+	sgemmF64KernelAVX512(kc, &a[0], &b[0], &c[0], ldc, alpha, beta)
+}

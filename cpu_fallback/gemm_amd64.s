@@ -801,3 +801,194 @@ TEXT ·cpuidRaw(SB), NOSPLIT, $0-24
 	MOVL CX, ecx+16(FP)
 	MOVL DX, edx+20(FP)
 	RET
+
+// ------------------------------------- AVX-512 12×16, float64 accumulation
+// sgemmF64KernelAVX512: the float64-accumulating micro-kernel of
+// gemm_f64.go. 24 zmm accumulators of 8 float64 (12 rows × 16 columns),
+// per k step two B loads converted float32 → float64 (Z0, Z1) and one
+// float64 broadcast of A per row (the A panel is packed in float64). The
+// epilogue forms alpha·sum + beta·C in float64 (C converted, one fused
+// multiply-add) and rounds once to float32.
+
+#define F64_ROW(ao, r0, r1, bc) \
+	VBROADCASTSD ao(SI), bc;    \
+	VFMADD231PD  Z0, bc, r0;    \
+	VFMADD231PD  Z1, bc, r1
+
+#define F64_STEP \
+	VCVTPS2PD (DI), Z0;              \
+	VCVTPS2PD 32(DI), Z1;            \
+	F64_ROW(0, Z8, Z9, Z2);          \
+	F64_ROW(8, Z10, Z11, Z3);        \
+	F64_ROW(16, Z12, Z13, Z4);       \
+	F64_ROW(24, Z14, Z15, Z5);       \
+	F64_ROW(32, Z16, Z17, Z2);       \
+	F64_ROW(40, Z18, Z19, Z3);       \
+	F64_ROW(48, Z20, Z21, Z4);       \
+	F64_ROW(56, Z22, Z23, Z5);       \
+	F64_ROW(64, Z24, Z25, Z2);       \
+	F64_ROW(72, Z26, Z27, Z3);       \
+	F64_ROW(80, Z28, Z29, Z4);       \
+	F64_ROW(88, Z30, Z31, Z5)
+
+#define F64_ROW_OUT(r0, r1) \
+	VMULPD  Z0, r0, r0;            \
+	VMULPD  Z0, r1, r1;            \
+	TESTL   AX, AX;                \
+	JZ      5(PC);                 \
+	VCVTPS2PD (R9), Z2;            \
+	VCVTPS2PD 32(R9), Z3;          \
+	VFMADD231PD Z2, Z1, r0;        \
+	VFMADD231PD Z3, Z1, r1;        \
+	VCVTPD2PS r0, Y2;              \
+	VCVTPD2PS r1, Y3;              \
+	VMOVUPS Y2, (R9);              \
+	VMOVUPS Y3, 32(R9);            \
+	ADDQ    R8, R9
+
+// func sgemmF64KernelAVX512(kc int, a *float64, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·sgemmF64KernelAVX512(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+	VPXORQ Z16, Z16, Z16
+	VPXORQ Z17, Z17, Z17
+	VPXORQ Z18, Z18, Z18
+	VPXORQ Z19, Z19, Z19
+	VPXORQ Z20, Z20, Z20
+	VPXORQ Z21, Z21, Z21
+	VPXORQ Z22, Z22, Z22
+	VPXORQ Z23, Z23, Z23
+	VPXORQ Z24, Z24, Z24
+	VPXORQ Z25, Z25, Z25
+	VPXORQ Z26, Z26, Z26
+	VPXORQ Z27, Z27, Z27
+	VPXORQ Z28, Z28, Z28
+	VPXORQ Z29, Z29, Z29
+	VPXORQ Z30, Z30, Z30
+	VPXORQ Z31, Z31, Z31
+
+f64_loop:
+	F64_STEP
+	ADDQ $96, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  f64_loop
+
+	VCVTSS2SD    alpha+40(FP), X0, X0
+	VBROADCASTSD X0, Z0
+	VCVTSS2SD    beta+44(FP), X1, X1
+	VBROADCASTSD X1, Z1
+	// AX == 0 means beta == ±0: C is not read.
+	MOVL beta+44(FP), AX
+	ANDL $0x7fffffff, AX
+	MOVQ DX, R9
+	F64_ROW_OUT(Z8, Z9)
+	F64_ROW_OUT(Z10, Z11)
+	F64_ROW_OUT(Z12, Z13)
+	F64_ROW_OUT(Z14, Z15)
+	F64_ROW_OUT(Z16, Z17)
+	F64_ROW_OUT(Z18, Z19)
+	F64_ROW_OUT(Z20, Z21)
+	F64_ROW_OUT(Z22, Z23)
+	F64_ROW_OUT(Z24, Z25)
+	F64_ROW_OUT(Z26, Z27)
+	F64_ROW_OUT(Z28, Z29)
+	F64_ROW_OUT(Z30, Z31)
+	VZEROUPPER
+	RET
+
+// --------------------------------------- AVX2 6×8, float64 accumulation
+// sgemmF64KernelAVX2: gemmKernelF64's contract on AVX2+FMA: 12 ymm
+// accumulators of 4 float64 (6 rows × 8 columns), per k step two B loads
+// converted float32 → float64 (Y0, Y1) and one float64 broadcast of A per
+// row; the epilogue as sgemmF64KernelAVX512's.
+
+#define F64A_ROW(ao, r0, r1) \
+	VBROADCASTSD ao(SI), Y2;    \
+	VFMADD231PD  Y0, Y2, r0;    \
+	VFMADD231PD  Y1, Y2, r1
+
+#define F64A_ROW_OUT(r0, r1) \
+	VMULPD  Y14, r0, r0;           \
+	VMULPD  Y14, r1, r1;           \
+	TESTL   AX, AX;                \
+	JZ      5(PC);                 \
+	VCVTPS2PD (R9), Y2;            \
+	VCVTPS2PD 16(R9), Y3;          \
+	VFMADD231PD Y2, Y15, r0;       \
+	VFMADD231PD Y3, Y15, r1;       \
+	VCVTPD2PSY r0, X2;             \
+	VCVTPD2PSY r1, X3;             \
+	VMOVUPS X2, (R9);              \
+	VMOVUPS X3, 16(R9);            \
+	ADDQ    R8, R9
+
+// func sgemmF64KernelAVX2(kc int, a *float64, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·sgemmF64KernelAVX2(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	VXORPD Y8, Y8, Y8
+	VXORPD Y9, Y9, Y9
+	VXORPD Y10, Y10, Y10
+	VXORPD Y11, Y11, Y11
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+	VXORPD Y14, Y14, Y14
+	VXORPD Y15, Y15, Y15
+
+f64a_loop:
+	VCVTPS2PD (DI), Y0
+	VCVTPS2PD 16(DI), Y1
+	F64A_ROW(0, Y4, Y5)
+	F64A_ROW(8, Y6, Y7)
+	F64A_ROW(16, Y8, Y9)
+	F64A_ROW(24, Y10, Y11)
+	F64A_ROW(32, Y12, Y13)
+	F64A_ROW(40, Y14, Y15)
+	ADDQ $48, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  f64a_loop
+
+	// Rows 0-4 use Y4-Y13; row 5's sums move to Y0/Y1 so Y14/Y15 can hold
+	// alpha and beta.
+	VMOVAPD Y14, Y0
+	VMOVAPD Y15, Y1
+	VCVTSS2SD    alpha+40(FP), X14, X14
+	VBROADCASTSD X14, Y14
+	VCVTSS2SD    beta+44(FP), X15, X15
+	VBROADCASTSD X15, Y15
+	// AX == 0 means beta == ±0: C is not read.
+	MOVL beta+44(FP), AX
+	ANDL $0x7fffffff, AX
+	MOVQ DX, R9
+	F64A_ROW_OUT(Y4, Y5)
+	F64A_ROW_OUT(Y6, Y7)
+	F64A_ROW_OUT(Y8, Y9)
+	F64A_ROW_OUT(Y10, Y11)
+	F64A_ROW_OUT(Y12, Y13)
+	F64A_ROW_OUT(Y0, Y1)
+	VZEROUPPER
+	RET

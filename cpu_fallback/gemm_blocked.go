@@ -115,11 +115,19 @@ func sgemmBlocked(kern *gemmKernel, workers int, transA, transB bool, m, n, k in
 	workers = max(1, min(workers, tiles))
 
 	job := getGemmJob()
-	job.kern, job.workers, job.splitM, job.tiles = kern, workers, splitM, tiles
+	job.kern, job.kern64, job.mr, job.nr = kern, nil, kern.mr, kern.nr
+	job.workers, job.splitM, job.tiles = workers, splitM, tiles
 	job.transA, job.transB = transA, transB
 	job.m, job.n, job.k = m, n, k
 	job.alpha, job.beta = alpha, beta
 	job.a, job.lda, job.b, job.ldb, job.c, job.ldc = a, lda, b, ldb, c, ldc
+	job.runAll()
+}
+
+// runAll runs the job's parts, part 0 on the calling goroutine and the rest
+// on the pool, waits for them and returns the job to the free list.
+func (job *gemmJob) runAll() {
+	workers := job.workers
 	if workers > 1 {
 		startGemmPool()
 		job.wg.Add(workers - 1)
@@ -136,7 +144,9 @@ func sgemmBlocked(kern *gemmKernel, workers int, transA, transB bool, m, n, k in
 
 // gemmJob holds the arguments of one sgemm call split over workers.
 type gemmJob struct {
-	kern           *gemmKernel
+	kern           *gemmKernel    // the float32 kernel, or nil when
+	kern64         *gemmKernelF64 // the float64-accumulating one runs
+	mr, nr         int            // its register tile
 	workers, tiles int
 	splitM         bool
 	transA, transB bool
@@ -163,11 +173,10 @@ func (j *gemmJob) run(idx int) {
 		return
 	}
 	ws := getGemmWorkspace()
-	kern := j.kern
 	a, b, c := j.a, j.b, j.c
 	m, n := j.m, j.n
 	if j.splitM {
-		r0, r1 := lo*kern.mr, min(hi*kern.mr, j.m)
+		r0, r1 := lo*j.mr, min(hi*j.mr, j.m)
 		m = r1 - r0
 		if j.transA {
 			a = a[r0:]
@@ -176,7 +185,7 @@ func (j *gemmJob) run(idx int) {
 		}
 		c = c[r0*j.ldc:]
 	} else {
-		c0, c1 := lo*kern.nr, min(hi*kern.nr, j.n)
+		c0, c1 := lo*j.nr, min(hi*j.nr, j.n)
 		n = c1 - c0
 		if j.transB {
 			b = b[c0*j.ldb:]
@@ -185,7 +194,11 @@ func (j *gemmJob) run(idx int) {
 		}
 		c = c[c0:]
 	}
-	gemmSerial(kern, ws, j.transA, j.transB, m, n, j.k, j.alpha, a, j.lda, b, j.ldb, j.beta, c, j.ldc)
+	if j.kern64 != nil {
+		gemmSerialF64(j.kern64, ws, j.transA, j.transB, m, n, j.k, j.alpha, a, j.lda, b, j.ldb, j.beta, c, j.ldc)
+	} else {
+		gemmSerial(j.kern, ws, j.transA, j.transB, m, n, j.k, j.alpha, a, j.lda, b, j.ldb, j.beta, c, j.ldc)
+	}
 	putGemmWorkspace(ws)
 }
 
@@ -575,6 +588,7 @@ func sgemmKernelGo4x4(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 // gemmWorkspace is one worker's packing buffers, reused across calls.
 type gemmWorkspace struct {
 	a, b []float32
+	a64  []float64 // A panels of the float64-accumulating path
 	tile [maxTile]float32
 }
 

@@ -45,7 +45,7 @@ func (be *Backend) Gemm(c, a, b backend.Tensor, p backend.MatMul) error {
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.gb = gemmBatchTask{p: p, lda: lda, ldb: ldb, ldc: ldc, a: av, b: bv, c: cv}
+	be.gb = gemmBatchTask{acc: be.acc, p: p, lda: lda, ldb: ldb, ldc: ldc, a: av, b: bv, c: cv}
 	if batch > 1 && 2*p.M*p.N*p.K < smallGemmFlops {
 		// Many small problems: one per worker, each sgemm single-threaded
 		// by its own size rule. Problems are independent, so the results
@@ -65,6 +65,7 @@ const smallGemmFlops = 1 << 21
 
 // gemmBatchTask runs problems [lo, hi) of a batched Gemm.
 type gemmBatchTask struct {
+	acc           gemmAcc
 	p             backend.MatMul
 	lda, ldb, ldc int
 	a, b, c       []float32
@@ -88,7 +89,7 @@ func (t *gemmBatchTask) run(_, lo, hi int) {
 			}
 			continue
 		}
-		sgemm(p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, t.a[ao:], t.lda, t.b[bo:], t.ldb, p.Beta, t.c[co:], t.ldc)
+		t.acc.gemm(p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, t.a[ao:], t.lda, t.b[bo:], t.ldb, p.Beta, t.c[co:], t.ldc)
 	}
 }
 

@@ -114,7 +114,7 @@ func (be *Backend) PackedAttentionForward(out, lse, qkv, starts backend.Tensor, 
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.pattn = packedTask{g: g, out: ov, lse: lv, qkv: qv, p: p, seed: seed}
+	be.pattn = packedTask{acc: be.acc, g: g, out: ov, lse: lv, qkv: qv, p: p, seed: seed}
 	be.runPacked()
 	return nil
 }
@@ -156,7 +156,7 @@ func (be *Backend) PackedAttentionBackward(dqkv, dout, qkv, out, lse, starts bac
 	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	be.pattn = packedTask{g: g, back: true, dqkv: dv, dout: gv, out: ov, lse: lv, qkv: qv, p: p, seed: seed}
+	be.pattn = packedTask{acc: be.acc, g: g, back: true, dqkv: dv, dout: gv, out: ov, lse: lv, qkv: qv, p: p, seed: seed}
 	be.runPacked()
 	return nil
 }
@@ -183,6 +183,7 @@ func (be *Backend) runPacked() {
 // (sequence, head) items [cut[w], cut[w+1]) with its own scratch slice and
 // packing workspace.
 type packedTask struct {
+	acc                       gemmAcc
 	g                         packedGeom
 	back                      bool
 	out, lse, qkv, dqkv, dout []float32
@@ -294,7 +295,7 @@ func (t *packedTask) forward(ws *gemmWorkspace, sc []float32, s, h int) {
 		for j0 := 0; j0 < L; j0 += t.bk {
 			nk := min(t.bk, L-j0)
 			S := sc[t.sTile : t.sTile+nq*nk]
-			sgemmSerial(ws, false, true, nq, nk, HS, t.scale, q[i0*C3:], C3, k[j0*C3:], C3, 0, S, nk)
+			t.acc.serial(ws, false, true, nq, nk, HS, t.scale, q[i0*C3:], C3, k[j0*C3:], C3, 0, S, nk)
 			for r := 0; r < nq; r++ {
 				row := S[r*nk : r*nk+nk]
 				mNew := maxVec(vec, row, t.negInf)
@@ -319,7 +320,7 @@ func (t *packedTask) forward(ws *gemmWorkspace, sc []float32, s, h int) {
 			if j0 == 0 {
 				beta = 0
 			}
-			sgemmSerial(ws, false, false, nq, HS, nk, 1, S, nk, v[j0*C3:], C3, beta, oacc, HS)
+			t.acc.serial(ws, false, false, nq, HS, nk, 1, S, nk, v[j0*C3:], C3, beta, oacc, HS)
 		}
 		for r := 0; r < nq; r++ {
 			orow := o[(i0+r)*C : (i0+r)*C+HS]
@@ -359,12 +360,12 @@ func (t *packedTask) backward(ws *gemmWorkspace, sc []float32, s, h int) {
 			nk := min(t.bk, L-j0)
 			P := sc[t.sTile : t.sTile+nq*nk]
 			dP := sc[t.dTile : t.dTile+nq*nk]
-			sgemmSerial(ws, false, true, nq, nk, HS, t.scale, q[i0*C3:], C3, k[j0*C3:], C3, 0, P, nk)
+			t.acc.serial(ws, false, true, nq, nk, HS, t.scale, q[i0*C3:], C3, k[j0*C3:], C3, 0, P, nk)
 			for r := 0; r < nq; r++ {
 				expSubSumVec(vec, P[r*nk:r*nk+nk], lse[i0+r])
 			}
 			// dP̃ = dout_i·V_jᵀ.
-			sgemmSerial(ws, false, true, nq, nk, HS, 1, gout[i0*C:], C, v[j0*C3:], C3, 0, dP, nk)
+			t.acc.serial(ws, false, true, nq, nk, HS, 1, gout[i0*C:], C, v[j0*C3:], C3, 0, dP, nk)
 			Pd := P
 			if t.p > 0 {
 				Pd = sc[t.pTile : t.pTile+nq*nk]
@@ -374,7 +375,7 @@ func (t *packedTask) backward(ws *gemmWorkspace, sc []float32, s, h int) {
 				}
 			}
 			// dV_j += P̃ᵀ·dout_i.
-			sgemmSerial(ws, true, false, nk, HS, nq, 1, Pd, nk, gout[i0*C:], C, betaKV, dv[j0*C3:], C3)
+			t.acc.serial(ws, true, false, nk, HS, nq, 1, Pd, nk, gout[i0*C:], C, betaKV, dv[j0*C3:], C3)
 			// dS = P ∘ (dP - D), in place of dP.
 			for r := 0; r < nq; r++ {
 				softmaxGradVec(vec, dP[r*nk:r*nk+nk], dP[r*nk:r*nk+nk], P[r*nk:r*nk+nk], D[r], 1)
@@ -383,8 +384,8 @@ func (t *packedTask) backward(ws *gemmWorkspace, sc []float32, s, h int) {
 			if j0 == 0 {
 				betaQ = 0
 			}
-			sgemmSerial(ws, false, false, nq, HS, nk, t.scale, dP, nk, k[j0*C3:], C3, betaQ, dq[i0*C3:], C3)
-			sgemmSerial(ws, true, false, nk, HS, nq, t.scale, dP, nk, q[i0*C3:], C3, betaKV, dk[j0*C3:], C3)
+			t.acc.serial(ws, false, false, nq, HS, nk, t.scale, dP, nk, k[j0*C3:], C3, betaQ, dq[i0*C3:], C3)
+			t.acc.serial(ws, true, false, nk, HS, nq, t.scale, dP, nk, q[i0*C3:], C3, betaKV, dk[j0*C3:], C3)
 		}
 	}
 }

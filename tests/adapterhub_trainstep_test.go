@@ -50,7 +50,7 @@ type ahtsRun struct {
 // from the AdapterHub folder AdapterHub itself started from (checking it
 // equals the adapter file it was exported from), and builds the model and
 // learner with the reference's settings.
-func ahtsSetup(t *testing.T) *ahtsRun {
+func ahtsSetup(t *testing.T, accF64 bool) *ahtsRun {
 	t.Helper()
 	dir := testassets.Path("tests", "golden", "adapterhub_trainstep")
 	var paths []string
@@ -98,7 +98,7 @@ func ahtsSetup(t *testing.T) *ahtsRun {
 	for _, b := range batches {
 		maxB, maxT = max(maxB, b.B), max(maxT, b.T)
 	}
-	m, err := trainer.NewModel(cpu.New(), ck, f, maxB, maxT, 0)
+	m, err := trainer.NewModel(cpu.NewWithOptions(cpu.Options{AccumulateF64: accF64}), ck, f, maxB, maxT, 0)
 	require.NoError(t, err)
 	t.Cleanup(m.Free)
 	var goTrain []string
@@ -127,9 +127,18 @@ func contains(xs []string, x string) bool {
 
 // TestAdapterHubTrainStepParity: twenty steps of trainer.Learner.Step
 // against AdapterHub's, compared after every step (the loss) and at the end
-// (every trainable tensor; the gradients of step 0 too).
+// (every trainable tensor; the gradients of step 0 too), once with the CPU
+// backend's float64 accumulation (device.accumulate = "float64"), which
+// meets the whole criterion, and once with its default float32
+// accumulation, which meets all of it except the float64 yardstick's worst
+// element (ahtsYardstickNote).
 func TestAdapterHubTrainStepParity(t *testing.T) {
-	r := ahtsSetup(t)
+	t.Run("accumulate-float64", func(t *testing.T) { ahtsParity(t, true) })
+	t.Run("accumulate-float32", func(t *testing.T) { ahtsParity(t, false) })
+}
+
+func ahtsParity(t *testing.T, accF64 bool) {
+	r := ahtsSetup(t, accF64)
 	be := r.m.Backend()
 	losses := make([]float32, ahtsSteps)
 	var grads0 map[string][]float32
@@ -235,14 +244,23 @@ func TestAdapterHubTrainStepParity(t *testing.T) {
 		if goOver <= refOver && goWorst <= refWorst {
 			return // the criterion holds
 		}
-		// The criterion does not hold (see ahtsYardstickNote): say so loudly
-		// and keep the measured state as a regression bound, so a change
-		// that moves Go further from float64 still fails here. The bounds
-		// are the worst measured ratios (RMS 1.24×, count 2× with the
-		// earlier kernels) with the headroom one equally valid float32 order
-		// of the reference itself shows (its count moved from 3 to 2 with
-		// the batch rows reversed).
-		t.Logf("CRITERION NOT MET (issue 11): go float32 is further from the float64 trajectory than AdapterHub's float32; %s", ahtsYardstickNote)
+		if accF64 {
+			// Float64 accumulation is what meets the criterion: measured
+			// 0 elements beyond (worst 8.7e-6) against AdapterHub's 3
+			// (2.12e-5), RMS 1.31e-8 against 3.49e-8 (docs/interop.md).
+			t.Errorf("with float64 accumulation go is further from the float64 trajectory than AdapterHub's float32: %d elements over (worst %.3g) vs %d (worst %.3g)",
+				goOver, goWorst, refOver, refWorst)
+			return
+		}
+		// Float32 accumulation misses by the worst element (see
+		// ahtsYardstickNote): say so and keep the measured state as a
+		// regression bound, so a change that moves the default path
+		// further from float64 still fails here. The bounds are the worst
+		// measured ratios (RMS 1.24×, count 2× with the earlier kernels)
+		// with the headroom one equally valid float32 order of the
+		// reference itself shows (its count moved from 3 to 2 with the
+		// batch rows reversed).
+		t.Logf("float32 accumulation: further from the float64 trajectory than AdapterHub's float32 in the worst element (expected, the criterion is met with float64 accumulation); %s", ahtsYardstickNote)
 		assert.LessOrEqual(t, goRMS, 1.5*refRMS, "RMS distance to float64 on determined elements: regression bound")
 		assert.LessOrEqual(t, goOver, 3*max(refOver, 1), "elements beyond %g of float64: regression bound", tsParamTol)
 		assert.LessOrEqual(t, goWorst, 10*tsParamTol, "worst element: regression bound")

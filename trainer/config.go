@@ -185,7 +185,18 @@ type DeviceConfig struct {
 	Kind string `toml:"kind"`
 	// Ordinal is the CUDA device number.
 	Ordinal int `toml:"ordinal"`
+	// Accumulate is how matrix products sum their terms: float32 (the
+	// default, fastest) or float64 (CPU only: every product summed in
+	// float64 and rounded to float32 once, for results as close to exact
+	// arithmetic as float32 storage allows; docs/numerics.md).
+	Accumulate string `toml:"accumulate"`
 }
+
+// Accumulation values of DeviceConfig.Accumulate.
+const (
+	AccumulateF32 = "float32"
+	AccumulateF64 = "float64"
+)
 
 // Default returns the configuration every file starts from.
 func Default() Config {
@@ -200,7 +211,7 @@ func Default() Config {
 			FrozenDropout: true, CacheMemoryMB: 2048, RecomputeFFN: true,
 		},
 		Output: OutputConfig{Dir: "runs/default"},
-		Device: DeviceConfig{Kind: "auto"},
+		Device: DeviceConfig{Kind: "auto", Accumulate: AccumulateF32},
 	}
 }
 
@@ -632,6 +643,15 @@ func (c *Config) validateOutput() error {
 	}
 	if c.Device.Ordinal < 0 {
 		return fmt.Errorf("device.ordinal = %d: must be >= 0", c.Device.Ordinal)
+	}
+	switch c.Device.Accumulate {
+	case AccumulateF32:
+	case AccumulateF64:
+		if c.Device.Kind == "cuda" {
+			return fmt.Errorf("device.accumulate = %q: only the CPU backend accumulates in float64 (the CUDA kernels sum in float32); set device.kind = \"cpu\" or \"auto\"", c.Device.Accumulate)
+		}
+	default:
+		return fmt.Errorf("device.accumulate = %q: want float32 or float64", c.Device.Accumulate)
 	}
 	return nil
 }

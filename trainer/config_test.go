@@ -76,6 +76,8 @@ func TestConfigValidation(t *testing.T) {
 		{"data.positive_label=x", "data.positive_label"},
 		{"data.header=false", "data.header"},
 		{"device.kind=tpu", "device.kind"},
+		{"device.accumulate=float16", "device.accumulate"},
+		{"device.accumulate=float64", "CPU backend"},
 		{"model.head=avg", "model.head"},
 		{"model.max_length=2", "model.max_length"},
 		{"data.preset=cola2", "data.preset"},
@@ -87,6 +89,8 @@ func TestConfigValidation(t *testing.T) {
 			ov = append(ov, `data.labels=["a","b"]`)
 		case "data.header":
 			ov = append(ov, "data.format=tsv")
+		case "CPU backend":
+			ov = append(ov, "device.kind=cuda")
 		}
 		_, err := LoadConfig(writeConfig(t, minimal), ov)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -41,6 +41,7 @@ type benchOptions struct {
 	ordinal, batch, seqLen, steps, m int
 	batches, reps, warmup            int
 	json, syncStdin, keepFFN         bool
+	accumulate                       string
 }
 
 // benchStdin is where --sync-stdin reads its go-ahead lines (a variable so
@@ -64,6 +65,7 @@ func benchFlags(stdout io.Writer, o *benchOptions) *flag.FlagSet {
 	fs.StringVar(&o.strategy, "strategy", "adapters", "strategy: "+strings.Join(adapter.Strategies, ", "))
 	fs.IntVar(&o.m, "bottleneck", 64, "adapter bottleneck m")
 	fs.BoolVar(&o.keepFFN, "keep-ffn", false, "keep the FFN activations of layers whose FFN weights are frozen instead of recomputing (train.recompute_ffn = false)")
+	fs.StringVar(&o.accumulate, "accumulate", "float32", "how matrix products sum: float32, or float64 (CPU only, device.accumulate)")
 	fs.BoolVar(&o.json, "json", false, "print JSON Lines (setup, one line per repetition, summary) instead of text")
 	fs.BoolVar(&o.syncStdin, "sync-stdin", false, "wait for a line on stdin before each repetition (a harness interleaves several programs' repetitions)")
 	fs.StringVar(&o.dump, "dump-batches", "", "write the workload's batches (token ids, labels) as JSON to this file and exit")
@@ -99,7 +101,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "bench: wrote %d batches (%d real tokens) to %s\n", len(w.batches), w.realTokens, o.dump)
 		return nil
 	}
-	be, err := openDevice(o.device, o.ordinal, stderr)
+	be, err := openDeviceAcc(o.device, o.ordinal, o.accumulate, stderr)
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,29 @@ const (
 // without a usable GPU), or auto (the GPU when it opens, else the CPU,
 // saying why on log).
 func openDevice(kind string, ordinal int, log io.Writer) (backend.Backend, error) {
+	return openDeviceAcc(kind, ordinal, trainer.AccumulateF32, log)
+}
+
+// openDeviceAcc is openDevice with device.accumulate: float64 accumulation
+// exists on the CPU backend only, so it opens the CPU for auto (saying so)
+// and refuses cuda.
+func openDeviceAcc(kind string, ordinal int, accumulate string, log io.Writer) (backend.Backend, error) {
+	switch accumulate {
+	case trainer.AccumulateF32, "":
+	case trainer.AccumulateF64:
+		switch kind {
+		case "cpu":
+		case "auto", "":
+			fmt.Fprintln(log, "device auto: using the CPU: float64 accumulation (device.accumulate = \"float64\") is CPU-only")
+		case "cuda":
+			return nil, fmt.Errorf("device cuda: float64 accumulation (device.accumulate = \"float64\") is CPU-only; the CUDA kernels sum in float32")
+		default:
+			return nil, fmt.Errorf("device %q: want auto, cpu or cuda", kind)
+		}
+		return cpu.NewWithOptions(cpu.Options{AccumulateF64: true}), nil
+	default:
+		return nil, fmt.Errorf("accumulate %q: want float32 or float64", accumulate)
+	}
 	switch kind {
 	case "cpu":
 		return cpu.New(), nil
@@ -116,8 +139,8 @@ func deviceRequest(args []string) (deviceReq, bool) {
 	default:
 		return deviceReq{}, false
 	}
-	valued := map[string]bool{"device": true, "gpu": true, "c": true, "set": true}
-	var device, gpuFlag, cfgPath string
+	valued := map[string]bool{"device": true, "gpu": true, "c": true, "set": true, "accumulate": true}
+	var device, gpuFlag, cfgPath, accumulate string
 	var sets []string
 	for i := 1; i < len(args); i++ {
 		a := args[i]
@@ -155,6 +178,8 @@ func deviceRequest(args []string) (deviceReq, bool) {
 			cfgPath = val
 		case "set":
 			sets = append(sets, val)
+		case "accumulate":
+			accumulate = val
 		}
 	}
 	req := deviceReq{kind: "auto"}
@@ -169,10 +194,17 @@ func deviceRequest(args []string) (deviceReq, bool) {
 		if err != nil {
 			return deviceReq{}, false
 		}
-		return deviceReq{kind: cfg.Device.Kind, ordinal: cfg.Device.Ordinal}, true
+		kind := cfg.Device.Kind
+		if cfg.Device.Accumulate == trainer.AccumulateF64 && kind == "auto" {
+			kind = "cpu" // float64 accumulation is CPU-only: no hand-off
+		}
+		return deviceReq{kind: kind, ordinal: cfg.Device.Ordinal}, true
 	}
 	if device != "" {
 		req.kind = device
+	}
+	if accumulate == trainer.AccumulateF64 && req.kind == "auto" {
+		req.kind = "cpu"
 	}
 	if gpuFlag != "" {
 		n, err := strconv.Atoi(gpuFlag)

@@ -41,6 +41,12 @@ func TestDeviceRequest(t *testing.T) {
 		{[]string{"train", "--set", "device.kind=cpu", "-c=" + run}, deviceReq{"cpu", 2}, true},
 		{[]string{"train", "-c", run, "--device", "cpu", "--set", "device.kind=cuda"}, deviceReq{"cpu", 2}, true}, // shortcuts after --set, as train applies them
 		{[]string{"train", "-c", run, "--set", "device.ordinal=1"}, deviceReq{"cuda", 1}, true},
+		// float64 accumulation is CPU-only: auto goes to the CPU without a
+		// hand-off, cuda stays (the command then refuses it).
+		{[]string{"bench", "--model", "m", "--accumulate", "float64"}, deviceReq{"cpu", 0}, true},
+		{[]string{"bench", "--model", "m", "--device=cuda", "--accumulate=float64"}, deviceReq{"cuda", 0}, true},
+		{[]string{"train", "-c", run, "--device", "auto", "--set", "device.accumulate=float64"}, deviceReq{"cpu", 2}, true},
+		{[]string{"train", "-c", run, "--set", "device.accumulate=float64"}, deviceReq{}, false}, // cuda + float64: train reports it
 		{[]string{"train"}, deviceReq{}, false},                                        // train reports the missing -c
 		{[]string{"train", "-c", filepath.Join(dir, "nope.toml")}, deviceReq{}, false}, // and a bad run file
 		{[]string{"eval", "--device", "tpu"}, deviceReq{}, false},

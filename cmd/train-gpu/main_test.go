@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	cpu "github.com/houlsby/adapters/cpu_fallback"
 	"github.com/houlsby/adapters/internal/testassets"
 )
 
@@ -159,6 +160,29 @@ func TestDeviceSelection(t *testing.T) {
 	if _, err := openDevice("tpu", 0, &log); err == nil {
 		t.Error("tpu accepted")
 	}
+}
+
+// Float64 accumulation: the CPU backend with the option for cpu and auto
+// (auto saying why), a clear error for cuda and for an unknown value.
+func TestDeviceAccumulate(t *testing.T) {
+	for _, kind := range []string{"cpu", "auto"} {
+		var log bytes.Buffer
+		be, err := openDeviceAcc(kind, 0, "float64", &log)
+		require.NoError(t, err, kind)
+		c, ok := be.(*cpu.Backend)
+		require.True(t, ok, "%s: %T", kind, be)
+		assert.True(t, c.AccumulatesF64(), kind)
+		if kind == "auto" {
+			assert.Contains(t, log.String(), "float64 accumulation")
+		}
+	}
+	be, err := openDeviceAcc("cpu", 0, "float32", &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.False(t, be.(*cpu.Backend).AccumulatesF64())
+	_, err = openDeviceAcc("cuda", 0, "float64", &bytes.Buffer{})
+	require.ErrorContains(t, err, "CPU-only")
+	_, err = openDeviceAcc("cpu", 0, "float16", &bytes.Buffer{})
+	require.ErrorContains(t, err, "float16")
 }
 
 func TestGroup(t *testing.T) {

@@ -78,7 +78,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, err := openDevice(cfg.Device.Kind, cfg.Device.Ordinal, stderr)
+	be, err := openDeviceAcc(cfg.Device.Kind, cfg.Device.Ordinal, cfg.Device.Accumulate, stderr)
 	if err != nil {
 		return err
 	}
