@@ -134,6 +134,14 @@ func TestTrainDryRun(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", s, out)
 		}
 	}
+	code, out, errOut = runCLI("train", "-c", cfg, "--dry-run", "--max-train-examples", "300", "--set", "device.accumulate=float64")
+	if code != 0 || !strings.Contains(out, "device: cpu (matrix products accumulate in float64)") || !strings.Contains(errOut, "float64 accumulation") {
+		t.Errorf("float64 accumulation: exit %d: %s\n%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI("train", "-c", cfg, "--dry-run", "--device", "cuda", "--set", "device.accumulate=float64")
+	if code != 1 || !strings.Contains(errOut, "device.accumulate") {
+		t.Errorf("float64 accumulation on cuda: exit %d: %s", code, errOut)
+	}
 	code, _, errOut = runCLI("train", "-c", cfg, "--dry-run", "--set", "train.learning_rate=1")
 	if code != 1 || !strings.Contains(errOut, "unknown key train.learning_rate") {
 		t.Errorf("unknown key: exit %d: %s", code, errOut)

@@ -82,7 +82,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "device: %s\n", be.Name())
+	if cfg.Device.Accumulate == trainer.AccumulateF64 {
+		fmt.Fprintf(stdout, "device: %s (matrix products accumulate in float64)\n", be.Name())
+	} else {
+		fmt.Fprintf(stdout, "device: %s\n", be.Name())
+	}
 	if *resume {
 		if _, err := os.Stat(filepath.Join(cfg.Output.Dir, trainer.CheckpointFileName)); err != nil {
 			return fmt.Errorf("--resume: %w", err)
