@@ -18,15 +18,16 @@ import "fmt"
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	kern := gemmKernelFor(transA, m, n, k)
-	sgemmBlocked(kern, gemmWorkers(kern, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemmBlocked(kern, gemmWorkers(kern.mr, kern.nr, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// sgemmSerial is sgemm on the calling goroutine with the caller's packing
-// workspace, for the small products inside a parallel region (the packed
-// attention's tiles), where splitting the product or taking a workspace
-// from the shared free list would cost more than it saves. Same arithmetic
-// as sgemm, so the same bits.
-func sgemmSerial(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// serial is the product (sgemm, or sgemmF64 when f64) on the calling
+// goroutine with the caller's packing workspace, for the small products
+// inside a parallel region (the packed attention's tiles), where splitting
+// the product or taking a workspace from the shared free list would cost
+// more than it saves. Same arithmetic as the parallel path, so the same
+// bits.
+func (f64 gemmAcc) serial(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if m == 0 || n == 0 {
 		return
@@ -35,7 +36,11 @@ func sgemmSerial(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha floa
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	gemmSerial(gemmKernelFor(transA, m, n, k), ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if f64 {
+		gemmSerialF64(bestGemmKernelF64, ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	} else {
+		gemmSerial(gemmKernelFor(transA, m, n, k), ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	}
 }
 
 // sgemmRef is the straightforward triple loop, kept as the oracle for every

@@ -287,20 +287,12 @@ var gemmAVX2KernelF64 = &gemmKernelF64{
 }
 
 // bestGemmKernelF64 is the float64-accumulating kernel sgemmF64 uses: the
-// AVX-512 one where the CPU has AVX-512F (whatever its family: this path is
-// for accuracy, and every kernel gives the same bits), else AVX2+FMA, else
-// the Go one.
-var bestGemmKernelF64 = func() *gemmKernelF64 {
-	switch {
-	case cpu.X86.HasAVX512F:
-		return gemmAVX512KernelF64
-	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		return gemmAVX2KernelF64
-	}
-	return gemmGoKernelF64
-}()
+// widest this CPU runs, AVX-512 wherever the CPU has AVX-512F (whatever its
+// family: this path is for accuracy, and every kernel gives the same bits).
+var bestGemmKernelF64 = gemmKernelsF64[len(gemmKernelsF64)-1]
 
-// gemmKernelsF64 lists the float64-accumulating kernels this CPU can run.
+// gemmKernelsF64 lists the float64-accumulating kernels this CPU can run,
+// narrowest first.
 var gemmKernelsF64 = func() []*gemmKernelF64 {
 	ks := []*gemmKernelF64{gemmGoKernelF64}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {

@@ -95,7 +95,9 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
-func benchGemm(b *testing.B, kern *gemmKernel, s gemmBenchShape) {
+// gemmBenchData returns random operands of a benchmark shape (values in
+// [-1, 1), seed 1), a zero C, and A's and B's leading dimensions.
+func gemmBenchData(s gemmBenchShape) (a, b, c []float32, lda, ldb int) {
 	rng := rand.New(rand.NewSource(1))
 	fill := func(n int) []float32 {
 		x := make([]float32, n)
@@ -104,15 +106,20 @@ func benchGemm(b *testing.B, kern *gemmKernel, s gemmBenchShape) {
 		}
 		return x
 	}
-	a, bm, c := fill(s.m*s.k), fill(s.k*s.n), make([]float32, s.m*s.n)
-	lda, ldb := s.k, s.n
+	a, b, c = fill(s.m*s.k), fill(s.k*s.n), make([]float32, s.m*s.n)
+	lda, ldb = s.k, s.n
 	if s.transA {
 		lda = s.m
 	}
 	if s.transB {
 		ldb = s.k
 	}
-	workers := gemmWorkers(kern, s.m, s.n, s.k)
+	return a, b, c, lda, ldb
+}
+
+func benchGemm(b *testing.B, kern *gemmKernel, s gemmBenchShape) {
+	a, bm, c, lda, ldb := gemmBenchData(s)
+	workers := gemmWorkers(kern.mr, kern.nr, s.m, s.n, s.k)
 	call := func() {
 		sgemmBlocked(kern, workers, s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
 	}

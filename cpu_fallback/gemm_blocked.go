@@ -82,15 +82,16 @@ var gemmGoKernel = &gemmKernel{
 // at AVX2 speed, against a few µs to wake a goroutine.
 const gemmMinFlopsPerWorker = 1 << 20
 
-// gemmWorkers picks how many workers sgemm uses: GOMAXPROCS, fewer for small
-// problems, and no more than there are register tiles to split.
-func gemmWorkers(kern *gemmKernel, m, n, k int) int {
+// gemmWorkers picks how many workers sgemm uses for a kernel with an mr×nr
+// register tile: GOMAXPROCS, fewer for small problems, and no more than
+// there are register tiles to split.
+func gemmWorkers(mr, nr, m, n, k int) int {
 	w := runtime.GOMAXPROCS(0)
 	flops := 2 * float64(m) * float64(n) * float64(k)
 	if byWork := int(flops / gemmMinFlopsPerWorker); byWork < w {
 		w = byWork
 	}
-	tiles := max(ceilDiv(m, kern.mr), ceilDiv(n, kern.nr))
+	tiles := max(ceilDiv(m, mr), ceilDiv(n, nr))
 	w = min(w, tiles)
 	return max(w, 1)
 }
@@ -99,6 +100,14 @@ func gemmWorkers(kern *gemmKernel, m, n, k int) int {
 // given kernel on up to workers goroutines. Arguments must already be
 // checked (checkGemmArgs).
 func sgemmBlocked(kern *gemmKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	runGemm(kern, nil, kern.mr, kern.nr, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// runGemm runs one checked product with the float32 kernel kern or, when
+// kern is nil, the float64-accumulating kern64 (whose register tile is
+// mr×nr), split along whole tiles of m or n over up to workers goroutines:
+// part 0 on the calling goroutine, the rest on the pool.
+func runGemm(kern *gemmKernel, kern64 *gemmKernelF64, mr, nr, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -106,7 +115,7 @@ func sgemmBlocked(kern *gemmKernel, workers int, transA, transB bool, m, n, k in
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	tilesM, tilesN := ceilDiv(m, kern.mr), ceilDiv(n, kern.nr)
+	tilesM, tilesN := ceilDiv(m, mr), ceilDiv(n, nr)
 	splitM := tilesM >= tilesN
 	tiles := tilesN
 	if splitM {
@@ -115,19 +124,12 @@ func sgemmBlocked(kern *gemmKernel, workers int, transA, transB bool, m, n, k in
 	workers = max(1, min(workers, tiles))
 
 	job := getGemmJob()
-	job.kern, job.kern64, job.mr, job.nr = kern, nil, kern.mr, kern.nr
+	job.kern, job.kern64, job.mr, job.nr = kern, kern64, mr, nr
 	job.workers, job.splitM, job.tiles = workers, splitM, tiles
 	job.transA, job.transB = transA, transB
 	job.m, job.n, job.k = m, n, k
 	job.alpha, job.beta = alpha, beta
 	job.a, job.lda, job.b, job.ldb, job.c, job.ldc = a, lda, b, ldb, c, ldc
-	job.runAll()
-}
-
-// runAll runs the job's parts, part 0 on the calling goroutine and the rest
-// on the pool, waits for them and returns the job to the free list.
-func (job *gemmJob) runAll() {
-	workers := job.workers
 	if workers > 1 {
 		startGemmPool()
 		job.wg.Add(workers - 1)

@@ -1,9 +1,6 @@
 package cpu
 
-import (
-	"math"
-	"runtime"
-)
+import "math"
 
 // Float64 accumulation: the same products as sgemm (float32 in, float32
 // out), with every C element's sum over k formed in float64 and rounded to
@@ -50,14 +47,6 @@ func (f64 gemmAcc) gemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 	}
 }
 
-func (f64 gemmAcc) serial(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if f64 {
-		sgemmSerialF64(ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-	} else {
-		sgemmSerial(ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-	}
-}
-
 // gemmKernelF64 is a float64-accumulating micro-kernel with its blocking:
 // mr×nr register tile, mc rows of A per packed block, nc columns of B per
 // packed block (k is never split).
@@ -86,44 +75,13 @@ var gemmGoKernelF64 = &gemmKernelF64{
 // on all cores.
 func sgemmF64(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scaleC(m, n, beta, c, ldc)
-		return
-	}
 	kern := bestGemmKernelF64
-	tilesM, tilesN := ceilDiv(m, kern.mr), ceilDiv(n, kern.nr)
-	splitM := tilesM >= tilesN
-	tiles := tilesN
-	if splitM {
-		tiles = tilesM
-	}
-	flops := 2 * float64(m) * float64(n) * float64(k)
-	workers := max(1, min(runtime.GOMAXPROCS(0), tiles, int(flops/gemmMinFlopsPerWorker)))
-	job := getGemmJob()
-	job.kern, job.kern64, job.mr, job.nr = nil, kern, kern.mr, kern.nr
-	job.workers, job.splitM, job.tiles = workers, splitM, tiles
-	job.transA, job.transB = transA, transB
-	job.m, job.n, job.k = m, n, k
-	job.alpha, job.beta = alpha, beta
-	job.a, job.lda, job.b, job.ldb, job.c, job.ldc = a, lda, b, ldb, c, ldc
-	job.runAll()
+	sgemmBlockedF64(kern, gemmWorkers(kern.mr, kern.nr, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// sgemmSerialF64 is sgemmF64 on the calling goroutine with the caller's
-// workspace (see sgemmSerial).
-func sgemmSerialF64(ws *gemmWorkspace, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scaleC(m, n, beta, c, ldc)
-		return
-	}
-	gemmSerialF64(bestGemmKernelF64, ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+// sgemmBlockedF64 is sgemmBlocked for a float64-accumulating kernel.
+func sgemmBlockedF64(kern *gemmKernelF64, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	runGemm(nil, kern, kern.mr, kern.nr, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // gemmSerialF64 is the single-threaded loop nest: B blocks of nc columns

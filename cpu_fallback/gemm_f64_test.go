@@ -3,7 +3,6 @@ package cpu
 import (
 	"math"
 	"math/rand"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -88,33 +87,14 @@ func TestGemmF64BitExact(t *testing.T) {
 }
 
 // runF64 runs a case through the float64 driver with the given kernel and
-// worker count (the job machinery sgemmF64 uses).
+// at most workers workers.
 func runF64(kern *gemmKernelF64, workers int, g *gemmCase) []float32 {
 	c := append([]float32(nil), g.c0...)
-	runF64Into(kern, workers, g, c)
+	sgemmBlockedF64(kern, workers, g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, c, g.ldc)
 	return c
 }
 
-// runF64Into is runF64 writing into c (C's starting values), with sgemm's
-// rule for the worker count capped at workers.
-func runF64Into(kern *gemmKernelF64, workers int, g *gemmCase, c []float32) {
-	tilesM, tilesN := ceilDiv(g.m, kern.mr), ceilDiv(g.n, kern.nr)
-	job := getGemmJob()
-	job.kern, job.kern64, job.mr, job.nr = nil, kern, kern.mr, kern.nr
-	job.splitM = tilesM >= tilesN
-	job.tiles = tilesN
-	if job.splitM {
-		job.tiles = tilesM
-	}
-	job.workers = max(1, min(workers, job.tiles))
-	job.transA, job.transB = g.transA, g.transB
-	job.m, job.n, job.k = g.m, g.n, g.k
-	job.alpha, job.beta = g.alpha, g.beta
-	job.a, job.lda, job.b, job.ldb, job.c, job.ldc = g.a, g.lda, g.b, g.ldb, c, g.ldc
-	job.runAll()
-}
-
-// TestGemmF64Public: sgemmF64 and sgemmSerialF64 (the entry points) match
+// TestGemmF64Public: sgemmF64 and gemmAcc(true).serial (the entry points) match
 // the oracle, beta == 0 does not read C (NaN there does not propagate), and
 // k == 0 or alpha == 0 leaves beta·C.
 func TestGemmF64Public(t *testing.T) {
@@ -138,7 +118,7 @@ func TestGemmF64Public(t *testing.T) {
 			require.Equal(t, want, got, "%s", g)
 			ws := getGemmWorkspace()
 			got2 := append([]float32(nil), g.c0...)
-			sgemmSerialF64(ws, g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, got2, g.ldc)
+			gemmAcc(true).serial(ws, g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, got2, g.ldc)
 			putGemmWorkspace(ws)
 			require.Equal(t, want, got2, "%s serial", g)
 		}
@@ -187,31 +167,16 @@ func BenchmarkGemmF64(b *testing.B) {
 }
 
 func benchGemmF64(b *testing.B, kern *gemmKernelF64, s gemmBenchShape) {
-	rng := rand.New(rand.NewSource(1))
-	fill := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = 2*rng.Float32() - 1
-		}
-		return x
+	a, bm, c, lda, ldb := gemmBenchData(s)
+	workers := gemmWorkers(kern.mr, kern.nr, s.m, s.n, s.k)
+	call := func() {
+		sgemmBlockedF64(kern, workers, s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
 	}
-	g := &gemmCase{transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 1,
-		a: fill(s.m * s.k), b: fill(s.k * s.n), c0: make([]float32, s.m*s.n), lda: s.k, ldb: s.n, ldc: s.n}
-	if s.transA {
-		g.lda = s.m
-	}
-	if s.transB {
-		g.ldb = s.k
-	}
-	// sgemmF64's worker count: GOMAXPROCS, fewer for small products.
-	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k)
-	workers := max(1, min(runtime.GOMAXPROCS(0), int(flops/gemmMinFlopsPerWorker)))
-	c := g.c0
-	runF64Into(kern, workers, g, c) // warm-up
+	call() // warm-up: packing buffers, worker pool
 	b.ResetTimer()
 	cpu0 := processCPUSeconds()
 	for i := 0; i < b.N; i++ {
-		runF64Into(kern, workers, g, c)
+		call()
 	}
 	b.StopTimer()
 	reportGflops(b, 2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N), processCPUSeconds()-cpu0, cpu0 >= 0)

@@ -24,8 +24,8 @@ var copyRows12 = copyRows12Go
 // packBTRows8 packs 8 stored rows of B into a panel; see packBTRows8Go.
 var packBTRows8 = packBTRows8Go
 
-// bestGemmKernelF64 is the float64-accumulating kernel: the Go one here.
-var bestGemmKernelF64 = gemmGoKernelF64
-
 // gemmKernelsF64 lists the float64-accumulating kernels of this build.
 var gemmKernelsF64 = []*gemmKernelF64{gemmGoKernelF64}
+
+// bestGemmKernelF64 is the float64-accumulating kernel: the Go one here.
+var bestGemmKernelF64 = gemmGoKernelF64

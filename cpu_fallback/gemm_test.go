@@ -367,7 +367,7 @@ func TestGemmNoAllocs(t *testing.T) {
 	}
 	call()
 	if allocs := testing.AllocsPerRun(20, call); allocs != 0 {
-		t.Fatalf("sgemm allocates %v times per call after warm-up (workers=%d)", allocs, gemmWorkers(bestGemmKernel, 256, 256, 256))
+		t.Fatalf("sgemm allocates %v times per call after warm-up (workers=%d)", allocs, gemmWorkers(bestGemmKernel.mr, bestGemmKernel.nr, 256, 256, 256))
 	}
 }
 

@@ -26,7 +26,7 @@ import (
 //	          dV_j += P̃ᵀ·dout_i;  dS = P ∘ (dropout(dP̃) - D_i)
 //	          dQ_i += dS·K_j/√HS;  dK_j += dSᵀ·Q_i/√HS
 //
-// The products are sgemmSerial calls on the worker's own packing
+// The products are gemmAcc.serial calls on the worker's own packing
 // workspace; the rows go through the vector kernels (maxVec, expSubSumVec,
 // dotVec, softmaxGradVec) and dropoutApply. Each (sequence, head) pair is
 // done by one worker in a fixed order, and the tile sizes are constants, so
